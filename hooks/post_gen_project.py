@@ -1,0 +1,84 @@
+"""Shape the generated project from the answers, then make it a git repository.
+
+The variation between answers is data: CI_FOLDERS says which ci-templates/ folders are copied
+in for each CI answer, and the license answer picks one text from LICENSES/.
+Standard library and git only: no network, no installs.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+
+# ci_provider -> folders of ci-templates/ copied into the project root, merged as they are.
+CI_FOLDERS = {
+    "github": ["github"],
+    "gitlab": ["gitlab"],
+    "both": ["github", "gitlab"],
+}
+
+
+def template_dir(answers: dict) -> Path:
+    """The template's own directory, where ci-templates/ lives.
+
+    cookiecutter passes it as given on the command line: relative to the directory it was
+    started in (still in $PWD, since the hook runs in the new project), or absolute.
+    """
+    given = Path(answers["_repo_dir"])
+    found = given if given.is_absolute() else Path(os.environ.get("PWD", ".")) / given
+    if not (found / "ci-templates").is_dir():
+        raise OSError(f"ci-templates/ not found in the template directory {found}")
+    return found
+
+
+def copy_ci(provider: str, template_dir: Path, project: Path) -> None:
+    """Copy the chosen provider's CI files, verbatim, from the template's ci-templates/."""
+    for folder in CI_FOLDERS[provider]:
+        shutil.copytree(template_dir / "ci-templates" / folder, project, dirs_exist_ok=True)
+
+
+def choose_license(license_id: str, project: Path) -> None:
+    """Keep the chosen license text as LICENSE and drop the others."""
+    licenses = project / "LICENSES"
+    (licenses / f"{license_id}.txt").replace(project / "LICENSE")
+    shutil.rmtree(licenses)
+
+
+def git_init(answers: dict, project: Path) -> None:
+    """Make the project a git repository on main with one commit, when git is available."""
+    if shutil.which("git") is None:
+        print("NOTE: git was not found; run 'git init -b main' and commit when it is installed.")
+        return
+    identity = []
+    has_identity = subprocess.run(
+        ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
+    )
+    if has_identity.returncode != 0:
+        # Without a configured identity git refuses to commit; the answers name the author.
+        identity = ["-c", f"user.name={answers['author_name']}", "-c", f"user.email={answers['author_email']}"]
+    for command in (
+        ["git", "init", "--quiet", "-b", "main"],
+        ["git", "add", "--all"],
+        ["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Initial commit from cookiecutter-gitops-ml"],
+    ):
+        subprocess.run(command, cwd=project, check=True)
+
+
+def main() -> None:
+    """Copy CI files, pick the license, then commit."""
+    project = Path.cwd()
+    copy_ci(ANSWERS["ci_provider"], template_dir(ANSWERS), project)
+    choose_license(ANSWERS["license"], project)
+    git_init(ANSWERS, project)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"ERROR: post-generation step failed: {error}", file=sys.stderr)
+        sys.exit(1)

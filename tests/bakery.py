@@ -1,0 +1,65 @@
+"""Baking the template: the option combinations under test, and one cached bake per combination."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+OPTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+# CI provider and DVC remote shape different files, so every pair of their values is baked;
+# the other choices only change text inside files, so they are cycled through those bakes.
+INTERACTING = ("ci_provider", "dvc_remote")
+CYCLED = ("python_version", "license")
+
+
+def combinations() -> list[dict[str, str]]:
+    """Every value of every choice option, with the product of the interacting ones."""
+    pairs = list(itertools.product(*(OPTIONS[name] for name in INTERACTING)))
+    cycles = [itertools.cycle(OPTIONS[name]) for name in CYCLED]
+    return [
+        {**dict(zip(INTERACTING, pair, strict=True)), **{name: next(c) for name, c in zip(CYCLED, cycles, strict=True)}}
+        for pair in pairs
+    ]
+
+
+def combination_id(context: dict[str, str]) -> str:
+    """A readable test id, such as ci=gitlab-remote=s3-py=3.12-license=MIT."""
+    return (
+        f"ci={context['ci_provider']}-remote={context['dvc_remote']}"
+        f"-py={context['python_version']}-license={context['license']}"
+    )
+
+
+COMBINATIONS = [pytest.param(context, id=combination_id(context)) for context in combinations()]
+BAKES = Path(__import__("tempfile").mkdtemp(prefix="gitops-ml-bakes-"))
+
+
+@cache
+def _bake(frozen: tuple[tuple[str, str], ...]) -> Path:
+    context = dict(frozen)
+    output = BAKES / combination_id(context) if context else BAKES / "defaults"
+    output.mkdir(parents=True)
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output)))
+
+
+def bake(context: dict[str, str] | None = None) -> Path:
+    """Bake the template once per answer set (cached for the session) and return the project dir."""
+    return _bake(tuple(sorted((context or {}).items())))
+
+
+def bake_in_process(context: dict[str, str], output: Path) -> subprocess.CompletedProcess:
+    """Bake in a child process, as a user would, and capture what it prints."""
+    arguments = [f"{key}={value}" for key, value in context.items()]
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(output), *arguments],
+        capture_output=True, text=True, check=False,
+    )

@@ -1,0 +1,220 @@
+"""Fast tier: baking every option value gives the right files, all parseable, with no Jinja left."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery import COMBINATIONS, TEMPLATE, bake, bake_in_process
+
+pytestmark = pytest.mark.fast
+
+LEFTOVER = re.compile(r"\{\{\s?cookiecutter\.|\{%|\{\{\s?_cookiecutter")
+
+# The files every project has, whatever the answers.
+CORE_FILES = {
+    ".dvc/.gitignore", ".dvc/config", ".dvcignore", ".gitignore", ".pre-commit-config.yaml", ".python-version",
+    "CODEOWNERS", "LICENSE", "Makefile", "README.md", "dvc.yaml", "params.yaml", "pyproject.toml",
+    "data/README.md", "data/raw/german_credit.csv", "data/schema.yaml",
+    "deploy/README.md", "deploy/production.yaml", "deploy/staging.yaml",
+    "policies/README.md", "policies/promotion.schema.json", "policies/promotion.yaml",
+    "tests/conftest.py", "tests/test_gate.py", "tests/test_pipeline.py", "tests/test_policy.py",
+    "tests/test_promotion.py",
+    *(
+        f"src/{{package}}/{module}.py"
+        for module in ("__init__", "cli", "config", "data", "errors", "evaluate", "features", "gate", "policy",
+                       "promotion", "tracking", "train", "validate")
+    ),
+}
+
+
+def ci_files(provider: str) -> set[str]:
+    """The files ci-templates/ holds for one provider, as they land in the project."""
+    folder = TEMPLATE / "ci-templates" / provider
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def project_files(project: Path) -> set[str]:
+    """Every file in a baked project, as git sees it (ignored and .git/ contents excluded)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True).stdout
+    return set(listed.split())
+
+
+@pytest.mark.parametrize("context", COMBINATIONS)
+def test_bake_writes_exactly_the_expected_files(context):
+    """The project holds the core files plus exactly the chosen CI provider's files."""
+    project = bake(context)
+    providers = {"github": ["github"], "gitlab": ["gitlab"], "both": ["github", "gitlab"]}[context["ci_provider"]]
+    expected = {name.format(package="credit_risk") for name in CORE_FILES}
+    for provider in providers:
+        expected |= ci_files(provider)
+    assert project_files(project) == expected
+
+
+@pytest.mark.parametrize("context", COMBINATIONS)
+def test_no_template_syntax_is_left_anywhere(context):
+    """No file, YAML and CI files included, keeps a cookiecutter tag."""
+    project = bake(context)
+    for name in project_files(project):
+        text = (project / name).read_text(errors="ignore")
+        assert not LEFTOVER.search(text), f"template syntax left in {name}"
+
+
+@pytest.mark.parametrize("context", COMBINATIONS)
+def test_every_config_file_parses(context):
+    """Every YAML, TOML and JSON file parses; every Python file compiles."""
+    project = bake(context)
+    for name in project_files(project):
+        path = project / name
+        if path.suffix in (".yaml", ".yml"):
+            list(yaml.compose_all(path.read_text()))  # compose: accepts GitLab's !reference tags
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".py":
+            ast.parse(path.read_text(), filename=name)
+
+
+@pytest.mark.parametrize("context", COMBINATIONS)
+def test_dvc_remote_matches_the_answer(context):
+    """The DVC remote is configured in .dvc/config as answered, and absent for 'none'."""
+    config = (bake(context) / ".dvc/config").read_text()
+    scheme = {"local": "url = ../../credit-risk-dvc-storage", "s3": "url = s3://", "gcs": "url = gs://",
+              "azure": "url = azure://"}
+    if context["dvc_remote"] == "none":
+        assert "remote" not in config
+    else:
+        assert scheme[context["dvc_remote"]] in config
+        assert "remote = storage" in config
+
+
+@pytest.mark.parametrize("context", COMBINATIONS)
+def test_license_and_python_version_follow_the_answers(context):
+    """LICENSE holds the chosen text; .python-version and requires-python name the chosen Python."""
+    project = bake(context)
+    first_line = {"MIT": "MIT License", "Apache-2.0": "Apache License", "BSD-3-Clause": "BSD 3-Clause License",
+                  "Proprietary": "All rights reserved"}[context["license"]]
+    assert first_line in (project / "LICENSE").read_text()[:300]
+    assert (project / ".python-version").read_text().strip() == context["python_version"]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={context['python_version']}"
+
+
+def test_default_bake_is_a_git_repository_on_main_with_one_clean_commit():
+    """The project starts as a repository on main with one commit and nothing uncommitted."""
+    project = bake()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert git("branch", "--show-current") == "main"
+    assert git("rev-list", "--count", "HEAD") == "1"
+    assert git("status", "--porcelain") == ""
+
+
+def test_generated_readme_tree_names_only_real_paths():
+    """Every path in the README's annotated tree exists in the baked project."""
+    project = bake()
+    readme = (project / "README.md").read_text()
+    tree = readme.split("## What is where", 1)[1].split("```")[1]
+    parents: list[str] = []
+    for line in tree.splitlines()[2:]:
+        match = re.match(r"^((?:│   |    )*)(?:├── |└── )(\S+)", line)
+        if not match:
+            continue
+        depth = len(match.group(1)) // 4
+        parents = [*parents[:depth], match.group(2).rstrip("/")]
+        assert (project / Path(*parents)).exists(), f"README names {'/'.join(parents)}, which does not exist"
+
+
+def test_dependency_versions_are_pinned_in_one_place_only():
+    """Tool versions live in pyproject.toml; no other template file repeats a pin of them."""
+    project = bake()
+    pins = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[=<>]", pin)[0] for pin in pins]
+    for name in project_files(project) - {"pyproject.toml"}:
+        text = (project / name).read_text(errors="ignore")
+        for package in names:
+            assert not re.search(rf"\b{re.escape(package)}\s*==\s*\d", text), f"{name} pins {package} again"
+
+
+def test_every_dvc_stage_calls_a_cli_command_and_declares_its_params():
+    """dvc.yaml's stages are the pipeline in order, each a CLI command reading declared params."""
+    project = bake()
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["ingest", "validate", "split", "train", "evaluate"]
+    cli = (project / "src/credit_risk/cli.py").read_text()
+    for name, stage in stages.items():
+        assert stage["cmd"] == f"${{tool.gitops.package}} {name}"
+        assert f"def {name}(" in cli
+        assert stage["params"], f"stage {name} declares no params"
+
+
+def test_package_modules_have_no_template_syntax():
+    """Generated Python modules are plain Python in the template, so they lint before baking."""
+    package = TEMPLATE / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
+    for module in package.glob("*.py"):
+        assert "{{" not in module.read_text() and "{%" not in module.read_text(), module.name
+    for path in (TEMPLATE / "ci-templates").rglob("*"):
+        if path.is_file():
+            assert not LEFTOVER.search(path.read_text()), path
+
+
+REJECTED = [
+    ({"project_name": "!!!"}, "project_slug '!!!' is not a valid directory"),
+    ({"project_slug": "Credit_Risk"}, "project_slug 'Credit_Risk' is not a valid directory"),
+    ({"project_slug": "../escape"}, "project_slug '../escape' is not a valid directory"),
+    ({"project_slug": "credit--risk"}, "project_slug 'credit--risk' is not a valid directory"),
+    ({"project_slug": "1credit"}, "project_slug '1credit' is not a valid directory"),
+    ({"package_name": "credit-risk"}, "package_name 'credit-risk' is not a Python identifier"),
+    ({"package_name": "2fast"}, "package_name '2fast' is not a Python identifier"),
+    ({"package_name": "class"}, "package_name 'class' is a Python keyword"),
+    ({"package_name": "match"}, "package_name 'match' is a Python keyword"),
+    ({"package_name": "json"}, "shadows the standard library or dependency module 'json'"),
+    ({"package_name": "test"}, "shadows the standard library or dependency module 'test'"),
+    ({"package_name": "mlflow"}, "shadows the standard library or dependency module 'mlflow'"),
+    ({"package_name": "dvc"}, "shadows the standard library or dependency module 'dvc'"),
+    ({"package_name": "bentoml"}, "shadows the standard library or dependency module 'bentoml'"),
+    ({"package_name": "sklearn"}, "shadows the standard library or dependency module 'sklearn'"),
+    ({"author_email": "not-an-email"}, "author_email 'not-an-email' is not an e-mail address"),
+    ({"author_email": "a@b"}, "author_email 'a@b' is not an e-mail address"),
+    ({"description": 'say "hi"'}, "description contains a double quote"),
+    ({"dvc_remote": "s3", "dvc_remote_url": "gs://bucket/x"}, "does not match dvc_remote 's3'"),
+    ({"dvc_remote": "gcs", "dvc_remote_url": "s3://bucket/x"}, "does not match dvc_remote 'gcs'"),
+    ({"dvc_remote": "azure", "dvc_remote_url": "https://x.blob.core.windows.net/c"}, "does not match dvc_remote 'azure'"),
+    ({"dvc_remote": "local", "dvc_remote_url": "s3://bucket/x"}, "is not a local directory path"),
+    ({"dvc_remote": "local", "dvc_remote_url": "dvc-storage"}, "must be outside the repository"),
+    ({"dvc_remote": "none", "dvc_remote_url": "../storage"}, "is set but dvc_remote is 'none'"),
+]
+
+
+@pytest.mark.parametrize(("answers", "message"), REJECTED, ids=[next(iter(a.values())) for a, _ in REJECTED])
+def test_bad_answers_stop_the_bake_with_one_line_and_write_nothing(answers, message, tmp_path):
+    """A bad answer exits non-zero, names the answer and the rule on stderr, and leaves no files."""
+    result = bake_in_process(answers, tmp_path)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ") and "Stopping" not in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"python_version": "3.10"}, {"ci_provider": "jenkins"}, {"dvc_remote": "hdfs"}, {"license": "GPL"}],
+    ids=["python=3.10", "ci=jenkins", "remote=hdfs", "license=GPL"],
+)
+def test_choice_answers_outside_their_list_are_refused_by_cookiecutter(answers, tmp_path):
+    """cookiecutter itself refuses a value outside a choice list, naming the option, before any file is written."""
+    result = bake_in_process(answers, tmp_path)
+    option, value = next(iter(answers.items()))
+    assert result.returncode != 0
+    assert f"{value} provided for choice variable {option}" in result.stderr.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,118 @@
+"""End-to-end tier: a project baked with the defaults sets itself up, trains, tests and validates.
+
+One bake is set up once (uv, real DVC, real MLflow) and the scenarios below run on it in order;
+each scenario leaves the git checkout as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery import bake_in_process
+
+pytestmark = pytest.mark.e2e
+
+
+def sh(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in the project as a user would, capturing its output."""
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The default bake after `make setup` and a first `make pipeline`, committed like a user would."""
+    output = tmp_path_factory.mktemp("e2e")
+    assert bake_in_process({}, output).returncode == 0
+    project = output / "credit-risk"
+    sh(project, "make", "setup")
+    first = sh(project, "make", "pipeline")
+    project.joinpath("first-run.log").write_text(first.stdout + first.stderr)
+    sh(project, "git", "add", "--all", ":!first-run.log")
+    sh(project, "git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", "First run")
+    return project
+
+
+def test_first_pipeline_run_trains_and_says_where_everything_is(project):
+    """The cold run executes every stage, writes metrics and plots, and points at the MLflow run."""
+    log = (project / "first-run.log").read_text()
+    for stage in ("ingest", "validate", "split", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in log
+    assert "reports/metrics.json" in log and "MLflow run" in log
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["roc_auc"] > 0.7
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"ingest", "validate", "split", "train", "evaluate"}
+
+
+def test_a_second_run_with_no_change_is_a_no_op(project):
+    """Nothing changed, so DVC runs no stage."""
+    result = sh(project, "make", "pipeline")
+    assert "Data and pipelines are up to date." in result.stdout
+    assert "Running stage" not in result.stdout
+
+
+def test_the_generated_project_passes_its_own_tests_and_lint(project):
+    """The project's pytest suite and its pre-commit hooks pass on a fresh bake."""
+    sh(project, "make", "test")
+    sh(project, "make", "lint")
+    assert sh(project, "git", "status", "--porcelain").stdout == ""
+
+
+def test_make_help_lists_every_target_on_one_screen(project):
+    """`make help` prints one line per target, fewer lines than a terminal screen."""
+    lines = sh(project, "make", "help").stdout.splitlines()
+    assert 10 <= len(lines) <= 24
+    for target in ("setup", "pipeline", "test", "lint", "gate", "register", "promote", "reconcile"):
+        assert any(line.split()[0] == target for line in lines), target
+
+
+def test_an_experiment_can_switch_the_model_without_editing_files(project):
+    """`dvc exp run -S train.model=random_forest` trains another kind of model and leaves params.yaml alone."""
+    before = json.loads((project / "reports/metrics.json").read_text())
+    sh(project, "uv", "run", "--frozen", "dvc", "exp", "run", "-S", "train.model=random_forest")
+    shown = json.loads(sh(project, "uv", "run", "--frozen", "dvc", "exp", "show", "--json").stdout)
+    assert "random_forest" in json.dumps(shown)
+    sh(project, "git", "checkout", "--", ".")  # exp run applies its results to the workspace
+    sh(project, "uv", "run", "--frozen", "dvc", "checkout", "--quiet")
+    assert json.loads((project / "reports/metrics.json").read_text()) == before
+
+
+def test_corrupt_data_stops_the_pipeline_at_validate_with_a_report(project):
+    """A missing column, a wrong type and null targets each appear in the report; nothing downstream runs."""
+    source = project / "data/raw/german_credit.csv"
+    model_before = (project / "models/model.joblib").read_bytes()
+    lines = source.read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("duration")
+    corrupt = [",".join(c for i, c in enumerate(header) if i != drop)]
+    for number, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        if number % 10 == 0:
+            cells[header.index("age")] = "abc"
+        if number % 25 == 0:
+            cells[header.index("class")] = ""
+        corrupt.append(",".join(c for i, c in enumerate(cells) if i != drop))
+    source.write_text("\n".join(corrupt) + "\n")
+    try:
+        result = sh(project, "make", "pipeline", check=False)
+        assert result.returncode != 0
+        assert "Running stage 'split'" not in result.stdout
+        report = json.loads((project / "reports/validation.json").read_text())
+        found = {(failure["column"], failure["rule"]) for failure in report["failures"]}
+        assert {("duration", "missing_column"), ("age", "type"), ("class", "null_target")} <= found
+        for column in ("duration", "age", "class"):
+            assert column in result.stderr
+        assert (project / "models/model.joblib").read_bytes() == model_before
+    finally:
+        sh(project, "git", "checkout", "--", ".")
+    assert "Data and pipelines are up to date." in sh(project, "make", "pipeline").stdout

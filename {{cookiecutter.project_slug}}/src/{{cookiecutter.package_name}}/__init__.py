@@ -1,0 +1,1 @@
+"""Train, evaluate, gate and promote a model, operated through Git."""

@@ -1,0 +1,172 @@
+"""Typed loading of params.yaml and the project's own settings.
+
+Unknown, missing or mistyped keys are errors that name params.yaml and the key: a typo in a
+parameter must never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ProjectError
+
+PARAMS_FILE = "params.yaml"
+MODELS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+
+
+@dataclass(frozen=True)
+class Pii:
+    """Columns holding personal data, and how ingest removes them."""
+
+    drop: list[str]
+    hash: list[str]
+    salt_env: str
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where the data comes from and what its columns mean."""
+
+    source: str
+    target: str
+    positive_class: str
+    sensitive_features: list[str]
+    pii: Pii
+
+
+@dataclass(frozen=True)
+class Validate:
+    """The data contract checked before anything is trained."""
+
+    schema: str
+    min_rows: int
+    max_null_fraction: float
+
+
+@dataclass(frozen=True)
+class Split:
+    """The stratified train/test split."""
+
+    test_size: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Train:
+    """Which model to train, and the hyperparameters of each kind."""
+
+    model: str
+    seed: int
+    drop_features: list[str]
+    logistic_regression: dict[str, Any]
+    random_forest: dict[str, Any]
+    hist_gradient_boosting: dict[str, Any]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters of the chosen model."""
+        return dict(getattr(self, self.model))
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """How the candidate is measured."""
+
+    threshold: float
+    latency_repeats: int
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml."""
+
+    data: Data
+    validate: Validate
+    split: Split
+    train: Train
+    evaluate: Evaluate
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass `cls` from `raw`, refusing unknown, missing and mistyped keys."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{PARAMS_FILE}: '{where}' must be a mapping")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ProjectError(f"{PARAMS_FILE}: unknown key '{where}.{unknown[0]}'")
+    missing = sorted(set(names) - set(raw))
+    if missing:
+        raise ProjectError(f"{PARAMS_FILE}: missing key '{where}.{missing[0]}'")
+    values = {}
+    for name, field in names.items():
+        value, kind = raw[name], field.type
+        if isinstance(kind, str) and kind in _NESTED:
+            value = _build(_NESTED[kind], value, f"{where}.{name}")
+        elif not _has_type(value, kind):
+            raise ProjectError(f"{PARAMS_FILE}: '{where}.{name}' must be {kind}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    """Check a YAML value against the annotation text of a field."""
+    if kind == "str":
+        return isinstance(value, str) and value != ""
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == "dict[str, Any]":
+        return isinstance(value, dict)
+    return False
+
+
+_NESTED = {
+    "Pii": Pii,
+    "Data": Data,
+    "Validate": Validate,
+    "Split": Split,
+    "Train": Train,
+    "Evaluate": Evaluate,
+}
+
+
+def load_params(root: Path) -> Params:
+    """Load and check params.yaml from the project root."""
+    path = root / PARAMS_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise ProjectError(f"{PARAMS_FILE}: not found in {root}") from error
+    except yaml.YAMLError as error:
+        raise ProjectError(f"{PARAMS_FILE}: not valid YAML ({error})") from error
+    params = _build(Params, raw, "params")
+    if params.train.model not in MODELS:
+        raise ProjectError(f"{PARAMS_FILE}: train.model '{params.train.model}' is not one of {', '.join(MODELS)}")
+    if not 0 < params.split.test_size < 1:
+        raise ProjectError(f"{PARAMS_FILE}: split.test_size must be between 0 and 1")
+    return params
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file, naming the file in any error."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise ProjectError(f"{path}: not found") from error
+    except yaml.YAMLError as error:
+        raise ProjectError(f"{path}: not valid YAML ({error})") from error
+
+
+def model_name(root: Path) -> str:
+    """The MLflow registered model name: the project's distribution name from pyproject.toml."""
+    with (root / "pyproject.toml").open("rb") as handle:
+        return tomllib.load(handle)["project"]["name"]

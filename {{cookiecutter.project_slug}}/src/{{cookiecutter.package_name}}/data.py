@@ -1,0 +1,88 @@
+"""Ingest (read the source, remove PII) and split (stratified, seeded) stages."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Params
+from .errors import ProjectError
+
+INGESTED = Path("data/interim/dataset.parquet")
+TRAIN = Path("data/processed/train.parquet")
+TEST = Path("data/processed/test.parquet")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or parquet file, naming the file in any error."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except FileNotFoundError as error:
+        raise ProjectError(f"{path}: not found") from error
+    except (ValueError, OSError) as error:  # pandas and pyarrow parse errors
+        raise ProjectError(f"{path}: cannot be read ({type(error).__name__}: {error})") from error
+    raise ProjectError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write parquet atomically, so a failed run never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    frame.to_parquet(partial, index=False)
+    partial.replace(path)
+
+
+def remove_pii(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drop declared PII columns and replace the hashed ones by salted SHA-256 digests."""
+    pii = params.data.pii
+    declared = pii.drop + pii.hash
+    missing = [column for column in declared if column not in frame.columns]
+    if missing:
+        raise ProjectError(f"params.yaml: PII column '{missing[0]}' is not in {params.data.source}")
+    frame = frame.drop(columns=pii.drop)
+    if pii.hash:
+        salt = os.environ.get(pii.salt_env, "")
+        if not salt:
+            # An unsalted hash of a name or an e-mail is reversible by lookup: refuse rather than leak.
+            raise ProjectError(f"params.yaml: data.pii.hash is set but ${pii.salt_env} (the salt) is empty")
+        for column in pii.hash:
+            frame[column] = frame[column].map(lambda value: hashlib.sha256(f"{salt}{value}".encode()).hexdigest())
+    return frame
+
+
+def ingest(root: Path, params: Params) -> None:
+    """Read the source data, remove PII and write it as parquet."""
+    frame = read_table(root / params.data.source)
+    needed = [params.data.target, *params.data.sensitive_features]
+    absent = [column for column in needed if column not in frame.columns]
+    if absent:
+        raise ProjectError(f"{params.data.source}: declared column '{absent[0]}' is missing")
+    write_parquet(remove_pii(frame, params), root / INGESTED)
+    print(f"ingest: {len(frame)} rows from {params.data.source} -> {INGESTED}")
+
+
+def split(root: Path, params: Params) -> None:
+    """Split the validated data into stratified, seeded train and test sets.
+
+    Stratified by sampling the same fraction of every class; done in pandas because importing
+    scikit-learn alone would cost this stage most of its run time.
+    """
+    import json
+
+    validation = json.loads((root / "reports/validation.json").read_text())
+    if not validation.get("passed"):
+        raise ProjectError("reports/validation.json: the data failed validation; nothing is split")
+    frame = pd.read_parquet(root / INGESTED)
+    test = frame.groupby(params.data.target, group_keys=False).sample(
+        frac=params.split.test_size, random_state=params.split.seed
+    )
+    train = frame.drop(index=test.index)
+    write_parquet(train, root / TRAIN)
+    write_parquet(test, root / TEST)
+    print(f"split: {len(train)} train rows -> {TRAIN}, {len(test)} test rows -> {TEST}")

@@ -1,0 +1,126 @@
+"""Evaluate stage: measure the candidate, write metrics and plots, log the MLflow run with lineage."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .config import Params, model_name
+from .data import TEST
+from .train import MODEL
+
+METRICS = Path("reports/metrics.json")
+PLOTS = Path("reports/plots")
+LINEAGE = Path("reports/lineage.json")
+
+
+def quality(labels, scores, threshold: float) -> dict[str, float]:
+    """Ranking, threshold and probability-quality metrics of the positive class."""
+    from sklearn import metrics
+
+    predicted = (scores >= threshold).astype(int)
+    return {
+        "roc_auc": metrics.roc_auc_score(labels, scores),
+        "average_precision": metrics.average_precision_score(labels, scores),
+        "f1": metrics.f1_score(labels, predicted, zero_division=0),
+        "accuracy": metrics.accuracy_score(labels, predicted),
+        "precision": metrics.precision_score(labels, predicted, zero_division=0),
+        "recall": metrics.recall_score(labels, predicted, zero_division=0),
+        "log_loss": metrics.log_loss(labels, scores, labels=[0, 1]),
+        "brier": metrics.brier_score_loss(labels, scores),
+    }
+
+
+def latency_p95_ms(model, features, repeats: int) -> float:
+    """95th percentile of single-row prediction time, in milliseconds."""
+    import numpy as np
+
+    row = features.head(1)
+    model.predict_proba(row)  # warm-up: the first call pays one-off costs
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_proba(row)
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 95))
+
+
+def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str, str]) -> None:
+    """ROC, precision-recall, confusion and calibration data as CSV for `dvc plots`."""
+    import pandas as pd
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(6).to_csv(folder / "roc.csv", index=False)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    pd.DataFrame({"recall": recall, "precision": precision}).round(6).to_csv(
+        folder / "precision_recall.csv", index=False
+    )
+    negative, positive = names
+    as_name = {0: negative, 1: positive}
+    pd.DataFrame(
+        {
+            "actual": labels.map(as_name),
+            "predicted": pd.Series((scores >= threshold).astype(int)).map(as_name),
+        }
+    ).to_csv(folder / "confusion.csv", index=False)
+    fraction, mean_predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    pd.DataFrame({"mean_predicted": mean_predicted, "fraction_positive": fraction}).round(6).to_csv(
+        folder / "calibration.csv", index=False
+    )
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically with sorted keys, so diffs and hashes are stable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)
+
+
+def evaluate(root: Path, params: Params) -> None:
+    """Measure the trained model on the test split and record everything as evidence."""
+    import joblib
+    import pandas as pd
+
+    from . import tracking
+
+    model = joblib.load(root / MODEL)
+    test = pd.read_parquet(root / TEST)
+    features = test[list(model.feature_names_in_)]
+    labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).reset_index(drop=True)
+    scores = model.predict_proba(features)[:, 1]
+    measured = quality(labels, scores, params.evaluate.threshold)
+    measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats)
+    measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
+    measured = {name: round(float(value), 6) for name, value in measured.items()}
+
+    negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
+    write_plots(root / PLOTS, labels, scores, params.evaluate.threshold, (negative, params.data.positive_class))
+    write_json(root / METRICS, measured)
+
+    facts = tracking.lineage(root, params, root / MODEL)
+    run_id = tracking.log_run(
+        root,
+        params,
+        model,
+        features,
+        measured,
+        artifacts=[root / METRICS, root / PLOTS, root / "reports/validation.json"],
+        tags=facts,
+    )
+    write_json(
+        root / LINEAGE,
+        {
+            **facts,
+            "run_id": run_id,
+            "experiment": model_name(root),
+            "model_path": str(MODEL),
+        },
+    )
+    summary = ", ".join(f"{name} {measured[name]:.3f}" for name in ("roc_auc", "f1", "latency_p95_ms"))
+    print(f"evaluate: {summary} -> {METRICS}, plots in {PLOTS}/")
+    print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri(root)} (open it with `make mlflow-ui`)")
