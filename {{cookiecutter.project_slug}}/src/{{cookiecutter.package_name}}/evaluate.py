@@ -32,18 +32,29 @@ def quality(labels, scores, threshold: float) -> dict[str, float]:
     }
 
 
-def latency_p95_ms(model, features, repeats: int) -> float:
-    """95th percentile of single-row prediction time, in milliseconds."""
+def latency_p95_ms(model, features, repeats: int, rounds: int = 5) -> float:
+    """95th percentile of single-row prediction time in milliseconds: the median over several rounds.
+
+    One thread, as a service worker scores one request: OpenMP threads that wait for busy cores
+    turn a 5 ms prediction into seconds on a shared machine. The median of rounds shrugs off a
+    burst of load from elsewhere, so the gate's latency budget measures the model, not the neighbours.
+    """
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     row = features.head(1)
-    model.predict_proba(row)  # warm-up: the first call pays one-off costs
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict_proba(row)
-        timings.append((time.perf_counter() - start) * 1000)
-    return float(np.percentile(timings, 95))
+    per_round = max(repeats // rounds, 20)
+    p95s = []
+    with threadpool_limits(limits=1):
+        model.predict_proba(row)  # warm-up: the first call pays one-off costs
+        for _ in range(rounds):
+            timings = []
+            for _ in range(per_round):
+                start = time.perf_counter()
+                model.predict_proba(row)
+                timings.append((time.perf_counter() - start) * 1000)
+            p95s.append(np.percentile(timings, 95))
+    return float(np.median(p95s))
 
 
 def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str, str]) -> None:

@@ -32,6 +32,25 @@ def client(root: Path):
     return mlflow.MlflowClient(tracking_uri=tracking_uri(root))
 
 
+def registry_exists(root: Path, name: str) -> bool:
+    """Whether there is a registry to ask about `name`.
+
+    A team's server (MLFLOW_TRACKING_URI) always counts. The embedded store counts only when it
+    exists in this checkout and has registered `name`: a fresh CI checkout has no registry at all.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return True
+    if not (root / "mlflow.db").exists():
+        return False
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client(root).get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
+
+
 def file_md5(path: Path) -> str:
     """MD5 of a file's bytes: the hash DVC 3 records for it in dvc.lock."""
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()

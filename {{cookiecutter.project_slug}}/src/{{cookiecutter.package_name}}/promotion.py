@@ -1,0 +1,278 @@
+"""Promotion: register the candidate, write release pins, and reconcile MLflow aliases with git.
+
+Git is the source of truth. `promote` only writes deploy/<env>.yaml (after the gate passes); a reviewed
+PR merges it; `reconcile` then moves the MLflow alias named after the environment to the pinned version.
+`reconcile` is the only writer of aliases, and it only ever sets them to what git says, so running it
+twice, or twice at once, converges on the same state; reverting a pin and reconciling is a rollback.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import gate
+from . import policy as policy_module
+
+PIN_HEADER = (
+    "# Release pin: the model this environment should run. Written by `promote`, changed only by reviewed PRs.\n"
+)
+# Lineage recorded as tags on the registered version, so the registry alone can say where a model came from.
+LINEAGE_TAGS = ("run_id", "git_commit", "git_dirty", "data_md5", "model_md5", "params_md5", "model_sha256")
+
+
+def _fail(message: str, code: int = 2) -> int:
+    """Print one error line on stderr and return the exit code."""
+    print(" ".join(message.split()), file=sys.stderr)
+    return code
+
+
+def _candidate(root: Path) -> dict:
+    """reports/lineage.json, checked the way the gate checks it."""
+    rel = gate.EVIDENCE_FILES["lineage"]
+    return gate._check_lineage(rel, gate._read_json(root, rel))
+
+
+def _logged_model_source(client: Any, run: Any) -> tuple[str, str | None]:
+    """The URI to register for a run's model named "model", and its MLflow 3 logged-model id.
+
+    MLflow 3 keeps models logged with log_model(name="model") as logged models (models:/m-...), linked
+    to the run through its outputs; older runs kept them as run artifacts under model/.
+    """
+    outputs = run.outputs.model_outputs if run.outputs else []
+    for output in outputs:
+        logged = client.get_logged_model(output.model_id)
+        if logged.name == "model":
+            # The artifact location, not models:/m-...: the registry store resolves models:/ URIs through
+            # the process-global tracking URI (an MLflow TODO), which this client-bound code never sets.
+            return logged.artifact_location, logged.model_id
+    if any(item.path == "model/MLmodel" for item in client.list_artifacts(run.info.run_id, "model")):
+        return f"{run.info.artifact_uri}/model", None
+    raise LookupError(f"run {run.info.run_id} has no model logged with name 'model'")
+
+
+def register(root: Path) -> int:
+    """Register the candidate run's model as a new version of the project's registered model.
+
+    Registering the same run again prints the existing version and creates nothing.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from . import tracking
+
+    root = Path(root)
+    try:
+        lineage = _candidate(root)
+        name = gate.registry_model_name(root)
+    except gate.CannotDecide as error:
+        return _fail(f"register: {error}")
+    run_id = lineage["run_id"]
+    client = tracking.client(root)
+    try:
+        existing = gate.registered_versions(root, name, run_id)
+        if existing:
+            print(f"register: run {run_id} is already {name} v{existing[0]}; nothing to do")
+            return 0
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            return _fail(
+                f"register: reports/lineage.json: run {run_id} is not in the tracking store at "
+                f"{tracking.tracking_uri(root)} (run the pipeline against this store)"
+            )
+        try:
+            source, model_id = _logged_model_source(client, run)
+        except LookupError as error:
+            return _fail(f"register: reports/lineage.json: {error}")
+        try:
+            client.create_registered_model(
+                name, description="Registered by `register`; aliases are set by `reconcile`."
+            )
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        tags = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for key in LINEAGE_TAGS}
+        created = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+    except MlflowException as error:
+        return _fail(f"register: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+    print(f"register: {name} v{created.version} <- run {run_id} ({source})")
+    return 0
+
+
+def _pin_header(path: Path) -> str:
+    """Keep the comment block at the top of an existing pin (it explains the file to reviewers)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except OSError:
+        return PIN_HEADER
+    header = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line if line.endswith("\n") else line + "\n")
+    return "".join(header) or PIN_HEADER
+
+
+def pin_document(env: str, champion: dict | None) -> dict:
+    """The release pin as a mapping, fields in the contract's order."""
+    return {"environment": env, "champion": champion}
+
+
+def write_pin(root: Path, env: str, champion: dict | None) -> Path:
+    """Write deploy/<env>.yaml atomically (temp file + os.replace), keeping its header comment."""
+    path = Path(root) / gate.pin_path(env)
+    body = yaml.safe_dump(pin_document(env, champion), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    gate._write_atomic(path, (_pin_header(path) + body).encode("utf-8"))
+    return path
+
+
+def promote(root: Path, env: str) -> int:
+    """Run the gate for env; on pass write deploy/<env>.yaml for the candidate's registered version.
+
+    On block or cannot-decide nothing is written. Never touches registry aliases (reconcile does).
+    """
+    from mlflow.exceptions import MlflowException
+
+    root = Path(root)
+    code, decision, data = gate.evaluate(root, env)
+    rel = gate.pin_path(env)
+    if code != 0:
+        return _fail(f"promote: the gate did not pass for {env}; {rel} is unchanged", code)
+    candidate = decision["candidate"]
+    run_id = candidate["run_id"]
+    try:
+        name = gate.registry_model_name(root)
+        versions = gate.registered_versions(root, name, run_id)
+        current = gate.load_pin(root, env)
+    except gate.CannotDecide as error:
+        return _fail(f"promote: {error}")
+    except MlflowException as error:
+        return _fail(f"promote: registry: {gate._registry_error(error)}")
+    if not versions:
+        return _fail(
+            f"promote: run {run_id} is not registered as a version of {name}: run `register` first; {rel} is unchanged"
+        )
+    # The oldest version is the registration; a second one can only come from a race or a manual step.
+    version = versions[0]
+    if current and str(current["run_id"]) == run_id and current["version"] == version and current["model_name"] == name:
+        print(f"promote: {rel} already pins {name} v{version} (run {run_id}); nothing to change")
+        return 0
+    champion = {
+        "model_name": name,
+        "version": version,
+        "run_id": run_id,
+        "model_sha256": candidate["model_sha256"],
+        "data_md5": candidate["data_md5"],
+        "git_commit": candidate.get("git_commit"),
+        "bento_tag": None,
+        "image_digest": None,
+        "policy_hash": decision["policy"]["blob"],
+        "decision_hash": gate.decision_hash(data),
+        "promoted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "metrics": dict(sorted(candidate["metrics"].items())),
+    }
+    try:
+        write_pin(root, env, champion)
+    except OSError as error:
+        return _fail(f"promote: {rel}: cannot write: {error.strerror or error}")
+    if decision["would_block"]:
+        failed = ", ".join(decision["failed_rules"])
+        print(f"promote: WARNING: policy mode is dry_run and the gate WOULD BLOCK ({failed}); promoting anyway")
+    print(
+        f"promote: {rel} now pins {name} v{version} (run {run_id}). Open a PR with this change; "
+        f"after merge, `reconcile` moves the '{env}' alias."
+    )
+    return 0
+
+
+def _alias_version(client: Any, name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _move_alias(client: Any, name: str, alias: str, version: str | None) -> None:
+    """Set an alias to version (delete it for None), tolerating a concurrent reconcile doing the same.
+
+    MLflow writes an alias by reading then inserting, so two writers can collide on a unique constraint.
+    The loser re-reads: if the alias already says what git says, there is nothing left to do.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(3):
+        try:
+            if version is None:
+                client.delete_registered_model_alias(name, alias)
+            else:
+                client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException:
+            if _alias_version(client, name, alias) == version:
+                return
+            if attempt == 2:
+                raise
+
+
+def reconcile(root: Path, check: bool) -> int:
+    """Point each environment's MLflow alias at the version its pin names (delete it for no champion).
+
+    With check=True nothing changes: drift is reported and the exit code is 1. Every pin is read and
+    verified before any alias moves, so a bad pin leaves the registry untouched (exit 2).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from . import tracking
+
+    root = Path(root)
+    wanted: list[tuple[str, str, str | None]] = []
+    try:
+        for env in policy_module.ENVIRONMENTS:
+            champion = gate.load_pin(root, env)
+            if champion is None:
+                wanted.append((env, gate.registry_model_name(root), None))
+            else:
+                gate.verify_champion(root, env, champion)
+                wanted.append((env, champion["model_name"], champion["version"]))
+    except gate.CannotDecide as error:
+        return _fail(f"reconcile: {error}")
+    except MlflowException as error:
+        return _fail(f"reconcile: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+    client = tracking.client(root)
+    drift = 0
+    try:
+        for env, name, version in wanted:
+            current = _alias_version(client, name, env)
+            if current == version:
+                state = f"v{version}" if version else "no alias (no champion)"
+                print(f"reconcile: {name}@{env} in sync: {state}")
+                continue
+            drift += 1
+            was = f"v{current}" if current else "unset"
+            goal = f"v{version}" if version else "unset"
+            if check:
+                print(f"reconcile: DRIFT {name}@{env} is {was}, {gate.pin_path(env)} says {goal}")
+            elif version is None:
+                _move_alias(client, name, env, None)
+                print(f"reconcile: {name}@{env} deleted (was {was}); {gate.pin_path(env)} has no champion")
+            else:
+                _move_alias(client, name, env, version)
+                print(f"reconcile: {name}@{env} -> v{version} (was {was})")
+    except MlflowException as error:
+        return _fail(f"reconcile: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+    if check and drift:
+        print(
+            f"reconcile: {drift} alias(es) differ from the pins in git; run `reconcile` to fix",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,356 @@
+"""Promotion through git: register once, pin only on pass, reconcile aliases with the pins, roll back by revert."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import gate, policy, promotion
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
+
+# A lenient policy: these tests are about the promotion mechanics, not about thresholds.
+POLICY = {
+    "version": 1,
+    "mode": "enforce",
+    "environments": {
+        "staging": {
+            "rules": [
+                {
+                    "id": "evidence",
+                    "kind": "evidence",
+                    "description": "Evidence exists.",
+                    "files": ["metrics", "validation", "lineage"],
+                },
+                {
+                    "id": "roc-auc-floor",
+                    "kind": "metric",
+                    "description": "Better than chance.",
+                    "metric": "roc_auc",
+                    "min": 0.5,
+                },
+            ]
+        },
+        "production": {
+            "rules": [
+                {
+                    "id": "staging-first",
+                    "kind": "environment_order",
+                    "description": "Staging first.",
+                    "after": "staging",
+                },
+                {
+                    "id": "roc-auc-floor",
+                    "kind": "metric",
+                    "description": "Better than chance.",
+                    "metric": "roc_auc",
+                    "min": 0.5,
+                },
+            ]
+        },
+    },
+}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in root with a fixed identity and no signing."""
+    return subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One real MLflow sqlite store for the module, with two runs each logging a tiny sklearn model.
+
+    MLFLOW_TRACKING_URI points every project root of this module at it; each test uses its own
+    registered model name, so tests do not share registry state.
+    """
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLFLOW_TRACKING_URI", uri)  # records the original value for undo()
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("promotion", artifact_location=(folder / "artifacts").as_uri())
+    rng = np.random.default_rng(0)
+    features = rng.random((60, 3))
+    labels = (features[:, 0] > 0.5).astype(int)
+    runs = {}
+    for name, strength in (("a", 1.0), ("b", 0.5)):
+        model = LogisticRegression(C=strength).fit(features, labels)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            # Explicit requirements: inferring them costs ~25 s per model.
+            mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        runs[name] = run.info.run_id
+    # Forget the process-wide URI (this also unsets the variable), then point every project root here.
+    mlflow.set_tracking_uri(None)
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield {"uri": uri, **runs}
+    patch.undo()
+
+
+def evidence(root: Path, run_id: str, roc_auc: float = 0.8) -> None:
+    """Write the candidate's evidence for run_id."""
+    reports = root / "reports"
+    reports.mkdir(exist_ok=True)
+    metrics = {name: 0.5 for name in policy.METRICS} | {"roc_auc": roc_auc}
+    (reports / "metrics.json").write_text(json.dumps(metrics))
+    (reports / "validation.json").write_text(json.dumps({"passed": True, "n_rows": 60, "source": "x", "failures": []}))
+    (reports / "lineage.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "experiment": "promotion",
+                "git_commit": "c0ffee",
+                "git_dirty": False,
+                "data_md5": "d" * 32,
+                "model_md5": "m" * 32,
+                "params_md5": "p" * 32,
+                "model_sha256": "s" * 64,
+                "model_path": "models/model.joblib",
+            }
+        )
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path, store, request) -> Path:
+    """A git repository holding a project with empty pins and candidate A's evidence.
+
+    Its registered model name is unique to the test, so registry state never leaks between tests.
+    """
+    (tmp_path / "policies").mkdir()
+    shutil.copy(SCHEMA_FILE, tmp_path / "policies" / "promotion.schema.json")
+    (tmp_path / policy.POLICY_PATH).write_text(yaml.safe_dump(POLICY, sort_keys=False))
+    (tmp_path / "deploy").mkdir()
+    for env in ("staging", "production"):
+        (tmp_path / "deploy" / f"{env}.yaml").write_text(
+            f"# Release pin: the model this environment should run.\nenvironment: {env}\nchampion: null\n"
+        )
+    name = "m-" + request.node.name.replace("_", "-").replace("[", "-").replace("]", "")
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "{name}"\n')
+    (tmp_path / ".gitignore").write_text("reports/\n")
+    evidence(tmp_path, store["a"])
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "project")
+    return tmp_path
+
+
+def model_name(root: Path) -> str:
+    """The registered model name of this test's project."""
+    return tomllib.loads((root / "pyproject.toml").read_text())["project"]["name"]
+
+
+def alias(root: Path, env: str):
+    """The version the env alias points at, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    try:
+        return client.get_model_version_by_alias(model_name(root), env).version
+    except MlflowException:
+        return None
+
+
+def pin(root: Path, env: str):
+    """The champion pinned for env."""
+    return yaml.safe_load((root / "deploy" / f"{env}.yaml").read_text())["champion"]
+
+
+def promote_and_commit(root: Path, env: str) -> None:
+    """What a merged promotion PR does: promote, then commit the pin."""
+    assert promotion.promote(root, env) == 0
+    git(root, "commit", "-q", "-am", f"Promote to {env}")
+
+
+def test_register_is_idempotent(repo: Path, store, capsys):
+    """Registering a run twice creates one version, tagged with its lineage."""
+    import mlflow
+
+    assert promotion.register(repo) == 0
+    assert promotion.register(repo) == 0
+    assert "already" in capsys.readouterr().out
+    client = mlflow.MlflowClient(store["uri"])
+    versions = client.search_model_versions(f"name='{model_name(repo)}'")
+    assert [v.version for v in versions] == [1]
+    assert versions[0].run_id == store["a"]
+    assert versions[0].tags["data_md5"] == "d" * 32 and versions[0].tags["git_commit"] == "c0ffee"
+
+
+def test_register_unknown_run(repo: Path, capsys):
+    """A lineage run the tracking store does not know: exit 2, nothing registered."""
+    evidence(repo, "0" * 32)
+    assert promotion.register(repo) == 2
+    assert "is not in the tracking store" in capsys.readouterr().err
+
+
+def test_promote_needs_registration(repo: Path, capsys):
+    """Promoting an unregistered candidate exits 2, says to register, and writes nothing."""
+    before = (repo / "deploy/staging.yaml").read_bytes()
+    assert promotion.promote(repo, "staging") == 2
+    assert "register" in capsys.readouterr().err
+    assert (repo / "deploy/staging.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        pytest.param(
+            lambda root: evidence(root, json.loads((root / "reports/lineage.json").read_text())["run_id"], roc_auc=0.4),
+            1,
+            id="block",
+        ),
+        pytest.param(lambda root: (root / "reports/metrics.json").unlink(), 2, id="cannot-decide"),
+    ],
+)
+def test_promote_writes_nothing_unless_the_gate_passes(repo: Path, change, code: int):
+    """On block or cannot-decide the pin is byte-for-byte unchanged."""
+    assert promotion.register(repo) == 0
+    before = (repo / "deploy/staging.yaml").read_bytes()
+    change(repo)
+    assert promotion.promote(repo, "staging") == code
+    assert (repo / "deploy/staging.yaml").read_bytes() == before
+
+
+def test_promote_writes_the_pin(repo: Path, store):
+    """On pass the pin names the registered version, hashes of policy and decision, and the metrics."""
+    assert promotion.register(repo) == 0
+    assert promotion.promote(repo, "staging") == 0
+    champion = pin(repo, "staging")
+    assert champion["model_name"] == model_name(repo)
+    assert champion["version"] == "1" and champion["run_id"] == store["a"]
+    assert champion["model_sha256"] == "s" * 64 and champion["data_md5"] == "d" * 32
+    blob = git(repo, "hash-object", policy.POLICY_PATH).strip()
+    assert champion["policy_hash"] == blob
+    decision = (repo / "reports/gate/staging.json").read_bytes()
+    assert champion["decision_hash"] == hashlib.sha256(decision).hexdigest()
+    assert datetime.fromisoformat(champion["promoted_at"].replace("Z", "+00:00")) <= datetime.now(UTC)
+    assert champion["metrics"]["roc_auc"] == 0.8
+    text = (repo / "deploy/staging.yaml").read_text()
+    assert text.startswith("# Release pin:")  # the explanatory header survives
+    assert alias(repo, "staging") is None  # promote never touches aliases
+    assert not list((repo / "deploy").glob(".*tmp"))
+
+
+def test_reconcile_sets_aliases_and_detects_drift(repo: Path, store, capsys):
+    """reconcile points aliases at the pins; --check finds a hand-moved alias; reconcile puts it back."""
+    import mlflow
+
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.reconcile(repo, check=True) == 1  # merged but not yet reconciled
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") == 1 and alias(repo, "production") is None
+    assert promotion.reconcile(repo, check=True) == 0
+
+    evidence(repo, store["b"])
+    assert promotion.register(repo) == 0
+    mlflow.MlflowClient(store["uri"]).set_registered_model_alias(model_name(repo), "staging", "2")  # by hand
+    capsys.readouterr()
+    assert promotion.reconcile(repo, check=True) == 1
+    assert "DRIFT" in capsys.readouterr().out
+    assert alias(repo, "staging") == 2  # --check changes nothing
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") == 1
+    assert promotion.reconcile(repo, check=False) == 0  # idempotent: a second run converges
+    assert promotion.reconcile(repo, check=True) == 0
+
+
+def test_revert_rolls_back(repo: Path, store):
+    """Reverting a promotion commit and reconciling moves the alias back to the previous version."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") == 1
+
+    evidence(repo, store["b"])
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") == 2
+
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert pin(repo, "staging")["version"] == "1"
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") == 1
+
+    git(repo, "revert", "--no-edit", "HEAD~2")  # the first promotion: staging has no champion again
+    assert pin(repo, "staging") is None
+    assert promotion.reconcile(repo, check=False) == 0
+    assert alias(repo, "staging") is None
+
+
+def test_production_accepts_only_stagings_champion(repo: Path, store, capsys):
+    """Production blocks a candidate that is not staging's champion, and accepts the one that is."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    evidence(repo, store["b"])
+    assert promotion.register(repo) == 0
+    before = (repo / "deploy/production.yaml").read_bytes()
+    assert promotion.promote(repo, "production") == 1
+    assert "is not staging's champion" in capsys.readouterr().out
+    assert (repo / "deploy/production.yaml").read_bytes() == before
+    evidence(repo, store["a"])
+    assert promotion.promote(repo, "production") == 0
+    assert pin(repo, "production")["run_id"] == store["a"]
+
+
+def test_reconcile_refuses_a_pin_the_registry_does_not_know(repo: Path, capsys):
+    """A pin naming an unknown version: exit 2 and no alias moves."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.reconcile(repo, check=False) == 0
+    text = (repo / "deploy/staging.yaml").read_text().replace("version: '1'", "version: '7'")
+    (repo / "deploy/staging.yaml").write_text(text)
+    assert promotion.reconcile(repo, check=False) == 2
+    assert "does not know" in capsys.readouterr().err
+    assert alias(repo, "staging") == 1
+
+
+def test_promoting_the_champion_again_changes_nothing(repo: Path):
+    """Promoting the current champion keeps the pin as it is (no spurious diff)."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    before = (repo / "deploy/staging.yaml").read_bytes()
+    assert promotion.promote(repo, "staging") == 0
+    assert (repo / "deploy/staging.yaml").read_bytes() == before
+    assert gate.decide(repo, "staging")["decision"] == "pass"
+
+
+def test_concurrent_reconciles_converge(repo: Path):
+    """Reconciles running at once all set the aliases to what git says; the registry ends in sync."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = list(pool.map(lambda _: promotion.reconcile(repo, check=False), range(4)))
+    assert codes == [0, 0, 0, 0]
+    assert alias(repo, "staging") == 1 and alias(repo, "production") is None
+    assert promotion.reconcile(repo, check=True) == 0
