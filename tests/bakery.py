@@ -1,9 +1,11 @@
-"""Baking the template: the option combinations under test, and one cached bake per combination."""
+"""Baking the template (the option combinations under test, one cached bake per combination) and
+running commands in a baked project as a user would."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from functools import cache
@@ -61,5 +63,21 @@ def bake_in_process(context: dict[str, str], output: Path) -> subprocess.Complet
     arguments = [f"{key}={value}" for key, value in context.items()]
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(output), *arguments],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+
+
+def sh(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in a baked project as a user would, capturing its output.
+
+    The template's own environment is left out, and uv is found where `make` installs it
+    (~/.local/bin) on a machine that did not have it.
+    """
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{Path.home() / '.local/bin'}:{env.get('PATH', '')}"
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -7,26 +7,15 @@ each scenario leaves the git checkout as it found it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bakery import bake_in_process
+from bakery import bake_in_process, sh
 
 pytestmark = pytest.mark.e2e
-
-
-def sh(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in the project as a user would, capturing its output."""
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ a promotion and reconciling gives the previous version its alias back.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -16,25 +15,37 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake_in_process
+from bakery import bake_in_process, sh
 
 pytestmark = pytest.mark.e2e
 
 FEATURES = re.compile(r"drop_features: \[.*?\]")
-WEAK_MODEL = "drop_features: [" + ", ".join(  # keeps three features that say almost nothing about risk
-    ["checking_status", "duration", "credit_history", "purpose", "credit_amount", "savings_status", "employment",
-     "installment_commitment", "personal_status", "sex", "other_parties", "property_magnitude", "age",
-     "other_payment_plans", "housing", "job", "own_telephone", "foreign_worker"]
-) + "]"
-
-
-def sh(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in the project as a user would."""
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
+WEAK_MODEL = (
+    "drop_features: ["
+    + ", ".join(  # keeps three features that say almost nothing about risk
+        [
+            "checking_status",
+            "duration",
+            "credit_history",
+            "purpose",
+            "credit_amount",
+            "savings_status",
+            "employment",
+            "installment_commitment",
+            "personal_status",
+            "sex",
+            "other_parties",
+            "property_magnitude",
+            "age",
+            "other_payment_plans",
+            "housing",
+            "job",
+            "own_telephone",
+            "foreign_worker",
+        ]
+    )
+    + "]"
+)
 
 
 def commit(project: Path, message: str) -> None:
@@ -151,7 +162,10 @@ def test_production_accepts_only_the_model_pinned_in_staging(project):
 
 def test_a_hand_moved_alias_is_drift_that_reconcile_puts_back(project):
     """Someone points production at another version in MLflow by hand; Git wins."""
-    script = "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db').set_registered_model_alias('credit-risk', 'production', '2')"
+    script = (
+        "import mlflow\n"
+        "mlflow.MlflowClient('sqlite:///mlflow.db').set_registered_model_alias('credit-risk', 'production', '2')"
+    )
     sh(project, "uv", "run", "--frozen", "python", "-c", script)
     check = cli(project, "reconcile", "--check", check=False)
     assert check.returncode == 1

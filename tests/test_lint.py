@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from bakery import COMBINATIONS, bake
 
 pytestmark = pytest.mark.lint
@@ -171,3 +172,10 @@ def test_gitlab_pipeline_matches_the_gitlab_ci_schema(gitlab_project: Path) -> N
         *gitlab_files(gitlab_project),
     ]
     assert_clean(run(command, cwd=gitlab_project))
+
+
+def test_the_template_code_passes_ruff():
+    """The template's own Python (hooks, tests, benchmarks) is linted and formatted like the projects it makes."""
+    folders = ["hooks", "tests", "benchmarks"]  # not the project folder: it is linted once baked
+    for command in (["check", *folders], ["format", "--check", *folders]):
+        assert_clean(run([tool("ruff"), *command, "--no-cache"], TEMPLATE))
