@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})
 
 # ci_provider -> folders of ci-templates/ copied into the project root, merged as they are.
 CI_FOLDERS = {
@@ -54,9 +54,7 @@ def git_init(answers: dict, project: Path) -> None:
         print("NOTE: git was not found; run 'git init -b main' and commit when it is installed.")
         return
     identity = []
-    has_identity = subprocess.run(
-        ["git", "config", "user.email"], cwd=project, capture_output=True, check=False
-    )
+    has_identity = subprocess.run(["git", "config", "user.email"], cwd=project, capture_output=True, check=False)
     if has_identity.returncode != 0:
         # Without a configured identity git refuses to commit; the answers name the author.
         identity = ["-c", f"user.name={answers['author_name']}", "-c", f"user.email={answers['author_email']}"]

@@ -11,13 +11,29 @@ import keyword
 import re
 import sys
 
-ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})
 
 # Modules the generated project imports or runs: a package with one of these names would
 # shadow it and break the project in confusing ways.
 DEPENDENCY_MODULES = {
-    "bentoml", "click", "dvc", "git", "jsonschema", "mlflow", "numpy", "optuna", "pandas",
-    "pyarrow", "pydantic", "pytest", "scipy", "sklearn", "skops", "test", "tests", "yaml",
+    "bentoml",
+    "click",
+    "dvc",
+    "git",
+    "jsonschema",
+    "mlflow",
+    "numpy",
+    "optuna",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pytest",
+    "scipy",
+    "sklearn",
+    "skops",
+    "test",
+    "tests",
+    "yaml",
 }
 
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -72,8 +88,7 @@ def remote_problems(kind: str, url: str) -> list[str]:
             return [f"dvc_remote_url '{url}' is not a local directory path (dvc_remote is 'local')"]
         if not (url.startswith("/") or url.startswith("../")):
             return [
-                f"dvc_remote_url '{url}' must be outside the repository: "
-                "an absolute path or one starting with '../'"
+                f"dvc_remote_url '{url}' must be outside the repository: an absolute path or one starting with '../'"
             ]
         return []
     pattern = REMOTE_URL.get(kind)
