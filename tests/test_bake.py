@@ -19,54 +19,26 @@ pytestmark = pytest.mark.fast
 
 LEFTOVER = re.compile(r"\{\{\s?cookiecutter\.|\{%|\{\{\s?_cookiecutter")
 
-# The files every project has, whatever the answers.
-CORE_FILES = {
-    ".dvc/.gitignore",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    ".pre-commit-config.yaml",
-    ".python-version",
-    "CODEOWNERS",
-    "LICENSE",
-    "Makefile",
-    "README.md",
-    "dvc.yaml",
-    "params.yaml",
-    "pyproject.toml",
-    "data/README.md",
-    "data/raw/german_credit.csv",
-    "data/schema.yaml",
-    "deploy/README.md",
-    "deploy/production.yaml",
-    "deploy/staging.yaml",
-    "policies/README.md",
-    "policies/promotion.schema.json",
-    "policies/promotion.yaml",
-    "tests/conftest.py",
-    "tests/test_gate.py",
-    "tests/test_pipeline.py",
-    "tests/test_policy.py",
-    "tests/test_promotion.py",
-    *(
-        f"src/{{package}}/{module}.py"
-        for module in (
-            "__init__",
-            "cli",
-            "config",
-            "data",
-            "errors",
-            "evaluate",
-            "features",
-            "gate",
-            "policy",
-            "promotion",
-            "tracking",
-            "train",
-            "validate",
-        )
-    ),
-}
+# The files every project has, whatever the answers ({package} is the package directory).
+CORE_FILES = set(
+    """
+    .dvc/.gitignore .dvc/config .dvcignore .gitignore .pre-commit-config.yaml .python-version
+    CODEOWNERS LICENSE Makefile README.md dvc.yaml params.yaml pyproject.toml serving.yaml bentofile.yaml
+    data/README.md data/raw/german_credit.csv data/schema.yaml
+    deploy/README.md deploy/production.yaml deploy/staging.yaml
+    policies/README.md policies/promotion.schema.json policies/promotion.yaml
+    monitoring/README.md monitoring/prometheus.yml monitoring/alerts.yml monitoring/alerts_test.yml
+    monitoring/grafana-dashboard.json
+    tests/conftest.py tests/test_pipeline.py tests/test_gate.py tests/test_policy.py tests/test_promotion.py
+    tests/test_service.py tests/test_batch.py tests/test_monitor.py tests/test_report.py
+    src/{package}/__init__.py src/{package}/cli.py src/{package}/config.py src/{package}/errors.py
+    src/{package}/data.py src/{package}/validate.py src/{package}/features.py src/{package}/train.py
+    src/{package}/evaluate.py src/{package}/tracking.py
+    src/{package}/policy.py src/{package}/gate.py src/{package}/promotion.py src/{package}/report.py
+    src/{package}/publish.py
+    src/{package}/schema.py src/{package}/service.py src/{package}/batch.py src/{package}/monitor.py
+    """.split()
+)
 
 
 def ci_files(provider: str) -> set[str]:

@@ -115,7 +115,106 @@ def reconcile(check: bool) -> None:
 @main.command("policy-guard")
 @click.option("--base", required=True, help="The git ref to compare the policy against, e.g. origin/main.")
 def policy_guard(base: str) -> None:
-    """List every way the policy was loosened since BASE; exit 1 when it was."""
-    from . import policy
+    """List every loosening of the policy since BASE; exit 1 unless the PR/MR carries the approval label."""
+    from . import publish
 
-    run(lambda: policy.guard(Path.cwd(), base))
+    run(lambda: publish.policy_guard(Path.cwd(), base))
+
+
+@main.command()
+@click.option("--env", "env", type=click.Choice(["dev", "staging", "production"]), default="dev", show_default=True)
+def package(env: str) -> None:
+    """Build the Bento offline: dev packages models/model.joblib, staging|production the pinned version."""
+    from . import service
+
+    run(lambda: service.package(Path.cwd(), env))
+
+
+@main.command()
+@click.option("--bento", default=None, help="The bento tag to containerize; default: the latest built.")
+def container(bento: str | None) -> None:
+    """Build the Bento's container image; fails with one line where no Docker engine is reachable."""
+    from . import service
+
+    run(lambda: service.container(Path.cwd(), bento))
+
+
+@main.command()
+@click.option(
+    "--input", "source", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV or parquet."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Predictions (.csv or .parquet); rejected rows go to <name>.rejects.csv beside it.",
+)
+@click.option(
+    "--model", "model_tag", default=None, help="A BentoML model tag (see `package`); default: models/model.joblib."
+)
+def predict(source: Path, output: Path, model_tag: str | None) -> None:
+    """Score a file in bounded-memory chunks; exit 1 when more rows are rejected than serving.yaml allows."""
+    from . import batch
+
+    run(lambda: batch.predict(Path.cwd(), source, output, model_tag))
+
+
+@main.command()
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: monitor.reference in serving.yaml (the training split).",
+)
+@click.option("--current", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV or parquet.")
+@click.option("--model", "model_tag", default=None, help="A BentoML model tag; default: models/model.joblib.")
+def monitor(reference: Path | None, current: Path, model_tag: str | None) -> None:
+    """Check data and prediction drift: exit 0 none, 1 drift, 2 too little data; reports/drift.md."""
+    from . import monitor as drift
+
+    run(lambda: drift.monitor(Path.cwd(), reference, current, model_tag))
+
+
+@main.command()
+@click.option("--env", "env", type=ENVIRONMENTS, default="staging", show_default=True)
+@click.option("--base", default="", help="The commit to compare with (the PR/MR target); empty: no comparison.")
+def report(env: str, base: str) -> None:
+    """Write reports/report.md: the gate's verdict per rule, params, metrics and data diff against BASE."""
+    from . import report as report_module
+
+    run(lambda: report_module.build(Path.cwd(), env, base))
+
+
+@main.command()
+@click.option("--env", "env", type=ENVIRONMENTS, default="staging", show_default=True)
+def verdict(env: str) -> None:
+    """Exit with the gate's written decision for ENV: 0 pass, 1 block, 2 cannot decide."""
+    from . import report as report_module
+
+    run(lambda: report_module.verdict(Path.cwd(), env))
+
+
+@main.command("publish-report")
+def publish_report() -> None:
+    """Post reports/report.md as the sticky PR comment or MR note (skipped, with the reason, without a token)."""
+    from . import publish
+
+    run(lambda: publish.publish_report(Path.cwd()))
+
+
+@main.command("promotion-request")
+@click.option("--env", "env", type=ENVIRONMENTS, required=True)
+@click.option("--improved-only", is_flag=True, help="Only when the candidate beats the champion (scheduled runs).")
+def promotion_request(env: str, improved_only: bool) -> None:
+    """Open or update the PR/MR that carries the release pin deploy/<env>.yaml written by promote."""
+    from . import publish
+
+    run(lambda: publish.promotion_request(Path.cwd(), env, improved_only))
+
+
+@main.command("verify-pin")
+def verify_pin() -> None:
+    """Re-check every release pin before a deploy: policy, decision, bounds, environment order, registry."""
+    from . import report as report_module
+
+    run(lambda: report_module.verify_pin(Path.cwd()))

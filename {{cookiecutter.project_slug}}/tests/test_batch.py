@@ -1,0 +1,190 @@
+"""Batch inference: chunked with bounded memory, the service's contract, rejects with reasons, a threshold."""
+
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }} import batch, data, train, validate
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.schema import check_frame, load_contract, request_model
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A project copy with a model trained on the shipped data."""
+    root = tmp_path_factory.mktemp("batch")
+    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, root / name)
+    params = load_params(root)
+    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / params.data.source, root / params.data.source)
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(root, params)
+    return root
+
+
+@pytest.fixture
+def project(trained, tmp_path) -> Path:
+    """The trained project, with serving.yaml restored after each test changes it."""
+    original = (trained / "serving.yaml").read_text()
+    yield trained
+    (trained / "serving.yaml").write_text(original)
+
+
+def set_batch(root: Path, **values) -> None:
+    """Change keys of the copy's `batch:` settings."""
+    config = yaml.safe_load((root / "serving.yaml").read_text())
+    config["batch"].update(values)
+    (root / "serving.yaml").write_text(yaml.safe_dump(config))
+
+
+def source_frame(root: Path) -> pd.DataFrame:
+    """The shipped data as a batch input: every column, the label included (carried through)."""
+    return pd.read_csv(root / load_params(root).data.source)
+
+
+def model_scores(root: Path, frame: pd.DataFrame):
+    """What the trained model says about `frame`, computed directly."""
+    import joblib
+
+    model = joblib.load(root / train.MODEL)
+    return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+
+
+def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(project, tmp_path):
+    """Valid rows get the model's scores; each bad row lands in the rejects file with its reasons."""
+    frame = source_frame(project).astype({"age": object, "duration": float})
+    frame.loc[3, "age"] = "forty"
+    frame.loc[10, "purpose"] = "yacht"
+    frame.loc[20, "duration"] = None
+    frame.loc[30, "duration"] = 12.5
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert batch.predict(project, tmp_path / "in.csv", tmp_path / "out.csv") == 0
+    scored = pd.read_csv(tmp_path / "out.csv")
+    rejects = pd.read_csv(tmp_path / "out.rejects.csv")
+    assert len(scored) == len(frame) - 4
+    assert list(scored.columns) == [*frame.columns, "label", "score"]
+    good = frame.drop(index=[3, 10, 20, 30]).astype({"age": int})
+    assert scored["score"].to_numpy() == pytest.approx(model_scores(project, good))
+    assert rejects[["row", "reasons"]].values.tolist() == [
+        [4, "age: type"],
+        [11, "purpose: category"],
+        [21, "duration: missing"],
+        [31, "duration: type"],
+    ]
+
+
+def test_parquet_in_small_chunks_scores_the_same_as_one_chunk(project, tmp_path):
+    """Chunking changes memory use, never the result."""
+    frame = source_frame(project)
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    set_batch(project, chunk_rows=64)
+    assert batch.predict(project, tmp_path / "in.parquet", tmp_path / "small.parquet") == 0
+    set_batch(project, chunk_rows=100_000)
+    assert batch.predict(project, tmp_path / "in.parquet", tmp_path / "one.parquet") == 0
+    small, one = pd.read_parquet(tmp_path / "small.parquet"), pd.read_parquet(tmp_path / "one.parquet")
+    pd.testing.assert_frame_equal(small, one)
+    assert small["score"].to_numpy() == pytest.approx(model_scores(project, frame))
+
+
+def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
+    """No step ever holds more than `batch.chunk_rows` rows, whatever the file size (benchmarks/ measures RSS)."""
+    set_batch(project, chunk_rows=300)
+    frame = source_frame(project)
+    pd.concat([frame] * 10, ignore_index=True).to_csv(tmp_path / "big.csv", index=False)
+    seen = []
+    real_score = batch.score
+
+    def recording_score(model, rows, contract):
+        seen.append(len(rows))
+        return real_score(model, rows, contract)
+
+    monkeypatch.setattr(batch, "score", recording_score)
+    assert batch.predict(project, tmp_path / "big.csv", tmp_path / "big.parquet") == 0
+    assert len(pd.read_parquet(tmp_path / "big.parquet", columns=["score"])) == len(frame) * 10 == sum(seen)
+    assert max(seen) <= 300 and len(seen) >= len(frame) * 10 // 300
+
+
+def test_too_many_rejects_exit_1_and_publish_nothing(project, tmp_path, capsys):
+    """Above batch.max_reject_fraction the run fails in one line; the rejects stay, the output does not appear."""
+    frame = source_frame(project)
+    frame.loc[: len(frame) // 10, "purpose"] = "yacht"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert batch.predict(project, tmp_path / "in.csv", tmp_path / "out.csv") == 1
+    assert "max_reject_fraction" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+    assert not list(tmp_path.glob("*.partial"))
+    assert len(pd.read_csv(tmp_path / "out.rejects.csv")) == len(frame) // 10 + 1
+
+
+@pytest.mark.parametrize(
+    ("source", "output", "message"),
+    [
+        ("missing.csv", "out.csv", "not found"),
+        ("in.json", "out.csv", "unsupported file type"),
+        ("in.csv", "out.xlsx", "unsupported output type"),
+        ("in.csv", "in.csv", "would overwrite the input"),
+    ],
+    ids=["missing-input", "input-type", "output-type", "overwrite"],
+)
+def test_bad_paths_are_one_clear_error(project, tmp_path, source, output, message):
+    """A wrong path or file type is a ProjectError naming the file; nothing is written."""
+    source_frame(project).head(5).to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "in.json").write_text("{}")
+    with pytest.raises(ProjectError, match=message):
+        batch.predict(project, tmp_path / source, tmp_path / output)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@st.composite
+def records(draw, contract, rows):
+    """Real rows, some with a field replaced by a value that may or may not break the contract."""
+    chosen = [dict(row) for row in draw(st.lists(st.sampled_from(rows), min_size=1, max_size=8))]
+    for row in chosen:
+        for name in draw(st.lists(st.sampled_from(contract.columns), max_size=3, unique=True)):
+            rule = contract.rules[name]
+            candidates = [st.just("not a category"), st.none(), st.sampled_from([math.nan, math.inf])]
+            if rule["type"] == "category":
+                candidates.append(st.sampled_from([str(item) for item in rule["allowed"]]))
+            else:
+                low, high = rule.get("min", -(10**6)), rule.get("max", 10**6)
+                candidates.append(st.integers(int(low) - 5, int(high) + 5))
+                candidates.append(st.floats(low - 5, high + 5).filter(lambda value: value != int(value)))
+            row[name] = draw(st.one_of(candidates))
+    return chosen
+
+
+def test_the_batch_check_and_the_request_model_agree(trained):
+    """The vectorized check refuses exactly the rows, and the fields, that the service's request model refuses."""
+    contract = load_contract(trained)
+    model = request_model(contract)
+    rows = pd.read_parquet(trained / data.TEST)[contract.columns].head(50).to_dict("records")
+    rows = [
+        {key: (int(value) if isinstance(value, int | float) else value) for key, value in row.items()} for row in rows
+    ]
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(batch_rows=records(contract, rows))
+    def agree(batch_rows):
+        _, reasons = check_frame(pd.DataFrame(batch_rows, dtype=object), contract)
+        for row, reason in zip(batch_rows, reasons, strict=True):
+            try:
+                model.model_validate(row)
+                refused = set()
+            except ValidationError as error:
+                refused = {item["loc"][0] for item in error.errors()}
+            flagged = {part.split(":")[0] for part in reason.split("; ") if part}
+            assert flagged == refused, (row, reason)
+
+    agree()

@@ -1,0 +1,130 @@
+"""The drift check and the monitoring configuration (Prometheus scrape config, alert rules, dashboard)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from {{ cookiecutter.package_name }} import data, monitor, train, validate
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.schema import load_contract
+
+PROJECT = Path(__file__).resolve().parents[1]
+MONITORING = PROJECT / "monitoring"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A project copy with a model trained on the shipped data."""
+    root = tmp_path_factory.mktemp("monitor")
+    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, root / name)
+    params = load_params(root)
+    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / params.data.source, root / params.data.source)
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(root, params)
+    return root
+
+
+def shifted(frame: pd.DataFrame, contract, columns: list[str]) -> pd.DataFrame:
+    """Move numeric columns towards the top of their allowed range (staying valid)."""
+    moved = frame.copy()
+    for name in columns:
+        high = contract.rules[name].get("max", moved[name].max() * 3)
+        moved[name] = (moved[name] + (high - moved[name]) * 0.8).round().astype(moved[name].dtype)
+    return moved
+
+
+def test_the_held_out_split_shows_no_drift(trained):
+    """Test split against training split: exit 0, and the reports say so in JSON, Markdown and Prometheus text."""
+    assert monitor.monitor(trained, None, data.TEST) == 0
+    report = json.loads((trained / monitor.REPORT_JSON).read_text())
+    contract = load_contract(trained)
+    assert report["status"] == "ok" and report["drift"] is False
+    assert set(report["features"]) == set(contract.columns)
+    assert all(item["psi"] >= 0 for item in report["features"].values())
+    assert "no drift" in (trained / monitor.REPORT_MD).read_text()
+    families = {
+        family.name: family for family in text_string_to_metric_families((trained / monitor.REPORT_PROM).read_text())
+    }
+    assert families["model_drift_detected"].samples[0].value == 0
+    assert len(families["model_feature_drift_psi"].samples) == len(contract.columns)
+
+
+def test_shifted_data_is_drift_naming_the_features(trained, tmp_path, capsys):
+    """Two features pushed up their range: exit 1, both named as drifted, first in the Markdown table."""
+    contract = load_contract(trained)
+    moved = contract.numeric[:2]
+    frame = shifted(pd.read_parquet(trained / data.TEST), contract, moved)
+    frame.to_csv(tmp_path / "current.csv", index=False)
+    assert monitor.monitor(trained, None, tmp_path / "current.csv") == 1
+    report = json.loads((trained / monitor.REPORT_JSON).read_text())
+    assert report["status"] == "drift"
+    assert set(moved) <= set(report["drifted_features"])
+    assert "drift" in capsys.readouterr().err
+    table = [line for line in (trained / monitor.REPORT_MD).read_text().splitlines() if line.startswith("| ")][2:]
+    assert {row.split("|")[1].strip() for row in table[: len(moved)]} == set(moved)
+
+
+def test_too_few_rows_cannot_decide(trained, tmp_path):
+    """Below monitor.min_rows the check exits 2 and says why, instead of guessing."""
+    pd.read_parquet(trained / data.TEST).head(10).to_parquet(tmp_path / "few.parquet")
+    assert monitor.monitor(trained, None, tmp_path / "few.parquet") == 2
+    assert json.loads((trained / monitor.REPORT_JSON).read_text())["status"] == "insufficient_data"
+
+
+def test_psi_is_zero_for_identical_shares_and_grows_with_the_shift():
+    """The score: 0 for the same distribution, larger for a larger move."""
+    assert monitor.psi([0.5, 0.5], [0.5, 0.5]) == pytest.approx(0)
+    assert 0 < monitor.psi([0.5, 0.5], [0.6, 0.4]) < monitor.psi([0.5, 0.5], [0.9, 0.1])
+
+
+def test_prometheus_config_and_alert_rules_are_valid():
+    """The scrape config lists the service and the drift job; each rule has a severity, summary and runbook."""
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    assert {job["job_name"] for job in config["scrape_configs"]} == {"model-service", "drift"}
+    assert config["rule_files"] == ["alerts.yml"]
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert {"ModelServiceErrorRate", "ModelServiceLatencyP99", "ModelDrift"} <= set(alerts)
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+        assert rule["annotations"]["summary"] and rule["annotations"]["runbook"], name
+    assert "histogram_quantile(0.99" in alerts["ModelServiceLatencyP99"]["expr"]
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (Debian: apt-get install prometheus)"
+)
+def test_promtool_accepts_the_config_and_the_alerts_fire_as_tested():
+    """promtool checks the config and the rules, and runs the rules' unit tests (alerts_test.yml)."""
+    for command in (
+        ["promtool", "check", "config", "prometheus.yml"],
+        ["promtool", "check", "rules", "alerts.yml"],
+        ["promtool", "test", "rules", "alerts_test.yml"],
+    ):
+        done = subprocess.run(command, cwd=MONITORING, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dashboard_is_a_complete_grafana_dashboard():
+    """Valid JSON with a uid, a Prometheus data source variable and a query in every panel."""
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 30
+    assert [item["type"] for item in dashboard["templating"]["list"]] == ["datasource"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        assert all(target["expr"].strip() for target in panel["targets"]), panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}"
+    text = json.dumps(dashboard)
+    for query in ("bentoml_service_request_total", "histogram_quantile(0.99", "model_feature_drift_psi"):
+        assert query in text

@@ -1,0 +1,329 @@
+"""The PR report, the verdict, the pin check, and publishing through the code host APIs (against a local stub)."""
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import config, publish, report
+
+PROJECT = Path(__file__).resolve().parents[1]
+HEX = "a" * 64
+MODEL = config.model_name(PROJECT)  # the registered model name: [project].name
+
+
+class Host:
+    """A tiny code host on 127.0.0.1: answers from `routes`, records every request."""
+
+    def __init__(self, routes):
+        self.routes, self.requests = routes, []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                query = {key: value[-1] for key, value in parse_qs(parts.query).items()}
+                stub.requests.append((self.command, parts.path, query, body, dict(self.headers)))
+                status, payload = stub.routes(self.command, parts.path, query, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def host():
+    """Start a stub host for one test; the test sets its routes."""
+    started = []
+
+    def start(routes):
+        started.append(Host(routes))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with the project's policy, pins and pyproject.toml, committed."""
+    for name in ("pyproject.toml", "policies/promotion.yaml", "policies/promotion.schema.json", "params.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, tmp_path / name)
+    (tmp_path / "deploy").mkdir()
+    for env in ("staging", "production"):
+        (tmp_path / f"deploy/{env}.yaml").write_text(f"# Release pin.\nenvironment: {env}\nchampion: null\n")
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "--all")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "start")
+    return tmp_path
+
+
+def write_decision(root: Path, env: str, outcome: str, code: int, failed=()) -> None:
+    (root / "reports/gate").mkdir(parents=True, exist_ok=True)
+    decision = {"environment": env, "decision": outcome, "exit_code": code, "failed_rules": list(failed)}
+    (root / f"reports/gate/{env}.json").write_text(json.dumps(decision))
+    (root / f"reports/gate/{env}.md").write_text(f"**Gate ({env}): {outcome.upper()}**\n")
+
+
+def champion(**changes) -> dict:
+    """A well-formed champion, as promote writes it."""
+    pinned = {
+        "model_name": MODEL,
+        "version": "3",
+        "run_id": "run-3",
+        "model_sha256": "m" * 64,
+        "data_md5": "d" * 32,
+        "git_commit": "c" * 40,
+        "bento_tag": None,
+        "image_digest": None,
+        "policy_hash": None,
+        "decision_hash": HEX,
+        "promoted_at": "2026-01-01T00:00:00Z",
+        "metrics": {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
+    }
+    return {**pinned, **changes}
+
+
+def write_pin(root: Path, env: str, pinned: dict | None) -> None:
+    body = yaml.safe_dump({"environment": env, "champion": pinned}, sort_keys=False)
+    (root / f"deploy/{env}.yaml").write_text("# Release pin.\n" + body)
+
+
+# --- report -------------------------------------------------------------------------------------------
+
+
+def test_a_base_that_names_nothing_means_no_comparison(repo):
+    """An empty or all-zero base, an option and an unknown ref each give a note, never an error."""
+    assert report.resolve_base(repo, "")[0] is None
+    assert report.resolve_base(repo, "0" * 40)[0] is None
+    assert report.resolve_base(repo, "--output=x")[0] is None
+    assert "not in this clone" in report.resolve_base(repo, "f" * 40)[1]
+    assert report.resolve_base(repo, "main")[0] == git(repo, "rev-parse", "HEAD")
+
+
+def test_the_data_hash_comes_from_dvc_lock():
+    """The md5 recorded for the data source is found among the stage dependencies."""
+    lock = yaml.safe_dump({"stages": {"ingest": {"deps": [{"path": "data/raw/x.csv", "md5": "abc"}]}}})
+    assert report.data_hashes(lock, "data/raw/x.csv") == "abc"
+    assert report.data_hashes(lock, "other.csv") is None
+    assert report.data_hashes(":\n- not yaml: [", "data/raw/x.csv") is None
+
+
+def test_the_report_is_written_and_added_to_the_job_summary(repo, monkeypatch):
+    """Without a gate decision the report says why; it goes to reports/report.md and $GITHUB_STEP_SUMMARY."""
+    summary = repo / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert report.build(repo, "staging", "") == 0
+    text = (repo / report.REPORT_PATH).read_text()
+    assert "NO DECISION" in text and "no base commit" in text
+    assert summary.read_text().strip() == text.strip()
+
+
+def test_the_verdict_is_the_gate_decision_exit_code(repo, capsys):
+    """Pass is 0, block is 1 and names the failed rule, a missing decision is 2."""
+    assert report.verdict(repo, "staging") == 2
+    write_decision(repo, "staging", "pass", 0)
+    assert report.verdict(repo, "staging") == 0
+    write_decision(repo, "staging", "block", 1, failed=["roc-auc-floor"])
+    assert report.verdict(repo, "staging") == 1
+    assert "BLOCK (failed: roc-auc-floor" in capsys.readouterr().err
+
+
+def test_pins_are_verified_against_the_policy(repo, monkeypatch):
+    """A consistent pin passes; a pin whose metrics break a bound, or that staging does not hold, fails."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert report.verify_pin(repo) == 0  # nothing pinned
+    blob = git(repo, "hash-object", "policies/promotion.yaml")
+    write_pin(repo, "staging", champion(policy_hash=blob))
+    assert report.verify_pin(repo) == 0
+    write_pin(repo, "production", champion(policy_hash=blob, run_id="run-2"))
+    assert report.verify_pin(repo) == 1  # production must pin staging's run
+    write_pin(repo, "production", None)
+    write_pin(repo, "staging", champion(policy_hash=blob, metrics={**champion()["metrics"], "roc_auc": 0.5}))
+    assert report.verify_pin(repo) == 1
+    write_pin(repo, "staging", champion(policy_hash="f" * 40))
+    assert report.verify_pin(repo) == 1
+
+
+# --- publish: the sticky report -----------------------------------------------------------------------
+
+
+def github_env(repo: Path, url: str, pull: dict | None, **extra) -> dict:
+    event = repo / "event.json"
+    event.write_text(json.dumps({"pull_request": pull} if pull else {}))
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": url,
+        "GITHUB_REPOSITORY": "acme/model",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_TOKEN": "t",
+        **extra,
+    }
+
+
+def github_comments(comments: list):
+    def routes(method, path, query, body):
+        if method == "GET":
+            return 200, comments
+        if method == "POST":
+            comments.append({"id": len(comments) + 1, "body": body["body"], "user": {"login": "github-actions[bot]"}})
+            return 201, comments[-1]
+        (comment,) = [c for c in comments if path.endswith(f"/comments/{c['id']}")]
+        comment["body"] = body["body"]
+        return 200, comment
+
+    return routes
+
+
+def test_the_report_comment_is_created_once_then_edited(repo, host):
+    """The second publish edits the marked comment of the bot; a pasted marker from someone else is left alone."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("first")
+    comments = [{"id": 99, "body": publish.MARKER + " quoted", "user": {"login": "someone"}}]
+    server = host(github_comments(comments))
+    env = github_env(repo, server.url, {"number": 5, "head": {"repo": {"full_name": "acme/model"}}})
+    assert publish.publish_report(repo, env) == 0
+    (repo / publish.REPORT_PATH).write_text("second")
+    assert publish.publish_report(repo, env) == 0
+    assert [c["body"] for c in comments] == [publish.MARKER + " quoted", publish.MARKER + "\nsecond"]
+    assert [r[0] for r in server.requests] == ["GET", "POST", "GET", "PATCH"]
+    assert server.requests[0][4]["Authorization"] == "Bearer t"
+
+
+def test_forks_pushes_and_missing_tokens_post_nothing(repo, host, capsys):
+    """A fork's PR, a push and a job without a token are reported as skipped, with exit 0."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("r")
+    server = host(lambda *a: (500, {}))
+    fork = {"number": 5, "head": {"repo": {"full_name": "someone/model"}}}
+    assert publish.publish_report(repo, github_env(repo, server.url, fork)) == 0
+    assert publish.publish_report(repo, github_env(repo, server.url, None)) == 0
+    gitlab = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "CI_MERGE_REQUEST_IID": "2"}
+    assert publish.publish_report(repo, gitlab) == 0
+    assert server.requests == []
+    assert "fork" in capsys.readouterr().out
+    assert publish.publish_report(repo / "nowhere", {}) == 2
+
+
+def test_a_refusing_host_fails_with_one_line(repo, host, capsys):
+    """An HTTP error names the call and the status."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("r")
+    server = host(lambda *a: (403, {"message": "Resource not accessible by integration"}))
+    env = github_env(repo, server.url, {"number": 5, "head": {"repo": {"full_name": "acme/model"}}})
+    assert publish.publish_report(repo, env) == 1
+    assert re.search(r"GET /repos/acme/model/issues/5/comments: HTTP 403", capsys.readouterr().err)
+
+
+def test_the_gitlab_note_is_found_by_marker_and_author(repo, host):
+    """The note written by the token's user is edited in place."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("new")
+    notes = [{"id": 7, "body": publish.MARKER + "\nold", "author": {"id": 11}, "system": False}]
+
+    def routes(method, path, query, body):
+        if path.endswith("/user"):
+            return 200, {"id": 11}
+        if method == "GET":
+            return 200, notes
+        notes[0]["body"] = body["body"]
+        return 200, notes[0]
+
+    server = host(routes)
+    env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "3", "GITLAB_TOKEN": "g"}
+    assert publish.publish_report(repo, env) == 0
+    assert notes[0]["body"] == publish.MARKER + "\nnew"
+    assert server.requests[-1][:2] == ("PUT", "/projects/42/merge_requests/3/notes/7")
+    assert server.requests[-1][4]["Private-Token"] == "g"
+
+
+# --- publish: promotion requests, approvals -----------------------------------------------------------
+
+
+def test_an_unchanged_pin_opens_nothing(repo, host, capsys):
+    """When promote wrote nothing new, no API is called."""
+    server = host(lambda *a: (500, {}))
+    env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": "s"}
+    assert publish.promotion_request(repo, "staging", environ=env) == 0
+    assert server.requests == [] and "unchanged" in capsys.readouterr().out
+
+
+def test_a_new_pin_is_committed_and_its_merge_request_opened(repo, host):
+    """GitLab: one commit on promote/staging from the built commit, then one MR with the gate report."""
+    write_pin(repo, "staging", champion())
+    write_decision(repo, "staging", "pass", 0)
+    mrs = []
+
+    def routes(method, path, query, body):
+        if method == "GET":
+            return 200, mrs
+        if path.endswith("/merge_requests"):
+            mrs.append({**body, "iid": 1, "web_url": "https://gitlab.invalid/mr/1"})
+            return 201, mrs[-1]
+        return 201, {"id": "c1"}
+
+    server = host(routes)
+    env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "42", "CI_COMMIT_SHA": "abc", "CI_COMMIT_BRANCH": "main"}
+    assert publish.promotion_request(repo, "staging", environ=env) == 1  # no token: says so, calls nothing
+    assert server.requests == []
+    tokens = {"GITLAB_TOKEN": "report-only", "GITLAB_PROMOTION_TOKEN": "p"}
+    assert publish.promotion_request(repo, "staging", environ={**env, **tokens}) == 0
+    assert {r[4]["Private-Token"] for r in server.requests} == {"p"}
+    commit = next(r[3] for r in server.requests if r[1].endswith("/repository/commits"))
+    assert commit["branch"] == "promote/staging" and commit["start_sha"] == "abc"
+    assert commit["actions"][0]["file_path"] == "deploy/staging.yaml"
+    assert mrs[-1]["title"] == f"Promote {MODEL} v3 to staging"
+    assert "Gate (staging): PASS" in mrs[-1]["description"]
+
+
+def test_a_scheduled_run_proposes_only_a_better_model(repo, host, capsys):
+    """With improved_only, a candidate that does not beat the champion's primary metric is not proposed."""
+    write_pin(repo, "staging", champion())
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "pin")
+    worse = champion(run_id="run-4", model_sha256="n" * 64, metrics={**champion()["metrics"], "roc_auc": 0.79})
+    write_pin(repo, "staging", worse)
+    server = host(lambda *a: (500, {}))
+    env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": "s"}
+    assert publish.promotion_request(repo, "staging", improved_only=True, environ=env) == 0
+    assert server.requests == [] and "does not beat" in capsys.readouterr().out
+    better, why = publish.beats(repo, "staging", champion(metrics={**worse["metrics"], "roc_auc": 0.81}), champion())
+    assert better, why
+
+
+def test_loosening_needs_the_approval_label(repo):
+    """The label is read from GitHub's event file or GitLab's MR labels; nothing else approves."""
+    event = repo / "event.json"
+    event.write_text(json.dumps({"pull_request": {"labels": [{"name": publish.APPROVAL_LABEL}]}}))
+    assert publish.loosening_approved({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_PATH": str(event)})
+    assert publish.loosening_approved({"CI_MERGE_REQUEST_LABELS": f"ml,{publish.APPROVAL_LABEL}"})
+    assert publish.loosening_approved({"CI_MERGE_REQUEST_LABELS": "ml"}) is None
+    assert publish.loosening_approved({}) is None

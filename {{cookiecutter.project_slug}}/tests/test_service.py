@@ -1,0 +1,590 @@
+"""The service over real HTTP on 127.0.0.1: the status contract, hostile input, load, metrics, shutdown.
+
+One server serves the whole module (started once by a fixture, stopped with SIGTERM); the shutdown
+test starts its own, because it stops it. The server runs from a copy of the project with a model
+trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.service:Scorer`.
+"""
+
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }} import data, monitor, service, train, validate
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.schema import load_contract, load_settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(service.__file__).parent.name
+TIMEOUT_S = 3  # the test server's request timeout, short so that the 504 case is quick
+TRACE = re.compile(r"Traceback|File \"|line \d+, in |pydantic_core")
+SENTINEL = "ZQX"  # every hostile value carries it, so an echo anywhere is easy to find
+
+
+def make_project(root: Path) -> Path:
+    """Copy the project's code, contract and data into `root` and train the model there."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "bentofile.yaml", "data/schema.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / "src" / PACKAGE, root / "src" / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    params = load_params(root)
+    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / params.data.source, root / params.data.source)
+    data.ingest(root, params)
+    validate.validate(root, params)
+    data.split(root, params)
+    train.train(root, params)
+    config = yaml.safe_load((root / "serving.yaml").read_text())
+    config["service"]["timeout_s"] = TIMEOUT_S
+    (root / "serving.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """`bentoml serve` in a project copy, on 127.0.0.1, with its log in a file."""
+
+    def __init__(self, root: Path, settings_file: str = "serving.yaml") -> None:
+        self.root = root
+        self.port = free_port()
+        self.log = root / f"server-{self.port}.log"
+        # A home per server: BentoML keeps its metrics files there and clears them at start-up.
+        home = root.parent / f"bentoml-home-{self.port}"
+        env = dict(os.environ, BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", SERVING_CONFIG=settings_file)
+        command = [sys.executable, "-m", "bentoml", "serve", f"src.{PACKAGE}.service:Scorer"]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if self.request("GET", "/readyz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server was not ready within 120 s")
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """One HTTP exchange on a new connection: (status, headers, body)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def predict(self, payload, content_type="application/json"):
+        """POST /predict; a payload that is not bytes is sent as JSON (NaN and Infinity allowed)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        return self.request("POST", "/predict", body=body, headers={"content-type": content_type})
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; SIGKILL only if it will not stop."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A project copy with a trained model (BentoML's home sits beside it, outside the project)."""
+    return make_project(tmp_path_factory.mktemp("served") / "project")
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    """The module's server."""
+    running = Server(trained)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def contract(trained):
+    """The request contract the server derived from data/schema.yaml."""
+    return load_contract(trained)
+
+
+@pytest.fixture(scope="module")
+def records(trained, contract):
+    """Real, valid records (the test split) as JSON-ready dicts."""
+    import pandas as pd
+
+    frame = pd.read_parquet(trained / data.TEST)[contract.columns]
+    return json.loads(frame.to_json(orient="records"))
+
+
+def assert_safe(status, body, allowed=()):
+    """A refusal: a 4xx (never a 5xx unless `allowed`), no stack trace, no hostile value echoed."""
+    text = body.decode("utf-8", "replace")
+    assert status < 500 or status in allowed, text
+    assert not TRACE.search(text), text
+    assert SENTINEL not in text, f"echoed a request value: {text}"
+
+
+def assert_healthy(server, records):
+    """Still ready, still scoring, and the log carries no request value."""
+    assert server.request("GET", "/readyz")[0] == 200
+    assert server.predict({"records": records[:1]})[0] == 200
+    log = server.log.read_text()
+    assert SENTINEL not in log
+    assert not re.search(r"input_value=(?!<redacted>)", log)
+
+
+# --------------------------------------------------------------------------- 200
+
+
+def test_it_scores_one_and_many_records_like_the_model(server, trained, contract, records):
+    """One or many records per request; the scores are the model's own, the labels its threshold's."""
+    import joblib
+    import pandas as pd
+
+    model = joblib.load(trained / train.MODEL)
+    for batch in (records[:1], records[:100]):
+        status, headers, body = server.predict({"records": batch})
+        assert status == 200, body
+        predictions = json.loads(body)
+        expected = model.predict_proba(pd.DataFrame(batch)[contract.columns])[:, 1]
+        assert [item["score"] for item in predictions] == pytest.approx(list(expected))
+        for item in predictions:
+            wanted = contract.positive_class if item["score"] >= contract.threshold else contract.negative_class
+            assert item["label"] == wanted
+
+
+def test_health_endpoints_answer(server):
+    """Liveness and readiness are 200 once the model is loaded and warmed up."""
+    assert server.request("GET", "/livez")[0] == 200
+    assert server.request("GET", "/readyz")[0] == 200
+
+
+# --------------------------------------------------------------------------- 400 / 413 / 415
+
+
+def hand_written(records, contract, limits):
+    """Twenty-odd hostile requests a person would try first: (id, body, content type, expected status)."""
+    good = records[0]
+    integer = next(name for name in contract.numeric if contract.rules[name]["type"] == "integer")
+    category = contract.categorical[0]
+
+    def record(**changes):
+        item = dict(good)
+        for name, value in changes.items():
+            if value is ...:
+                item.pop(name)
+            else:
+                item[name] = value
+        return {"records": [item]}
+
+    json_type = "application/json"
+    cases = [
+        ("not-json", f"{SENTINEL} is not JSON".encode(), json_type, 400),
+        ("truncated-json", json.dumps({"records": [good]}).encode()[:-7] + SENTINEL.encode(), json_type, 400),
+        ("top-level-array", json.dumps([good, SENTINEL]).encode(), json_type, 400),
+        ("top-level-string", json.dumps(SENTINEL).encode(), json_type, 400),
+        ("no-records-key", json.dumps({f"{SENTINEL}rows": [good]}).encode(), json_type, 400),
+        ("extra-top-level-key", json.dumps({"records": [good], SENTINEL: SENTINEL}).encode(), json_type, 400),
+        ("records-not-a-list", json.dumps({"records": {SENTINEL: good}}).encode(), json_type, 400),
+        ("no-records", json.dumps({"records": []}).encode(), json_type, 400),
+        ("too-many-records", json.dumps({"records": [good] * (limits.max_records + 1)}).encode(), json_type, 400),
+        ("unknown-field", json.dumps(record(**{f"{SENTINEL}_field": SENTINEL})).encode(), json_type, 400),
+        ("missing-field", json.dumps(record(**{integer: ...})).encode(), json_type, 400),
+        ("number-as-string", json.dumps(record(**{integer: f"1{SENTINEL}"})).encode(), json_type, 400),
+        ("fraction-for-integer", json.dumps(record(**{integer: 7131.4159})).encode(), json_type, 400),
+        ("far-above-range", json.dumps(record(**{integer: 918273645})).encode(), json_type, 400),
+        ("far-below-range", json.dumps(record(**{integer: -918273645})).encode(), json_type, 400),
+        ("nan", json.dumps(record(**{integer: math.nan})).encode(), json_type, 400),
+        ("infinity", json.dumps(record(**{integer: -math.inf})).encode(), json_type, 400),
+        ("unknown-category", json.dumps(record(**{category: SENTINEL})).encode(), json_type, 400),
+        ("null", json.dumps(record(**{category: None})).encode(), json_type, 400),
+        ("boolean", json.dumps(record(**{integer: True})).encode(), json_type, 400),
+        ("nested-object", json.dumps(record(**{category: {SENTINEL: [SENTINEL]}})).encode(), json_type, 400),
+        ("invalid-utf8", b'{"records": [{"' + SENTINEL.encode() + b'\xff\xfe": 1}]}', json_type, 400),
+        ("text-plain", json.dumps({"records": [good]}).encode(), "text/plain", 415),
+        ("multipart", b"--x\r\n" + SENTINEL.encode(), "multipart/form-data; boundary=x", 415),
+        ("too-large", b'{"records": ["' + SENTINEL.encode() * (limits.max_body_bytes // 3) + b'"]}', json_type, 413),
+    ]
+    return cases
+
+
+def test_the_status_contract_for_bad_requests(server, trained, records, contract):
+    """Each hand-written bad request gets its 4xx, a field-level reason, no trace and no echo."""
+    limits = load_settings(trained).service
+    cases = hand_written(records, contract, limits)
+    assert len(cases) >= 20
+    for name, body, content_type, expected in cases:
+        status, _, answer = server.predict(body, content_type=content_type)
+        assert status == expected, f"{name}: {status} {answer[:300]!r}"
+        assert_safe(status, answer)
+        payload = json.loads(answer)
+        assert isinstance(payload.get("error"), str), name
+        if status == 400:
+            assert payload["detail"], name
+            assert all({"loc", "msg", "type"} <= set(item) for item in payload["detail"]), name
+    assert_healthy(server, records)
+
+
+def test_a_bad_value_is_reported_by_field(server, records, contract):
+    """A 400 names the record and the field, and says what is allowed, from the contract."""
+    integer = next(name for name in contract.numeric if contract.rules[name]["type"] == "integer")
+    bad = [dict(records[0]), {**records[1], integer: 918273645}]
+    status, _, body = server.predict({"records": bad})
+    assert status == 400
+    (item,) = json.loads(body)["detail"]
+    rule = contract.rules[integer]
+    assert item["loc"] == ["records", 1, integer]
+    assert item["msg"] == f"must be between {rule['min']} and {rule['max']}"
+
+
+def invalid(value, rule, tag):
+    """Make sure a drawn number really breaks `rule` (a schema may leave a bound open)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return value
+    if rule["type"] == "category" or (rule["type"] == "integer" and isinstance(value, float)):
+        return value  # a number is never a category; a fraction is never an integer
+    if "max" in rule:
+        return rule["max"] + 918273645 + tag
+    if "min" in rule:
+        return rule["min"] - 918273645 - tag
+    return 7131.4159 + tag if rule["type"] == "integer" else f"{SENTINEL}{tag}"
+
+
+@st.composite
+def hostile_request(draw, records, contract):
+    """A request that breaks the contract in one or more ways; every injected value carries SENTINEL."""
+    tag = draw(st.integers(0, 10**6))
+    text = st.just(f"{SENTINEL}{tag}")
+    distinctive_number = st.sampled_from([918273645 + tag, -918273645 - tag, 7131.4159 + tag])
+    bad_value = st.one_of(
+        text,
+        distinctive_number,
+        st.sampled_from([math.nan, math.inf, -math.inf, True, None]),
+        st.lists(text, max_size=3),
+        st.dictionaries(text, text, max_size=2),
+    )
+    shape = draw(st.sampled_from(["field", "field", "field", "unknown", "missing", "body", "wrapper"]))
+    batch = [dict(item) for item in draw(st.lists(st.sampled_from(records), min_size=1, max_size=5))]
+    target = draw(st.integers(0, len(batch) - 1))
+    if shape == "field":
+        for name in draw(st.lists(st.sampled_from(contract.columns), min_size=1, max_size=4, unique=True)):
+            batch[target][name] = invalid(draw(bad_value), contract.rules[name], tag)
+    elif shape == "unknown":
+        batch[target][f"{SENTINEL}{tag}_field"] = draw(bad_value)
+    elif shape == "missing":
+        batch[target].pop(draw(st.sampled_from(contract.columns)))
+        batch[target][f"{SENTINEL}{tag}"] = draw(bad_value)
+    elif shape == "wrapper":
+        payload = draw(st.sampled_from([{SENTINEL: batch}, {"records": batch, f"{SENTINEL}{tag}": 1}, [batch]]))
+        return json.dumps(payload).encode()
+    else:
+        raw = json.dumps({"records": batch}).encode()
+        cut = draw(st.integers(1, len(raw) - 1))
+        return raw[:cut] + f"{SENTINEL}{tag}".encode() + draw(st.binary(max_size=8))
+    return json.dumps({"records": batch}).encode()
+
+
+@pytest.mark.e2e
+def test_a_thousand_generated_bad_requests_are_refused_cleanly(server, records, contract):
+    """1000 generated bad requests: all 400, no trace, no echo; the server stays healthy and its log clean."""
+    statuses = []
+
+    @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(body=hostile_request(records[:50], contract))
+    def send(body):
+        status, _, answer = server.predict(body)
+        statuses.append(status)
+        assert status == 400, answer[:300]
+        assert_safe(status, answer)
+
+    send()
+    assert len(statuses) >= 1000
+    assert_healthy(server, records)
+
+
+# --------------------------------------------------------------------------- 429 / 503 / 504
+
+
+def open_stalled_requests(server, count):
+    """Start `count` requests whose body never finishes: each holds a concurrency slot."""
+    stalled = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        stalled.append(connection)
+    return stalled
+
+
+def read_response(connection) -> bytes:
+    """Read what the server sends on a raw connection, up to its end."""
+    chunks = []
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        if b"\r\n\r\n" in b"".join(chunks) and b"}" in chunk:
+            return b"".join(chunks)
+
+
+def test_over_concurrency_is_429_and_a_stalled_request_is_504(server, trained, records):
+    """With every slot taken a request is refused at once (429); a request never finished gets 504."""
+    limits = load_settings(trained).service
+    stalled = open_stalled_requests(server, limits.max_concurrency)
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        status, _, body = server.predict({"records": records[:1]})
+        assert status == 429, body
+        assert time.monotonic() - started < 2
+        assert_safe(status, body)
+        answer = read_response(stalled[0])
+        assert answer.startswith(b"HTTP/1.1 504"), answer[:200]
+        assert_safe(504, answer.split(b"\r\n\r\n", 1)[-1], allowed=(504,))
+    finally:
+        for connection in stalled:
+            connection.close()
+    time.sleep(0.5)
+    assert_healthy(server, records)
+
+
+def test_a_burst_beyond_the_batching_budget_is_shed_with_503(trained, records):
+    """More queued work than `max_latency_ms` allows: the excess is shed (503, Retry-After), never a 500.
+
+    A second server with a tight budget (50 ms) makes the burst exceed it on any machine; the shipped
+    budget is sized so that `max_concurrency` refuses work (429) long before anything queues that long.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = yaml.safe_load((trained / "serving.yaml").read_text())
+    config["service"].update(max_latency_ms=50, max_batch_size=100, max_concurrency=64)
+    (trained / "serving-tight.yaml").write_text(yaml.safe_dump(config))
+    tight = Server(trained, "serving-tight.yaml")
+    try:
+        limit = config["service"]["max_records"]
+        heavy = json.dumps({"records": (records * (limit // len(records) + 1))[:limit]}).encode()
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(lambda _: tight.predict(heavy), range(48)))
+        statuses = [status for status, _, _ in answers]
+        assert set(statuses) <= {200, 503}, statuses
+        assert statuses.count(503) >= 1, statuses
+        for status, headers, body in answers:
+            assert_safe(status, body, allowed=(503,))
+            if status == 503:
+                assert {key.lower(): value for key, value in headers.items()}.get("retry-after") == "1"
+                assert json.loads(body) == {"error": "overloaded or not ready, retry later"}
+        assert_healthy(tight, records)
+    finally:
+        tight.stop()
+
+
+def test_guard_turns_any_server_error_into_a_fixed_body(contract):
+    """In-process: whatever a 5xx body held (a trace, a value), the client gets a fixed JSON body."""
+    import asyncio
+
+    async def failing(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b'Traceback: File "x", line 1, in ZQX'})
+
+    guard = service.Guard(failing, paths=["/predict"], max_body_bytes=100, contract=contract)
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/predict", "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(guard(scope, receive, send))
+    assert sent[0]["status"] == 500
+    assert json.loads(sent[1]["body"]) == {"error": "internal error; see the server log"}
+
+
+# --------------------------------------------------------------------------- metrics and monitoring
+
+
+def metric_names(text: str) -> set[str]:
+    """Metric names (with _total, _bucket etc.) present in Prometheus text."""
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_metrics_expose_traffic_latency_and_model_counters(server, records):
+    """/metrics: request counts and latency histograms, predictions per class, validation failures."""
+    assert server.predict({"records": records[:10]})[0] == 200
+    assert server.predict({"records": [{**records[0], "age": None}]})[0] == 400
+    status, _, body = server.request("GET", "/metrics")
+    assert status == 200
+    text = body.decode()
+    names = metric_names(text)
+    assert {"bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket"} <= names
+    assert re.search(r'bentoml_service_request_total\{[^}]*endpoint="/predict"[^}]*http_response_code="400"', text)
+    assert re.search(r'model_predictions_total\{label="[^"]+"\} [1-9]', text)
+    assert re.search(r'model_validation_failures_total\{field="[^"]+",type="[^"]+"\} [1-9]', text)
+    assert "model_prediction_score_bucket" in names
+    assert re.search(r'model_info\{[^}]*tag="local"', text)
+
+
+def test_alerts_and_dashboard_use_only_metrics_that_exist(server, trained):
+    """Every metric the alert rules and the dashboard query is exposed by the service or the drift check."""
+    served = metric_names(server.request("GET", "/metrics")[2].decode())
+    report = {"drift": False, "checked_at": "2026-01-01T00:00:00Z", "prediction": {"psi": 0.1}}
+    report["features"] = {"x": {"psi": 0.1}}
+    exported = served | metric_names(monitor.render_prometheus(report))
+    rules = yaml.safe_load((PROJECT / "monitoring/alerts.yml").read_text())
+    dashboard = json.loads((PROJECT / "monitoring/grafana-dashboard.json").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    expressions += [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    used = {name for expression in expressions for name in re.findall(r"\b(?:model|bentoml)_[a-z0-9_]+", expression)}
+    assert used
+    assert used <= exported, f"not exported: {sorted(used - exported)}"
+
+
+# --------------------------------------------------------------------------- load and shutdown
+
+
+@pytest.mark.e2e
+def test_sixteen_clients_for_ten_seconds_get_no_errors(server, records):
+    """16 concurrent keep-alive clients for 10 s (benchmarks/ runs 30 s): every answer is a 200."""
+    body = json.dumps({"records": records[:1]}).encode()
+    outcomes: list = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 10
+
+    def client():
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        while time.monotonic() < stop:
+            try:
+                connection.request("POST", "/predict", body=body, headers={"content-type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                result = response.status
+            except OSError as error:
+                result = type(error).__name__
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            with lock:
+                outcomes.append(result)
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [item for item in outcomes if item != 200]
+    assert len(outcomes) > 100
+    assert errors == []
+
+
+@pytest.mark.e2e
+def test_sigterm_lets_requests_in_flight_finish(trained, records):
+    """SIGTERM while requests are in flight: every one of them completes with a 200; the server exits 0."""
+    own = Server(trained)
+    body = json.dumps({"records": (records * 3)[:500]}).encode()
+    signalled = threading.Event()
+    lock = threading.Lock()
+    in_flight_at_signal: list = []
+    results: dict = {}
+
+    def client(number):
+        while not signalled.is_set():
+            key = (number, time.monotonic())
+            with lock:
+                results[key] = "pending"
+            try:
+                status = own.predict(body)[0]
+            except OSError as error:
+                status = type(error).__name__
+            with lock:
+                results[key] = status
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    with lock:
+        in_flight_at_signal = [key for key, status in results.items() if status == "pending"]
+        own.process.send_signal(signal.SIGTERM)
+        signalled.set()
+    for thread in threads:
+        thread.join(60)
+    assert own.process.wait(60) == 0
+    assert in_flight_at_signal, "no request was in flight when SIGTERM was sent"
+    assert [results[key] for key in in_flight_at_signal] == [200] * len(in_flight_at_signal)
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+def test_package_builds_an_offline_bento_with_pinned_image_and_packages(trained):
+    """`package --env dev` builds without the network: base image and every package pinned, model tag recorded."""
+    home = trained.parent / "bentoml-home"  # outside the project, as `package` demands
+    code = (
+        "import sys; from pathlib import Path; "
+        f"from {PACKAGE} import service; sys.exit(service.package(Path.cwd(), 'dev'))"
+    )
+    env = dict(os.environ, BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", PIP_NO_INDEX="1")
+    done = subprocess.run([sys.executable, "-c", code], cwd=trained, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (bento,) = [path for path in (home / "bentos").glob("*/*") if path.is_dir()]
+    dockerfile = (bento / "env/docker/Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+    requirements = (bento / "env/python/requirements.txt").read_text().split()
+    assert requirements and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=]+", line) for line in requirements)
+    info = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert info["args"]["model_tag"] == info["services"][0]["models"][0]["tag"]
+    assert ":dev-" in info["args"]["model_tag"]
+    assert (bento / "src/src" / PACKAGE / "service.py").exists()
+    assert not list(bento.rglob("*.joblib"))  # the model travels in the model store, not in the code
+
+
+def test_container_fails_in_one_line_without_a_docker_engine(trained):
+    """Where no Docker engine answers, `container` says so in one line instead of a Docker trace."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0:
+        pytest.skip("a Docker engine is reachable here")
+    with pytest.raises(ProjectError, match="no Docker engine is reachable") as raised:
+        service.container(trained)
+    assert "\n" not in str(raised.value)
