@@ -6,10 +6,11 @@ parameter must never silently fall back to a default.
 
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import yaml
 
@@ -92,51 +93,51 @@ class Params:
     evaluate: Evaluate
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
-    """Build dataclass `cls` from `raw`, refusing unknown, missing and mistyped keys."""
+def build(cls: type, raw: Any, where: str, source: str) -> Any:
+    """Build dataclass `cls` (and the dataclasses in its fields) from `raw`, read from file `source`.
+
+    Unknown, missing and mistyped keys are errors naming the file and the key; a float must be finite.
+    """
     if not isinstance(raw, dict):
-        raise ProjectError(f"{PARAMS_FILE}: '{where}' must be a mapping")
-    names = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(names))
+        raise ProjectError(f"{source}: '{where}' must be a mapping")
+    types = get_type_hints(cls)
+    unknown = sorted(set(raw) - set(types))
     if unknown:
-        raise ProjectError(f"{PARAMS_FILE}: unknown key '{where}.{unknown[0]}'")
-    missing = sorted(set(names) - set(raw))
+        raise ProjectError(f"{source}: unknown key '{where}.{unknown[0]}'")
+    missing = sorted(set(types) - set(raw))
     if missing:
-        raise ProjectError(f"{PARAMS_FILE}: missing key '{where}.{missing[0]}'")
+        raise ProjectError(f"{source}: missing key '{where}.{missing[0]}'")
     values = {}
-    for name, field in names.items():
-        value, kind = raw[name], field.type
-        if isinstance(kind, str) and kind in _NESTED:
-            value = _build(_NESTED[kind], value, f"{where}.{name}")
+    for name, kind in types.items():
+        value = raw[name]
+        if is_dataclass(kind):
+            value = build(kind, value, f"{where}.{name}", source)
         elif not _has_type(value, kind):
-            raise ProjectError(f"{PARAMS_FILE}: '{where}.{name}' must be {kind}, got {value!r}")
+            raise ProjectError(f"{source}: '{where}.{name}' must be {_describe(kind)}, got {value!r}")
         values[name] = value
     return cls(**values)
 
 
-def _has_type(value: Any, kind: str) -> bool:
-    """Check a YAML value against the annotation text of a field."""
-    if kind == "str":
+def _has_type(value: Any, kind: Any) -> bool:
+    """Check a YAML value against a field's type (bools are not numbers, empty strings are not names)."""
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is str:
         return isinstance(value, str) and value != ""
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "list[str]":
+    if kind is int:
+        return isinstance(value, int)
+    if kind is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    if kind == list[str]:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
-    if kind == "dict[str, Any]":
+    if kind == dict[str, Any]:
         return isinstance(value, dict)
     return False
 
 
-_NESTED = {
-    "Pii": Pii,
-    "Data": Data,
-    "Validate": Validate,
-    "Split": Split,
-    "Train": Train,
-    "Evaluate": Evaluate,
-}
+def _describe(kind: Any) -> str:
+    """A type as the error message names it: int, float, str, list[str]."""
+    return kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
 
 
 def load_params(root: Path) -> Params:
@@ -148,7 +149,7 @@ def load_params(root: Path) -> Params:
         raise ProjectError(f"{PARAMS_FILE}: not found in {root}") from error
     except yaml.YAMLError as error:
         raise ProjectError(f"{PARAMS_FILE}: not valid YAML ({error})") from error
-    params = _build(Params, raw, "params")
+    params = build(Params, raw, "params", PARAMS_FILE)
     if params.train.model not in MODELS:
         raise ProjectError(f"{PARAMS_FILE}: train.model '{params.train.model}' is not one of {', '.join(MODELS)}")
     if not 0 < params.split.test_size < 1:

@@ -13,12 +13,11 @@ which DVC does not read: changing a timeout must not retrain the model.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import load_params, read_yaml
+from .config import build, load_params, read_yaml
 from .errors import ProjectError
 from .features import feature_columns
 from .validate import load_schema
@@ -86,44 +85,16 @@ class Contract:
         return self.numeric + self.categorical
 
 
-def _section(cls: type, raw: Any, where: str, source: str) -> Any:
-    """Build one settings dataclass, refusing unknown, missing and mistyped keys."""
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{source}: '{where}' must be a mapping")
-    names = {field.name: field.type for field in fields(cls)}
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise ProjectError(f"{source}: unknown key '{where}.{unknown[0]}'")
-    missing = sorted(set(names) - set(raw))
-    if missing:
-        raise ProjectError(f"{source}: missing key '{where}.{missing[0]}'")
-    for name, kind in names.items():
-        value = raw[name]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-            "float": number and math.isfinite(value) and value >= 0,
-            "str": isinstance(value, str) and value != "",
-        }[kind]
-        if not ok:
-            raise ProjectError(f"{source}: '{where}.{name}' must be a non-negative {kind}, got {value!r}")
-    return cls(**raw)
-
-
 def load_settings(root: Path) -> Settings:
     """Load serving.yaml (or the file named by $SERVING_CONFIG) from the project root."""
     import os
 
     source = os.environ.get(SETTINGS_ENV) or SETTINGS_FILE
-    raw = read_yaml(root / source)
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{source}: must be a mapping with service, batch and monitor")
-    sections = {"service": ServiceSettings, "batch": BatchSettings, "monitor": MonitorSettings}
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise ProjectError(f"{source}: unknown section '{unknown[0]}'")
-    built = {name: _section(cls, raw.get(name), name, source) for name, cls in sections.items()}
-    settings = Settings(**built)
+    settings = build(Settings, read_yaml(root / source), "serving", source)
+    for section, values in vars(settings).items():
+        for name, value in vars(values).items():
+            if isinstance(value, int | float) and value < 0:
+                raise ProjectError(f"{source}: '{section}.{name}' must not be negative, got {value!r}")
     if settings.service.workers < 1 or settings.service.max_concurrency < 1 or settings.batch.chunk_rows < 1:
         raise ProjectError(f"{source}: workers, max_concurrency and chunk_rows must be at least 1")
     return settings
