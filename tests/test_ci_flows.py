@@ -45,8 +45,9 @@ GITLAB_FILE = TEMPLATE / "ci-templates" / "gitlab" / ".gitlab-ci.yml"
 STANDINS = Path(__file__).resolve().parent / "ci_stubs" / "actions"
 MARKER = "<!-- gitops-ml:report -->"
 MAKE = re.compile(r"^make(\s|$)")
-# The only script lines that are not `make`: GitLab installing uv into the image (setup-uv does it on GitHub).
-PLUMBING = re.compile(r"^(if ! command -v uv|uv --version$)")
+# The only script lines that are not `make`: GitLab installing uv into the image (setup-uv does it on GitHub)
+# and the Docker client into the image job (GitHub's runner has it).
+PLUMBING = re.compile(r"^(if ! command -v uv|uv --version$|command -v docker > /dev/null \|\| )")
 
 # ---------------------------------------------------------------------------------------------------------
 # Parity (fast)
@@ -66,6 +67,7 @@ class Flow:
 
 
 TEAM = {"MLFLOW_TRACKING_URI": "https://mlflow.example.com"}
+REGISTRY = {"IMAGE_REPOSITORY": "registry.example.com/acme/credit-risk"}
 MAIN = {"CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
 FLOWS = [
     Flow(
@@ -80,6 +82,13 @@ FLOWS = [
         "push",
         (("ci.yml", "pipeline"), ("ci.yml", "promote-staging")),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM},
+        ("src/credit_risk/train.py",),
+    ),
+    Flow(
+        "default branch, image registry",
+        "push",
+        (("ci.yml", "pipeline"), ("ci.yml", "promote-staging"), ("ci.yml", "image-staging")),
+        {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM, **REGISTRY},
         ("src/credit_risk/train.py",),
     ),
     Flow(
@@ -236,10 +245,27 @@ def test_ci_without_a_team_server_registers_and_promotes_nothing() -> None:
     assert gitlab_jobs({"CI_PIPELINE_SOURCE": "push", **MAIN}, ("deploy/staging.yaml",)) == ["verify-pin"]
     for workflow, job in (
         ("ci.yml", "promote-staging"),
+        ("ci.yml", "image-staging"),
         ("deploy.yml", "deploy"),
         ("promote.yml", "promote-production"),
     ):
         assert "vars.MLFLOW_TRACKING_URI != ''" in github_workflow(workflow)["jobs"][job]["if"]
+
+
+@pytest.mark.fast
+def test_only_the_image_job_builds_images_and_only_with_a_registry() -> None:
+    """Without IMAGE_REPOSITORY no image job runs; only that job may write packages or use Docker-in-Docker."""
+    assert "image-staging" not in gitlab_jobs({"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM}, ("params.yaml",))
+    assert "vars.IMAGE_REPOSITORY != ''" in github_workflow("ci.yml")["jobs"]["image-staging"]["if"]
+    for path in GITHUB_DIR.glob("*.yml"):
+        for name, job in github_workflow(path.name)["jobs"].items():
+            assert ("packages" in job.get("permissions", {})) == (name == "image-staging"), f"{path.name}: {name}"
+            assert any("make image" in step.get("run", "") for step in job["steps"]) == (name == "image-staging")
+    pipeline = gitlab_pipeline()
+    for name, job in pipeline.items():
+        if isinstance(job, dict) and "script" in job:
+            assert ("services" in job) == (name == "image-staging"), name
+            assert any(line.startswith("make image") for line in job["script"]) == (name == "image-staging")
 
 
 @pytest.mark.fast
@@ -382,7 +408,11 @@ def gitlab_ci_local(repo: Repo, variables: dict[str, str], *jobs: str) -> subpro
         "GITLAB_CI_LOCAL",
         TEMPLATE / "node_modules" / ".bin" / "gitlab-ci-local",
     )
-    shared = {"UV_CACHE_DIR": repo.uv_cache, "UV_PROJECT_ENVIRONMENT": str(repo.venv)}
+    shared = {
+        "UV_CACHE_DIR": repo.uv_cache,
+        "UV_PROJECT_ENVIRONMENT": str(repo.venv),
+        "BENTOML_HOME": str(repo.work / "gitlab-bentoml"),  # outside the project, and not this machine's ~/bentoml
+    }
     arguments = [tool, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
     arguments += ["--concurrency", "1", "--no-color", "--ignore-predefined-vars", ",".join(variables)]
     for key, value in {**shared, **variables}.items():
@@ -413,6 +443,29 @@ def gitlab_mr_variables(stub: ApiStub, repo: Repo, **extra: str) -> dict[str, st
         "GITLAB_TOKEN": "glpat-report",
         **extra,
     }
+
+
+def team_store(repo: Repo, name: str) -> Path:
+    """A "team MLflow server": a shared sqlite file whose experiment keeps artifacts in one shared folder.
+
+    A real server stores (or proxies) artifacts centrally; without this each job would log them into its own
+    working copy, and a later job (`make package` importing the registered version) could not read them.
+    """
+    db = repo.work / f"{name}.db"
+    code = (
+        "import sys, mlflow; "
+        "mlflow.MlflowClient(sys.argv[1]).create_experiment('credit-risk', artifact_location=sys.argv[2])"
+    )
+    arguments = [
+        str(repo.venv / "bin" / "python"),
+        "-c",
+        code,
+        f"sqlite:///{db}",
+        (repo.work / f"{name}-artifacts").as_uri(),
+    ]
+    done = subprocess.run(arguments, env=clean_env(), capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return db
 
 
 def alias_version(db: Path, alias: str) -> str | None:
@@ -465,7 +518,7 @@ def test_gitlab_flows_run_under_gitlab_ci_local(repo: Repo, stub: ApiStub) -> No
     set_yaml_value(path / "params.yaml", r"^(    max_depth:) 3$", r"\1 4")
     after = commit_all(path, "Merge branch 'feature': deeper trees")
     git(path, "update-ref", "refs/remotes/origin/main", before)  # the push: origin/main..main changed
-    team = repo.work / "gitlab-team.db"
+    team = team_store(repo, "gitlab-team")
     default = {
         "CI_PIPELINE_SOURCE": "push",
         "CI_COMMIT_BEFORE_SHA": before,
@@ -482,9 +535,14 @@ def test_gitlab_flows_run_under_gitlab_ci_local(repo: Repo, stub: ApiStub) -> No
     assert commit["branch"] == "promote/staging" and commit["start_sha"] == after and commit["force"] is True
     pin = yaml.safe_load(stub.state.files[("promote/staging", "deploy/staging.yaml")])["champion"]
     assert pin["model_name"] == "credit-risk" and pin["version"] == "1"
+    # `make package ENV=staging` built the pinned version's Bento and recorded it before the MR opened.
+    assert re.fullmatch(r"credit-risk:[a-z0-9]+", pin["bento_tag"] or ""), pin["bento_tag"]
+    assert pin["image_digest"] is None  # no IMAGE_REPOSITORY: no image job
+    assert "image-staging" not in pushed.stdout
     (request,) = stub.state.merge_requests
     assert request["title"] == "Promote credit-risk v1 to staging" and request["target_branch"] == "main"
     assert "Gate (staging): PASS" in request["description"]
+    assert f"| `bento_tag` | `{pin['bento_tag']}` |" in request["description"]
     assert all(r["token"] == "glpat-promotion" for r in stub.calls(pattern="/repository/commits|/merge_requests$"))
 
     # The promotion is merged: the deploy jobs re-check the pin and move the alias; the pipeline stays idle.
@@ -521,6 +579,7 @@ def act(
         "UV_PROJECT_ENVIRONMENT": str(repo.venv),
         "STANDIN_ARTIFACTS": str(repo.work / "artifacts"),
         "STANDIN_CACHE_DIR": str(repo.work / "actions-cache"),
+        "BENTOML_HOME": str(repo.work / "github-bentoml"),
     }.items():
         arguments += ["--env", f"{key}={value}"]
     done = subprocess.run(
@@ -569,7 +628,7 @@ def test_github_flows_run_under_act(repo: Repo, stub: ApiStub) -> None:
     before = git(path, "rev-parse", "HEAD")
     set_yaml_value(path / "params.yaml", r"^(    learning_rate:) 0\.05$", r"\1 0.1")
     after = commit_all(path, "Merge pull request #7: faster learning")
-    team = repo.work / "github-team.db"
+    team = team_store(repo, "github-team")
     push = {"ref": "refs/heads/main", "before": before, "after": after, "repository": {"full_name": "acme/credit-risk"}}
     pushed = act(repo, stub, "push", push, "ci.yml", "--var", f"MLFLOW_TRACKING_URI=sqlite:///{team}")
     assert pushed.returncode == 0, pushed.stdout[-4000:]
@@ -577,9 +636,13 @@ def test_github_flows_run_under_act(repo: Repo, stub: ApiStub) -> None:
     assert stub.state.refs == {"promote/staging": after}
     pin = yaml.safe_load(stub.state.files[("promote/staging", "deploy/staging.yaml")])["champion"]
     assert pin["version"] == "1" and pin["git_commit"] == after
+    assert re.fullmatch(r"credit-risk:[a-z0-9]+", pin["bento_tag"] or ""), pin["bento_tag"]
+    assert pin["image_digest"] is None
+    assert "[CI/build, push and record the staging image] 🏁  Job succeeded" not in pushed.stdout  # skipped
     (pull,) = stub.state.pulls
     assert pull["head"] == "promote/staging" and pull["base"] == "main"
     assert pull["title"] == "Promote credit-risk v1 to staging" and "Gate (staging): PASS" in pull["body"]
+    assert f"| `bento_tag` | `{pin['bento_tag']}` |" in pull["body"]
 
     # The policy guard: a loosening passes with the approval label, read from the event payload.
     git(path, "checkout", "-qb", "gh-loosen", "gh-main")

@@ -354,3 +354,103 @@ def test_concurrent_reconciles_converge(repo: Path):
     assert codes == [0, 0, 0, 0]
     assert alias(repo, "staging") == 1 and alias(repo, "production") is None
     assert promotion.reconcile(repo, check=True) == 0
+
+
+# --------------------------------------------------------------------------- release builds in the pin
+
+BENTO = "credit-risk:4xq2kfa7lk3hmlg6"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def pinned(root: Path, champion: bool = True) -> bytes:
+    """deploy/staging.yaml as promote writes it (a champion without a build yet), or with no champion."""
+    promoted = {
+        "model_name": "credit-risk",
+        "version": "3",
+        "run_id": "r" * 32,
+        "model_sha256": "s" * 64,
+        "data_md5": "d" * 32,
+        "git_commit": "c0ffee",
+        "bento_tag": None,
+        "image_digest": None,
+        "policy_hash": "b" * 40,
+        "decision_hash": "h" * 64,
+        "promoted_at": "2024-05-01T12:00:00Z",
+        "metrics": {"roc_auc": 0.8125, "f1": 0.7},
+    }
+    return promotion.write_pin(root, "staging", promoted if champion else None).read_bytes()
+
+
+def test_record_release_changes_only_the_build_fields(tmp_path: Path):
+    """The bento tag, then the image digest, land in the pin; every other line stays byte-identical."""
+    before = pinned(tmp_path).decode().splitlines()
+    assert promotion.record_release(tmp_path, "staging", bento_tag=BENTO) == 0
+    after = (tmp_path / "deploy/staging.yaml").read_text().splitlines()
+    assert [(a, b) for a, b in zip(before, after, strict=True) if a != b] == [
+        ("  bento_tag: null", f"  bento_tag: {BENTO}")
+    ]
+    assert promotion.record_release(tmp_path, "staging", image_digest=DIGEST) == 0
+    champion = gate.load_pin(tmp_path, "staging")
+    assert champion["bento_tag"] == BENTO and champion["image_digest"] == DIGEST
+    final = (tmp_path / "deploy/staging.yaml").read_text().splitlines()
+    assert [a for a, b in zip(before, final, strict=True) if a != b] == ["  bento_tag: null", "  image_digest: null"]
+    assert not list((tmp_path / "deploy").glob(".*tmp"))
+    # A new bento has no image yet: the previous bento's digest is cleared with it.
+    assert promotion.record_release(tmp_path, "staging", bento_tag="credit-risk:newer") == 0
+    assert gate.load_pin(tmp_path, "staging")["image_digest"] is None
+
+
+@pytest.mark.parametrize(
+    ("champion", "fields", "message"),
+    [
+        pytest.param(False, {"bento_tag": BENTO}, "has no champion", id="no-champion"),
+        pytest.param(True, {"image_digest": "sha256:" + "ab" * 31}, "not an image digest", id="short-digest"),
+        pytest.param(True, {"image_digest": "ab" * 32}, "not an image digest", id="digest-without-algorithm"),
+        pytest.param(True, {"image_digest": "sha256:" + "AB" * 32}, "not an image digest", id="uppercase-digest"),
+        pytest.param(True, {"bento_tag": "credit-risk"}, "not a bento tag", id="tag-without-version"),
+        pytest.param(True, {"bento_tag": "Credit Risk:v1"}, "not a bento tag", id="tag-with-space"),
+        pytest.param(True, {"bento_tag": ""}, "not a bento tag", id="empty-tag"),
+        pytest.param(True, {}, "nothing to record", id="nothing"),
+    ],
+)
+def test_record_release_refuses_and_writes_nothing(tmp_path: Path, capsys, champion: bool, fields, message: str):
+    """No champion, a malformed digest or tag: exit 2, one line naming the problem, the pin untouched."""
+    before = pinned(tmp_path, champion)
+    assert promotion.record_release(tmp_path, "staging", **fields) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert (tmp_path / "deploy/staging.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("bento_tag", 7), ("bento_tag", "no-version"), ("image_digest", ["x"]), ("image_digest", "md5:" + "a" * 32)],
+)
+def test_the_pin_loader_rejects_a_malformed_build_field(tmp_path: Path, key: str, value):
+    """A build field is null or a well-formed string: anything else makes the gate unable to decide."""
+    pinned(tmp_path)
+    document = yaml.safe_load((tmp_path / "deploy/staging.yaml").read_text())
+    document["champion"][key] = value
+    (tmp_path / "deploy/staging.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(gate.CannotDecide, match=f"champion.{key}"):
+        gate.load_pin(tmp_path, "staging")
+
+
+def test_the_gate_passes_with_a_recorded_build(repo: Path):
+    """A champion carrying its bento tag and image digest is still a valid champion for the gate."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.record_release(repo, "staging", bento_tag=BENTO, image_digest=DIGEST) == 0
+    assert pin(repo, "staging")["bento_tag"] == BENTO
+    assert gate.run(repo, "staging") == 0
+    assert promotion.reconcile(repo, check=False) == 0
+
+
+def test_the_image_is_built_only_from_a_recorded_bento(tmp_path: Path):
+    """`make image` refuses, before touching Docker, a pin that records no bento yet."""
+    from {{ cookiecutter.package_name }} import service
+    from {{ cookiecutter.package_name }}.errors import ProjectError
+
+    pinned(tmp_path)
+    with pytest.raises(ProjectError, match="records no bento; run `make package ENV=staging` first"):
+        service.container(tmp_path, env="staging", repository="ghcr.io/acme/credit-risk")

@@ -131,12 +131,25 @@ def package(env: str) -> None:
 
 
 @main.command()
-@click.option("--bento", default=None, help="The bento tag to containerize; default: the latest built.")
-def container(bento: str | None) -> None:
+@click.option("--bento", default=None, help="The bento tag to build; default: ENV's recorded bento, or the latest.")
+@click.option("--env", "env", type=ENVIRONMENTS, default=None, help="Use, and record the pushed digest in, its pin.")
+@click.option("--push", "repository", default=None, help="Tag the image <REPOSITORY>:<bento version> and push it.")
+def container(bento: str | None, env: str | None, repository: str | None) -> None:
     """Build the Bento's container image; fails with one line where no Docker engine is reachable."""
     from . import service
 
-    run(lambda: service.container(Path.cwd(), bento))
+    run(lambda: service.container(Path.cwd(), bento, env, repository))
+
+
+@main.command("record-release")
+@click.option("--env", "env", type=ENVIRONMENTS, required=True)
+@click.option("--bento-tag", default=None, help="The bento built from the pinned model (<name>:<version>).")
+@click.option("--image-digest", default=None, help="The pushed image's digest (sha256:<64 hex>).")
+def record_release(env: str, bento_tag: str | None, image_digest: str | None) -> None:
+    """Record the service build (bento tag, image digest) of the champion pinned in deploy/<env>.yaml."""
+    from . import promotion
+
+    run(lambda: promotion.record_release(Path.cwd(), env, bento_tag, image_digest))
 
 
 @main.command()

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,15 @@ ALWAYS_REQUIRED = ("metrics", "lineage")
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 EXIT = {"pass": 0, "block": 1, "cannot_decide": 2}
+
+# The service build a pin may record (`package`, `container --push`): a BentoML tag (name:version, lowercase,
+# as BentoML writes them) and the pushed image's registry digest. Both stay null until built.
+BENTO_TAG = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?:[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+RELEASE_FIELDS = {
+    "bento_tag": (BENTO_TAG, "a bento tag <name>:<version>"),
+    "image_digest": (IMAGE_DIGEST, "an image digest sha256:<64 hex>"),
+}
 
 # Float subtraction is inexact (0.79 - 0.80 = -0.010000000000000009): tolerate rounding at exact bounds.
 _ROUNDING = 1e-12
@@ -194,6 +204,10 @@ def load_pin(root: Path, env: str) -> dict | None:
             or champion.get(key) == ""
         ):
             raise CannotDecide(f"{rel}: champion.{key} is missing or not a string")
+    for key, (pattern, what) in RELEASE_FIELDS.items():
+        value = champion.get(key)
+        if value is not None and (not isinstance(value, str) or not pattern.fullmatch(value)):
+            raise CannotDecide(f"{rel}: champion.{key} is {_describe(value)}, not null or {what}")
     metrics = champion.get("metrics")
     if not isinstance(metrics, dict):
         raise CannotDecide(f"{rel}: champion.metrics must be a mapping of metric -> number")

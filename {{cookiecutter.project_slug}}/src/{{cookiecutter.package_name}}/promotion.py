@@ -8,6 +8,7 @@ twice, or twice at once, converges on the same state; reverting a pin and reconc
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +129,65 @@ def write_pin(root: Path, env: str, champion: dict | None) -> Path:
     body = yaml.safe_dump(pin_document(env, champion), sort_keys=False, default_flow_style=False, allow_unicode=True)
     gate._write_atomic(path, (_pin_header(path) + body).encode("utf-8"))
     return path
+
+
+def _set_field(text: str, key: str, value: str | None) -> str | None:
+    """Replace the one `  <key>: ...` line of the champion block; None when it is not there exactly once."""
+    line = re.compile(rf"^  {key}:.*$", re.MULTILINE)
+    if len(line.findall(text)) != 1:
+        return None
+    rendered = yaml.safe_dump({key: value}, default_flow_style=False).strip()
+    return line.sub(lambda _: "  " + rendered, text)
+
+
+def record_release(root: Path, env: str, bento_tag: str | None = None, image_digest: str | None = None) -> int:
+    """Record the service build of env's pinned champion: its bento tag and/or its pushed image's digest.
+
+    Only those fields change (a new bento tag clears the digest of the previous bento's image); every other
+    byte of deploy/<env>.yaml stays as it was, and the file is replaced atomically. Exit 2, writing nothing,
+    when the pin has no champion or cannot be read, or a value is malformed.
+    """
+    root = Path(root)
+    rel = gate.pin_path(env)
+    given = {"bento_tag": bento_tag, "image_digest": image_digest}
+    wanted = {key: value for key, value in given.items() if value is not None}
+    if not wanted:
+        return _fail(f"record-release: nothing to record for {rel} (give a bento tag or an image digest)")
+    for key, value in wanted.items():
+        pattern, what = gate.RELEASE_FIELDS[key]
+        if not pattern.fullmatch(value):
+            return _fail(f"record-release: {key} {value!r} is not {what}; {rel} is unchanged")
+    try:
+        champion = gate.load_pin(root, env)
+        text = (root / rel).read_text(encoding="utf-8")
+    except gate.CannotDecide as error:
+        return _fail(f"record-release: {error}")
+    except OSError as error:
+        return _fail(f"record-release: {rel}: cannot read: {error.strerror or error}")
+    if champion is None:
+        return _fail(f"record-release: {rel} has no champion: promote one first; {rel} is unchanged")
+    if "bento_tag" in wanted and wanted["bento_tag"] != champion.get("bento_tag") and "image_digest" not in wanted:
+        wanted["image_digest"] = None  # the recorded image was built from the previous bento
+    updated: str | None = text
+    for key, value in wanted.items():
+        updated = _set_field(updated, key, value) if updated is not None else None
+    document = yaml.safe_load(text)
+    document["champion"].update(wanted)
+    if updated is None or yaml.safe_load(updated) != document:
+        # A pin not laid out the way write_pin lays it out: rewrite it whole, same content otherwise.
+        updated = _pin_header(root / rel) + yaml.safe_dump(
+            pin_document(env, document["champion"]), sort_keys=False, default_flow_style=False, allow_unicode=True
+        )
+    if updated == text:
+        print(f"record-release: {rel} already records {', '.join(f'{k} {v}' for k, v in wanted.items())}")
+        return 0
+    try:
+        gate._write_atomic(root / rel, updated.encode("utf-8"))
+    except OSError as error:
+        return _fail(f"record-release: {rel}: cannot write: {error.strerror or error}")
+    shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items())
+    print(f"record-release: {rel}: {champion['model_name']} v{champion['version']} now records {shown}")
+    return 0
 
 
 def promote(root: Path, env: str) -> int:

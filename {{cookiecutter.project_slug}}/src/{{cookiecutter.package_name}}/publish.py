@@ -291,7 +291,8 @@ def _promotion_body(root: Path, env: str, champion: dict, old: dict | None) -> s
         "| pin field | value |",
         "|---|---|",
     ]
-    for key in ("run_id", "model_sha256", "data_md5", "git_commit", "policy_hash", "decision_hash", "promoted_at"):
+    keys = ("run_id", "model_sha256", "data_md5", "git_commit", "bento_tag", "image_digest")
+    for key in (*keys, "policy_hash", "decision_hash", "promoted_at"):
         rows.append(f"| `{key}` | `{champion.get(key)}` |")
     rows += [
         "",

@@ -238,7 +238,12 @@ def package(root: Path, env: str) -> int:
     except bentoml.exceptions.BentoMLException as error:
         raise ProjectError(f"bentofile.yaml: the bento build failed ({error})") from error
     print(f"package: bento {bento.tag} serves model {tag} ({env})")
-    return 0
+    if env == "dev":
+        return 0
+    from . import promotion
+
+    # The release pin names the bento built from its model, so the image and the rollout can follow it.
+    return promotion.record_release(root, env, bento_tag=str(bento.tag))
 
 
 def _bentofile(root: Path) -> dict[str, Any]:
@@ -251,13 +256,31 @@ def _bentofile(root: Path) -> dict[str, Any]:
     return config
 
 
-def container(root: Path, bento: str | None = None) -> int:
-    """Build the container image of a bento (default: the latest), when a Docker engine is reachable."""
+def container(root: Path, bento: str | None = None, env: str | None = None, repository: str | None = None) -> int:
+    """Build the container image of a bento, when a Docker engine is reachable; optionally push it.
+
+    The bento is `bento`, else the one deploy/<env>.yaml records (`package --env <env>`), else the latest.
+    With a repository the image is tagged <repository>:<bento version> and pushed (after `docker login` when
+    REGISTRY_PASSWORD is set, as REGISTRY_USER); with env too, its digest is recorded in the pin.
+    """
+    import os
     import shutil
     import subprocess
 
     from .config import model_name
 
+    if env is not None and bento is None:
+        from . import gate
+
+        try:
+            champion = gate.load_pin(root, env)
+        except gate.CannotDecide as error:
+            raise ProjectError(f"container: {error}") from None
+        bento = (champion or {}).get("bento_tag")
+        if not bento:
+            raise ProjectError(f"container: {gate.pin_path(env)} records no bento; run `make package ENV={env}` first")
+    if repository is not None and not re.fullmatch(r"[a-z0-9]+([._:/-][a-z0-9]+)*", repository):
+        raise ProjectError(f"container: image repository {repository!r} is not a lowercase <registry>/<path>")
     tag = bento or f"{model_name(root)}:latest"
     docker = shutil.which("docker")
     try:
@@ -269,7 +292,36 @@ def container(root: Path, bento: str | None = None) -> int:
             f"container: no Docker engine is reachable (`docker info` failed); bento {tag} is built, "
             f"containerize it where Docker runs: bentoml containerize {tag}"
         )
-    return subprocess.run(["bentoml", "containerize", tag], cwd=root).returncode
+    if repository is None:
+        return subprocess.run(["bentoml", "containerize", tag], cwd=root).returncode
+    image = f"{repository}:{tag.rsplit(':', 1)[-1]}"
+    code = subprocess.run(["bentoml", "containerize", tag, "--image-tag", image], cwd=root).returncode
+    if code:
+        return code
+    password = os.environ.get("REGISTRY_PASSWORD")
+    if password:
+        host = repository.split("/", 1)[0]
+        server = [host] if "/" in repository and ("." in host or ":" in host or host == "localhost") else []
+        user = os.environ.get("REGISTRY_USER", "")
+        login = subprocess.run(
+            [docker, "login", *server, "--username", user, "--password-stdin"], input=password, text=True, cwd=root
+        )
+        if login.returncode:
+            raise ProjectError(f"container: docker login to {server[0] if server else 'Docker Hub'} failed")
+    if subprocess.run([docker, "push", image], cwd=root).returncode:
+        raise ProjectError(f"container: docker push {image} failed")
+    shown = subprocess.run([docker, "image", "inspect", image], capture_output=True, text=True)
+    described = json.loads(shown.stdout or "[]") if shown.returncode == 0 else []
+    names = [item for entry in described for item in entry.get("RepoDigests") or []]
+    digests = [item.split("@", 1)[1] for item in names if item.startswith(f"{repository}@")]
+    if not digests:
+        raise ProjectError(f"container: pushed {image}, but Docker reports no registry digest for it")
+    print(f"container: pushed {image}@{digests[0]}")
+    if env is None:
+        return 0
+    from . import promotion
+
+    return promotion.record_release(root, env, image_digest=digests[0])
 
 
 # --------------------------------------------------------------------------- HTTP hardening
