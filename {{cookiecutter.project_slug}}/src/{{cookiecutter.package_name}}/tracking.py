@@ -129,7 +129,8 @@ def log_run(
 
     embedded = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri exports it
     mlflow.set_tracking_uri(tracking_uri(root))
-    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "pip version" noise under uv
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "no pip version": uv envs have no pip
+    logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)  # "detected uv project", every run
     experiment = model_name(root)
     if embedded and mlflow.get_experiment_by_name(experiment) is None:
         # Keep the embedded store's artifacts inside the project, wherever the command runs from.
