@@ -47,7 +47,13 @@ MARKER = "<!-- gitops-ml:report -->"
 MAKE = re.compile(r"^make(\s|$)")
 # The only script lines that are not `make`: GitLab installing uv into the image (setup-uv does it on GitHub)
 # and the Docker client into the image job (GitHub's runner has it).
-PLUMBING = re.compile(r"^(if ! command -v uv|uv --version$|command -v docker > /dev/null \|\| )")
+PLUMBING = re.compile(
+    r"^(if ! command -v uv > /dev/null; then\n.*\nfi"
+    r"|uv --version"
+    r"|command -v docker > /dev/null \|\| \(apt-get update -qq && apt-get install -y -qq --no-install-recommends"
+    r" docker\.io > /dev/null\))$",
+    re.S,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Parity (fast)

@@ -152,6 +152,7 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     )
     if fraction > settings.max_reject_fraction:
         scored.discard()
+        output.unlink(missing_ok=True)  # an older file there would pass for today's predictions
         print(
             f"error: predict: {fraction:.2%} of rows rejected, more than batch.max_reject_fraction "
             f"{settings.max_reject_fraction:.2%} in serving.yaml; {shown} not written. {summary}",

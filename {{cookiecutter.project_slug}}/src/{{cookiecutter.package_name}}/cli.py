@@ -24,6 +24,9 @@ def run(step: Callable[[], int | None]) -> None:
     except ProjectError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
+    except FileNotFoundError as error:  # a file the command needs and nothing above checked
+        click.echo(f"error: {error.filename or error}: not found", err=True)
+        sys.exit(1)
     sys.exit(code or 0)
 
 

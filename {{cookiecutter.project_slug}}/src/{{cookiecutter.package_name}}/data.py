@@ -16,6 +16,14 @@ TRAIN = Path("data/processed/train.parquet")
 TEST = Path("data/processed/test.parquet")
 
 
+def stage_input(root: Path, relative: Path | str) -> Path:
+    """The path of a file an earlier stage writes, or one clear line saying to run that stage first."""
+    path = root / relative
+    if not path.exists():
+        raise ProjectError(f"{relative}: not found; run the earlier pipeline stages first (make pipeline)")
+    return path
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or parquet file, naming the file in any error."""
     try:
@@ -35,6 +43,16 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     frame.to_parquet(partial, index=False)
+    partial.replace(path)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically with sorted keys, so diffs and hashes are stable and readers never see half a file."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     partial.replace(path)
 
 
@@ -75,10 +93,10 @@ def split(root: Path, params: Params) -> None:
     """
     import json
 
-    validation = json.loads((root / "reports/validation.json").read_text())
+    validation = json.loads(stage_input(root, "reports/validation.json").read_text())
     if not validation.get("passed"):
         raise ProjectError("reports/validation.json: the data failed validation; nothing is split")
-    frame = pd.read_parquet(root / INGESTED)
+    frame = pd.read_parquet(stage_input(root, INGESTED))
     test = frame.groupby(params.data.target, group_keys=False).sample(
         frac=params.split.test_size, random_state=params.split.seed
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from .config import Params, model_name
-from .data import TEST
+from .data import TEST, stage_input, write_json
 from .train import MODEL
 
 METRICS = Path("reports/metrics.json")
@@ -84,14 +83,6 @@ def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str
     )
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically with sorted keys, so diffs and hashes are stable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    partial.replace(path)
-
-
 def evaluate(root: Path, params: Params) -> None:
     """Measure the trained model on the test split and record everything as evidence."""
     import joblib
@@ -99,8 +90,10 @@ def evaluate(root: Path, params: Params) -> None:
 
     from . import tracking
 
-    model = joblib.load(root / MODEL)
-    test = pd.read_parquet(root / TEST)
+    # A failed run must not leave the previous run's lineage beside new metrics: the gate would pair them.
+    (root / LINEAGE).unlink(missing_ok=True)
+    model = joblib.load(stage_input(root, MODEL))
+    test = pd.read_parquet(stage_input(root, TEST))
     features = test[list(model.feature_names_in_)]
     labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).reset_index(drop=True)
     scores = model.predict_proba(features)[:, 1]
@@ -114,7 +107,7 @@ def evaluate(root: Path, params: Params) -> None:
     write_json(root / METRICS, measured)
 
     facts = tracking.lineage(root, params, root / MODEL)
-    run_id = tracking.log_run(
+    run_id = tracking.log_run_or_fail(
         root,
         params,
         model,
@@ -134,4 +127,4 @@ def evaluate(root: Path, params: Params) -> None:
     )
     summary = ", ".join(f"{name} {measured[name]:.3f}" for name in ("roc_auc", "f1", "latency_p95_ms"))
     print(f"evaluate: {summary} -> {METRICS}, plots in {PLOTS}/")
-    print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri(root)} (open it with `make mlflow-ui`)")
+    print(f"evaluate: MLflow run {run_id} in {tracking.display_uri(root)} (open it with `make mlflow-ui`)")

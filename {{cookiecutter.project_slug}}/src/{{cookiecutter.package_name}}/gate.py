@@ -223,7 +223,9 @@ def load_pin(root: Path, env: str) -> dict | None:
 
 def _registry_error(error: Exception) -> str:
     """One line for an MLflow failure."""
-    return " ".join(str(error).split())[:200]
+    from .tracking import redact
+
+    return redact(" ".join(str(error).split()))[:200]
 
 
 def verify_champion(root: Path, env: str, champion: dict) -> str:
@@ -244,7 +246,7 @@ def verify_champion(root: Path, env: str, champion: dict) -> str:
         version = tracking.client(root).get_model_version(champion["model_name"], champion["version"])
     except MlflowException as error:
         raise CannotDecide(
-            f"{rel}: the registry at {tracking.tracking_uri(root)} does not know "
+            f"{rel}: the registry at {tracking.display_uri(root)} does not know "
             f"{champion['model_name']} v{champion['version']}: {_registry_error(error)}"
         ) from error
     if version.run_id != str(champion["run_id"]):
@@ -252,7 +254,7 @@ def verify_champion(root: Path, env: str, champion: dict) -> str:
             f"{rel}: {champion['model_name']} v{champion['version']} is run {version.run_id} in the registry, "
             f"but the pin says run {champion['run_id']}"
         )
-    return f"verified in the registry at {tracking.tracking_uri(root)}"
+    return f"verified in the registry at {tracking.display_uri(root)}"
 
 
 def registered_versions(root: Path, model_name: str, run_id: str) -> list[str]:

@@ -83,7 +83,7 @@ def register(root: Path) -> int:
         except MlflowException:
             return _fail(
                 f"register: reports/lineage.json: run {run_id} is not in the tracking store at "
-                f"{tracking.tracking_uri(root)} (run the pipeline against this store)"
+                f"{tracking.display_uri(root)} (run the pipeline against this store)"
             )
         try:
             source, model_id = _logged_model_source(client, run)
@@ -99,7 +99,7 @@ def register(root: Path) -> int:
         tags = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for key in LINEAGE_TAGS}
         created = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
     except MlflowException as error:
-        return _fail(f"register: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"register: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
     print(f"register: {name} v{created.version} <- run {run_id} ({source})")
     return 0
 
@@ -306,7 +306,7 @@ def reconcile(root: Path, check: bool) -> int:
     except gate.CannotDecide as error:
         return _fail(f"reconcile: {error}")
     except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
     client = tracking.client(root)
     drift = 0
     try:
@@ -328,7 +328,7 @@ def reconcile(root: Path, check: bool) -> int:
                 _move_alias(client, name, env, version)
                 print(f"reconcile: {name}@{env} -> v{version} (was {was})")
     except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.tracking_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
     if check and drift:
         print(
             f"reconcile: {drift} alias(es) differ from the pins in git; run `reconcile` to fix",

@@ -401,7 +401,13 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     if before == content:
         _say(f"promotion-request: {rel} is unchanged (the gate did not pass, or it already pins this model)")
         return 0
-    new, old = _champion(content), _champion(before)
+    from . import gate
+
+    try:
+        new = gate.load_pin(root, env)  # the pin about to be proposed, checked the way the gate reads it
+    except gate.CannotDecide as error:
+        return _fail(f"promotion-request: {error}", 2)
+    old = _champion(before)
     if new is None:
         return _fail(f"promotion-request: {rel} has no champion to promote", 2)
     if old and (old.get("model_sha256"), old.get("data_md5")) == (new.get("model_sha256"), new.get("data_md5")):
@@ -410,7 +416,12 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
         )
         return 0
     if improved_only:
-        better, why = beats(root, env, new, old)
+        from .policy import PolicyError
+
+        try:
+            better, why = beats(root, env, new, old)
+        except PolicyError as error:
+            return _fail(f"promotion-request: {error}", 2)
         if not better:
             _say(f"promotion-request: not opened: {why}")
             return 0

@@ -10,11 +10,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from .config import Params, model_name
+from .errors import ProjectError
 
 # Paths that `dvc repro` itself rewrites: a run is not "dirty" because the pipeline wrote its outputs.
 PIPELINE_OUTPUTS = ("dvc.lock", "reports")
@@ -23,6 +25,16 @@ PIPELINE_OUTPUTS = ("dvc.lock", "reports")
 def tracking_uri(root: Path) -> str:
     """$MLFLOW_TRACKING_URI, or the project's own sqlite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def redact(text: str) -> str:
+    """Hide the user:password part of any URL in text: messages and reports never carry a credential."""
+    return re.sub(r"(\w+://)[^/\s@]+@", r"\1***@", text)
+
+
+def display_uri(root: Path) -> str:
+    """The tracking URI as messages show it (credentials hidden)."""
+    return redact(tracking_uri(root))
 
 
 def client(root: Path):
@@ -108,6 +120,18 @@ def flat_params(params: Params) -> dict[str, Any]:
     }
     flat.update({f"train.{params.train.model}.{key}": value for key, value in params.train.hyperparameters.items()})
     return flat
+
+
+def log_run_or_fail(*args: Any, **kwargs: Any) -> str:
+    """log_run, with any MLflow or I/O failure turned into one line naming the store."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return log_run(*args, **kwargs)
+    except (MlflowException, OSError) as error:
+        root = args[0] if args else kwargs["root"]
+        message = redact(" ".join(str(error).split()))[:300]
+        raise ProjectError(f"MLflow at {display_uri(root)}: the run was not logged ({message})") from error
 
 
 def log_run(

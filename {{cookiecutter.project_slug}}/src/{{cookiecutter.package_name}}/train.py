@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Params
-from .data import TRAIN
+from .data import TRAIN, stage_input
 from .errors import ProjectError
 from .features import feature_columns, preprocessor
 from .validate import load_schema
@@ -35,11 +35,14 @@ def train(root: Path, params: Params) -> None:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    frame = pd.read_parquet(root / TRAIN)
+    frame = pd.read_parquet(stage_input(root, TRAIN))
     numeric, categorical = feature_columns(load_schema(root / params.validate.schema), params)
     labels = (frame[params.data.target].astype(str) == params.data.positive_class).astype(int)
     pipeline = Pipeline([("features", preprocessor(numeric, categorical)), ("model", build_model(params))])
-    pipeline.fit(frame[numeric + categorical], labels)
+    try:
+        pipeline.fit(frame[numeric + categorical], labels)
+    except ValueError as error:  # scikit-learn checks hyperparameter values only when fitting
+        raise ProjectError(f"params.yaml: bad hyperparameter in train.{params.train.model} ({error})") from error
     path = root / MODEL
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

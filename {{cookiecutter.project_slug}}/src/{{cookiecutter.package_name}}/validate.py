@@ -6,7 +6,6 @@ which the gate reads as evidence; a failure exits non-zero so DVC runs nothing d
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Params, read_yaml
-from .data import INGESTED
+from .data import INGESTED, stage_input, write_json
 from .errors import ProjectError
 
 REPORT = Path("reports/validation.json")
@@ -131,7 +130,7 @@ def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_null
 
 def validate(root: Path, params: Params) -> None:
     """Run every check, write the report, and fail loudly when any check fails."""
-    frame = pd.read_parquet(root / INGESTED)
+    frame = pd.read_parquet(stage_input(root, INGESTED))
     failures = check(frame, load_schema(root / params.validate.schema), params)
     report = {
         "passed": not failures,
@@ -139,9 +138,7 @@ def validate(root: Path, params: Params) -> None:
         "source": params.data.source,
         "failures": failures,
     }
-    path = root / REPORT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_json(root / REPORT, report)
     if failures:
         print(f"validate: FAILED, {len(failures)} problem(s) in {params.data.source}:", file=sys.stderr)
         print(f"  {'column':<24} {'rule':<18} {'bad rows':>8}  detail", file=sys.stderr)
