@@ -303,6 +303,16 @@ def test_a_new_pin_is_committed_and_its_merge_request_opened(repo, host):
     assert commit["actions"][0]["file_path"] == "deploy/staging.yaml"
     assert mrs[-1]["title"] == f"Promote {MODEL} v3 to staging"
     assert "Gate (staging): PASS" in mrs[-1]["description"]
+    assert "Drift" not in mrs[-1]["description"]
+
+
+def test_a_retraining_request_carries_the_drift_report(repo):
+    """When the run checked drift (the scheduled flow), the promotion body includes reports/drift.md."""
+    write_decision(repo, "staging", "pass", 0)
+    (repo / "reports" / "drift.md").write_text("## Drift check: DRIFT\n\n| feature | psi |\n|---|---|\n| age | 0.4 |\n")
+    body = publish._promotion_body(repo, "staging", champion(), None)
+    assert "## Drift check: DRIFT" in body and "| age | 0.4 |" in body
+    assert body.index("Gate (staging)") < body.index("Drift check")
 
 
 def test_a_scheduled_run_proposes_only_a_better_model(repo, host, capsys):

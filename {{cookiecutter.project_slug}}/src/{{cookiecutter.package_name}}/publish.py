@@ -294,9 +294,11 @@ def _promotion_body(root: Path, env: str, champion: dict, old: dict | None) -> s
     keys = ("run_id", "model_sha256", "data_md5", "git_commit", "bento_tag", "image_digest")
     for key in (*keys, "policy_hash", "decision_hash", "promoted_at"):
         rows.append(f"| `{key}` | `{champion.get(key)}` |")
+    rows += ["", gate_report.rstrip("\n")]
+    drift = Path(root) / "reports" / "drift.md"
+    if drift.exists():  # the scheduled run's drift check: why this retraining was proposed
+        rows += ["", drift.read_text(encoding="utf-8").rstrip("\n")]
     rows += [
-        "",
-        gate_report.rstrip("\n"),
         "",
         f"Merging this changes `deploy/{env}.yaml` only. The deploy workflow then re-checks the pin "
         f"(`make verify-pin`) and moves the registry alias `{env}` (`make reconcile`). "
