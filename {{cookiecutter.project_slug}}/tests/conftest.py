@@ -1,4 +1,4 @@
-"""Shared fixtures: a throw-away copy of the project on a small slice of the real data."""
+"""Shared fixtures: throw-away copies of the project, on a slice of the real data or trained on all of it."""
 
 import shutil
 from pathlib import Path
@@ -25,3 +25,21 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A project copy with a model trained on the shipped data (once per session: batch and monitor share it)."""
+    from {{ cookiecutter.package_name }} import data, train, validate
+    from {{ cookiecutter.package_name }}.config import load_params
+
+    root = tmp_path_factory.mktemp("trained")
+    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, root / name)
+    params = load_params(root)
+    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / params.data.source, root / params.data.source)
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(root, params)
+    return root

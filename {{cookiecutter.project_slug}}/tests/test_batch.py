@@ -1,7 +1,6 @@
 """Batch inference: chunked with bounded memory, the service's contract, rejects with reasons, a threshold."""
 
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,27 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }} import batch, data, train, validate
+from {{ cookiecutter.package_name }} import batch, data, train
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.errors import ProjectError
 from {{ cookiecutter.package_name }}.schema import check_frame, load_contract, request_model
 
 PROJECT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A project copy with a model trained on the shipped data."""
-    root = tmp_path_factory.mktemp("batch")
-    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT / name, root / name)
-    params = load_params(root)
-    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT / params.data.source, root / params.data.source)
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(root, params)
-    return root
 
 
 @pytest.fixture

@@ -10,27 +10,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }} import data, monitor, train, validate
-from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }} import data, monitor
 from {{ cookiecutter.package_name }}.schema import load_contract
 
 PROJECT = Path(__file__).resolve().parents[1]
 MONITORING = PROJECT / "monitoring"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A project copy with a model trained on the shipped data."""
-    root = tmp_path_factory.mktemp("monitor")
-    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT / name, root / name)
-    params = load_params(root)
-    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT / params.data.source, root / params.data.source)
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(root, params)
-    return root
 
 
 def shifted(frame: pd.DataFrame, contract, columns: list[str]) -> pd.DataFrame:

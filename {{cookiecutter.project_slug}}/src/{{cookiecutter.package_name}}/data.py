@@ -46,16 +46,6 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     partial.replace(path)
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically with sorted keys, so diffs and hashes are stable and readers never see half a file."""
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    partial.replace(path)
-
-
 def remove_pii(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Drop declared PII columns and replace the hashed ones by salted SHA-256 digests."""
     pii = params.data.pii

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from .config import Params, model_name
-from .data import TEST, stage_input, write_json
+from .data import TEST, stage_input
+from .files import write_json
 from .train import MODEL
 
 METRICS = Path("reports/metrics.json")

@@ -17,10 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import yaml
 
 from . import policy as policy_module
+from .files import write_atomic
 
 EVIDENCE_FILES = {
     "metrics": "reports/metrics.json",
@@ -739,19 +738,6 @@ def render_markdown(decision: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def summary(decision: dict) -> str:
     """A short human summary for stdout."""
     env, rules = decision["environment"], decision["rules"]
@@ -781,8 +767,8 @@ def evaluate(root: Path, env: str) -> tuple[int, dict, bytes]:
         return 2, decision, data
     safe_env = env
     try:
-        _write_atomic(root / "reports" / "gate" / f"{safe_env}.json", data)
-        _write_atomic(root / "reports" / "gate" / f"{safe_env}.md", render_markdown(decision).encode())
+        write_atomic(root / "reports" / "gate" / f"{safe_env}.json", data)
+        write_atomic(root / "reports" / "gate" / f"{safe_env}.md", render_markdown(decision))
     except OSError as error:
         print(f"gate: reports/gate/{safe_env}.json: cannot write: {error.strerror or error}", file=sys.stderr)
         return 2, decision, data

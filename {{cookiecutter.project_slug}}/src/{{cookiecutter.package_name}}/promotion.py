@@ -18,6 +18,7 @@ import yaml
 
 from . import gate
 from . import policy as policy_module
+from .files import write_atomic
 
 PIN_HEADER = (
     "# Release pin: the model this environment should run. Written by `promote`, changed only by reviewed PRs.\n"
@@ -127,7 +128,7 @@ def write_pin(root: Path, env: str, champion: dict | None) -> Path:
     """Write deploy/<env>.yaml atomically (temp file + os.replace), keeping its header comment."""
     path = Path(root) / gate.pin_path(env)
     body = yaml.safe_dump(pin_document(env, champion), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    gate._write_atomic(path, (_pin_header(path) + body).encode("utf-8"))
+    write_atomic(path, _pin_header(path) + body)
     return path
 
 
@@ -182,7 +183,7 @@ def record_release(root: Path, env: str, bento_tag: str | None = None, image_dig
         print(f"record-release: {rel} already records {', '.join(f'{k} {v}' for k, v in wanted.items())}")
         return 0
     try:
-        gate._write_atomic(root / rel, updated.encode("utf-8"))
+        write_atomic(root / rel, updated)
     except OSError as error:
         return _fail(f"record-release: {rel}: cannot write: {error.strerror or error}")
     shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items())

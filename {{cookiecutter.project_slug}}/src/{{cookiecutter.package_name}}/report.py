@@ -16,10 +16,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from .files import write_atomic
 
 REPORT_PATH = "reports/report.md"
 GATE_DIR = "reports/gate"
@@ -46,19 +47,6 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
 def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the project's own DVC (the interpreter running this code has it installed)."""
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True, check=False)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and os.replace, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def resolve_base(root: Path, base: str | None) -> tuple[str | None, str]:
@@ -211,7 +199,7 @@ def build(root: Path, env: str, base: str | None) -> int:
     root = Path(root)
     text, decision = render(root, env, base)
     try:
-        _write_atomic(root / REPORT_PATH, text)
+        write_atomic(root / REPORT_PATH, text)
     except OSError as error:
         print(f"report: {REPORT_PATH}: cannot write: {error.strerror or error}", file=sys.stderr)
         return 2

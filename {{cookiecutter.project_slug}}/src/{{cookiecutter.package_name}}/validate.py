@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from .config import Params, read_yaml
-from .data import INGESTED, stage_input, write_json
+from .data import INGESTED, stage_input
 from .errors import ProjectError
+from .files import write_json
 
 REPORT = Path("reports/validation.json")
 COLUMN_TYPES = ("integer", "number", "category")
