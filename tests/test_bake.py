@@ -33,7 +33,7 @@ CORE_FILES = set(
     tests/test_service.py tests/test_batch.py tests/test_monitor.py tests/test_report.py
     src/{package}/__init__.py src/{package}/cli.py src/{package}/config.py src/{package}/errors.py
     src/{package}/data.py src/{package}/validate.py src/{package}/features.py src/{package}/train.py
-    src/{package}/evaluate.py src/{package}/tracking.py
+    src/{package}/evaluate.py src/{package}/tracking.py src/{package}/files.py
     src/{package}/policy.py src/{package}/gate.py src/{package}/promotion.py src/{package}/report.py
     src/{package}/publish.py
     src/{package}/schema.py src/{package}/service.py src/{package}/batch.py src/{package}/monitor.py
