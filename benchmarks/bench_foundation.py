@@ -19,11 +19,11 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parents[1]
 IN_ONE_PROCESS = """
 from pathlib import Path
-from credit_risk import data, evaluate, train, validate
+from credit_risk import data, evaluate, train, tune, validate
 from credit_risk.config import load_params
 root = Path.cwd()
 params = load_params(root)
-for step in (data.ingest, validate.validate, data.split, train.train, evaluate.evaluate):
+for step in (data.ingest, validate.validate, data.split, tune.tune, train.train, evaluate.evaluate):
     step(root, params)
 """
 OUTPUTS = ("data/interim", "data/processed", "models", "reports", ".dvc/cache", ".dvc/tmp/runs", "dvc.lock")

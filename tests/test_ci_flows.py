@@ -79,28 +79,33 @@ FLOWS = [
     Flow(
         "merge request",
         "pull_request",
-        (("ci.yml", "pipeline"),),
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain")),
         {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
         ("params.yaml",),
     ),
     Flow(
         "default branch",
         "push",
-        (("ci.yml", "pipeline"), ("ci.yml", "promote-staging")),
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("ci.yml", "promote-staging")),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM},
         ("src/credit_risk/train.py",),
     ),
     Flow(
         "default branch, image registry",
         "push",
-        (("ci.yml", "pipeline"), ("ci.yml", "promote-staging"), ("ci.yml", "image-staging")),
+        (
+            ("ci.yml", "pipeline"),
+            ("ci.yml", "supply-chain"),
+            ("ci.yml", "promote-staging"),
+            ("ci.yml", "image-staging"),
+        ),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM, **REGISTRY},
         ("src/credit_risk/train.py",),
     ),
     Flow(
         "schedule",
         "schedule",
-        (("ci.yml", "pipeline"), ("ci.yml", "promote-staging")),
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("ci.yml", "promote-staging")),
         {"CI_PIPELINE_SOURCE": "schedule", **MAIN, **TEAM},
         (),
     ),
@@ -114,7 +119,7 @@ FLOWS = [
     Flow(
         "policy changed",
         "pull_request",
-        (("ci.yml", "pipeline"), ("policy.yml", "policy-guard")),
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("policy.yml", "policy-guard")),
         {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
         ("policies/promotion.yaml",),
     ),
@@ -246,8 +251,8 @@ def test_both_providers_run_the_same_commands_in_the_same_order(flow: Flow) -> N
 
 @pytest.mark.fast
 def test_ci_without_a_team_server_registers_and_promotes_nothing() -> None:
-    """Without MLFLOW_TRACKING_URI the default branch runs the pipeline only (the registry would be per job)."""
-    assert gitlab_jobs({"CI_PIPELINE_SOURCE": "push", **MAIN}, ("params.yaml",)) == ["pipeline"]
+    """Without MLFLOW_TRACKING_URI the default branch runs the pipeline and the audit only (no lasting registry)."""
+    assert gitlab_jobs({"CI_PIPELINE_SOURCE": "push", **MAIN}, ("params.yaml",)) == ["pipeline", "supply-chain"]
     assert gitlab_jobs({"CI_PIPELINE_SOURCE": "push", **MAIN}, ("deploy/staging.yaml",)) == ["verify-pin"]
     for workflow, job in (
         ("ci.yml", "promote-staging"),
@@ -388,6 +393,12 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     (path / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
     setup = subprocess.run(["make", "setup"], cwd=path, env=clean_env(), capture_output=True, text=True, check=False)
     assert setup.returncode == 0, setup.stdout + setup.stderr
+    # The model-signing key pair: the public key is committed, the private one kept outside, as a CI secret is.
+    keys = subprocess.run(
+        ["make", "signing-key"], cwd=path, env=clean_env(), capture_output=True, text=True, check=False
+    )
+    assert keys.returncode == 0, keys.stdout + keys.stderr
+    shutil.move(path / ".signing" / "model-signing.key", signing_key(work))
     start = commit_all(path, "CI: lock the environment, smoke suite")
     # The remote the CI jobs compare with, and the names each runner reads the project's identity from.
     git(work, "clone", "-q", "--bare", str(path), str(work / "origin.git"))
@@ -398,6 +409,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     git(path, "remote", "add", "github", "https://github.com/acme/credit-risk.git")
     uv_cache = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True).stdout.strip()
     return Repo(path, path / ".venv", uv_cache, work, start)
+
+
+def signing_key(work: Path) -> Path:
+    """Where the tests keep the model-signing private key: the stand-in for the CI secret MODEL_SIGNING_KEY."""
+    return work / "model-signing.key"
 
 
 @pytest.fixture(scope="module")
@@ -532,10 +548,15 @@ def test_gitlab_flows_run_under_gitlab_ci_local(repo: Repo, stub: ApiStub) -> No
         "CI_PROJECT_ID": "42",
         "MLFLOW_TRACKING_URI": f"sqlite:///{team}",
         "GITLAB_PROMOTION_TOKEN": "glpat-promotion",
+        # A GitLab "File" variable: its value is the path of a file holding the key.
+        "MODEL_SIGNING_KEY": str(signing_key(repo.work)),
     }
     pushed = gitlab_ci_local(repo, default)
     assert job_status(pushed.stdout, "pipeline") == "PASS", pushed.stdout[-4000:]
     assert job_status(pushed.stdout, "promote-staging") == "PASS", pushed.stdout[-4000:]
+    assert "sign: credit-risk v1" in pushed.stdout  # signed after register; package verified it
+    # The audit runs beside the pipeline (needs: []); whatever it finds, it never holds back the promotion.
+    assert job_status(pushed.stdout, "supply-chain") in ("PASS", "FAIL")
     assert "promote-production" not in pushed.stdout  # manual: listed, never started by a push
     (commit,) = stub.state.commits
     assert commit["branch"] == "promote/staging" and commit["start_sha"] == after and commit["force"] is True
@@ -636,9 +657,13 @@ def test_github_flows_run_under_act(repo: Repo, stub: ApiStub) -> None:
     after = commit_all(path, "Merge pull request #7: faster learning")
     team = team_store(repo, "github-team")
     push = {"ref": "refs/heads/main", "before": before, "after": after, "repository": {"full_name": "acme/credit-risk"}}
-    pushed = act(repo, stub, "push", push, "ci.yml", "--var", f"MLFLOW_TRACKING_URI=sqlite:///{team}")
+    secret = f"MODEL_SIGNING_KEY={signing_key(repo.work).read_text()}"  # a GitHub secret holds the PEM text
+    # -j promote-staging: that job and the pipeline job it needs; supply-chain is run on its own below.
+    options = ["--var", f"MLFLOW_TRACKING_URI=sqlite:///{team}", "-s", secret, "-j", "promote-staging"]
+    pushed = act(repo, stub, "push", push, "ci.yml", *options)
     assert pushed.returncode == 0, pushed.stdout[-4000:]
     assert "[CI/register and open the staging promotion] 🏁  Job succeeded" in pushed.stdout
+    assert "sign: credit-risk v1" in pushed.stdout  # signed after register; package verified it
     assert stub.state.refs == {"promote/staging": after}
     pin = yaml.safe_load(stub.state.files[("promote/staging", "deploy/staging.yaml")])["champion"]
     assert pin["version"] == "1" and pin["git_commit"] == after
@@ -649,6 +674,13 @@ def test_github_flows_run_under_act(repo: Repo, stub: ApiStub) -> None:
     assert pull["head"] == "promote/staging" and pull["base"] == "main"
     assert pull["title"] == "Promote credit-risk v1 to staging" and "Gate (staging): PASS" in pull["body"]
     assert f"| `bento_tag` | `{pin['bento_tag']}` |" in pull["body"]
+
+    # The supply-chain job keeps the SBOM as an artifact even when the audit fails (here: no vulnerability
+    # source is reachable, and pip-audit --strict fails closed).
+    audited = act(repo, stub, "push", push, "ci.yml", "-j", "supply-chain")
+    assert "pip-audit --strict" in audited.stdout, audited.stdout[-4000:]
+    sbom = json.loads((repo.work / "artifacts" / "sbom" / "sbom.cdx.json").read_text())
+    assert sbom["bomFormat"] == "CycloneDX" and any(c["name"] == "model-signing" for c in sbom["components"])
 
     # The policy guard: a loosening passes with the approval label, read from the event payload.
     git(path, "checkout", "-qb", "gh-loosen", "gh-main")

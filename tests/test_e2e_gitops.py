@@ -1,6 +1,7 @@
 """End-to-end tier: the GitOps flow in a baked project, with real DVC, a real MLflow registry and real commits.
 
-pipeline -> gate -> register -> promote staging -> reconcile; a worse candidate is blocked with its reason;
+pipeline -> gate -> register -> promote staging -> sign -> package (verified) -> reconcile; a worse candidate is
+blocked with its reason;
 production accepts only staging's champion; a hand-moved alias is drift that reconcile puts back; reverting
 a promotion and reconciling gives the previous version its alias back.
 """
@@ -119,6 +120,27 @@ def test_register_is_idempotent_and_promote_writes_the_pin(project):
     assert champion["run_id"] == run_id
     assert re.fullmatch(r"[0-9a-f]{64}", champion["model_sha256"])
     commit(project, "Promote credit-risk v1 to staging")
+
+
+def test_package_builds_only_a_model_signed_with_the_committed_key(project, tmp_path):
+    """`package` refuses the pinned model without a public key or a signature, or once tampered; signed, it builds."""
+    home = f"BENTOML_HOME={tmp_path / 'bentoml'}"  # outside the project, and not this machine's store
+    refused = sh(project, "make", "package", "ENV=staging", home, check=False)
+    assert refused.returncode != 0
+    assert "error: deploy/model-signing.pub: public key missing" in refused.stderr
+    sh(project, "make", "signing-key")
+    unsigned = sh(project, "make", "package", "ENV=staging", home, check=False)
+    assert unsigned.returncode != 0 and "no model signature" in unsigned.stderr
+    sh(project, "make", "sign")
+    sh(project, "make", "package", "ENV=staging", home)
+    (stored,) = (tmp_path / "bentoml/models").glob("*/v1/mlflow_model/model.skops")
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    tampered = sh(project, "make", "package", "ENV=staging", home, check=False)
+    assert tampered.returncode != 0
+    assert "signature verification failed (changed files: model.skops)" in tampered.stderr
+    sh(project, "git", "checkout", "deploy/staging.yaml")  # package recorded the bento tag in the pin
+    assert sh(project, "git", "status", "--porcelain", "--", ".signing").stdout == ""  # the private key stays out
+    commit(project, "Commit the model-signing public key")
 
 
 def test_reconcile_points_the_alias_at_the_pin(project):

@@ -12,6 +12,7 @@ skips): a lint tier that silently checks nothing would pass on anything.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -33,6 +34,7 @@ TOOL_SOURCES = {
     "shellcheck": "Debian package shellcheck (apt-get install -y shellcheck)",
     "zizmor": "PyPI package zizmor (template dev dependencies)",
     "check-jsonschema": "PyPI package check-jsonschema (template dev dependencies)",
+    "uv": "PyPI package uv (`make` installs it into ~/.local/bin)",
 }
 
 
@@ -179,3 +181,21 @@ def test_the_template_code_passes_ruff():
     folders = ["hooks", "tests", "benchmarks"]  # not the project folder: it is linted once baked
     for command in (["check", *folders], ["format", "--check", *folders]):
         assert_clean(run([tool("ruff"), *command, "--no-cache"], TEMPLATE))
+
+
+def test_every_bake_passes_its_secrets_hook(project: Path) -> None:
+    """detect-secrets, at the project's pinned version and as its pre-commit hook runs, finds nothing in any bake.
+
+    The committed .secrets.baseline holds no finding: every provider's files (40-hex action SHAs included) must
+    pass it as generated, or the first `make lint` of a new project fails.
+    """
+    pinned = re.search(r'"detect-secrets==([^"]+)"', (project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pinned, "pyproject.toml does not pin detect-secrets"
+    files = [
+        path.relative_to(project).as_posix()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts and path.name != ".secrets.baseline"
+    ]
+    uv = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin")) or tool("uv")
+    command = [uv, "tool", "run", "--from", f"detect-secrets=={pinned[1]}", "detect-secrets-hook"]
+    assert_clean(run([*command, "--baseline", ".secrets.baseline", *files], cwd=project))

@@ -5,13 +5,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def without_tuning(root: Path) -> None:
+    """Turn tuning off in a copy's params.yaml: other stages' tests train on params.yaml's values, in seconds.
+
+    test_tune.py turns it back on where it tests tuning.
+    """
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tune"]["enabled"] = False
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with the real params, schema and 300 stratified rows of the shipped data.
+    """A project root with the real params (tuning off), schema and 300 stratified rows of the shipped data.
 
     MLflow writes to the copy's own sqlite store, never to the developer's.
     """
@@ -22,6 +33,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sample = data.groupby("class", group_keys=False).sample(frac=0.3, random_state=0)
     (tmp_path / "data/raw").mkdir(parents=True, exist_ok=True)
     sample.to_csv(tmp_path / "data/raw/german_credit.csv", index=False)
+    without_tuning(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -37,6 +49,7 @@ def trained(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
+    without_tuning(root)
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT / params.data.source, root / params.data.source)

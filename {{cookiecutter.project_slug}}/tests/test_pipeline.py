@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import data, evaluate, train, validate
+from {{ cookiecutter.package_name }} import data, evaluate, train, tune, validate
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.errors import ProjectError
 
@@ -134,7 +134,7 @@ def test_every_model_kind_trains(project, model):
 def test_pipeline_end_to_end_records_metrics_and_lineage(project):
     """All stages in order produce metrics, plots, an MLflow run and lineage that matches the files."""
     params = load_params(project)
-    for step in (data.ingest, validate.validate, data.split, train.train, evaluate.evaluate):
+    for step in (data.ingest, validate.validate, data.split, tune.tune, train.train, evaluate.evaluate):
         step(project, params)
     metrics = json.loads((project / evaluate.METRICS).read_text())
     assert set(metrics) == {

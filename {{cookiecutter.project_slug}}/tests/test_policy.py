@@ -385,11 +385,14 @@ def test_missing_schema_cannot_decide(policy_project: Path, capsys):
 
 
 def test_shipped_policy_is_valid_and_can_promote():
-    """The project's own policy loads, enforces, and enables no fairness rule (its evidence comes later)."""
+    """The project's own policy loads, enforces, and bounds fairness by sex and age in both environments."""
     loaded, _ = policy.load(PROJECT)
     assert loaded["mode"] == "enforce"
-    kinds = {r["kind"] for env in loaded["environments"].values() for r in env["rules"]}
-    assert "fairness" not in kinds
+    for env in loaded["environments"].values():
+        fair = {(r["feature"], r["metric"]) for r in env["rules"] if r["kind"] == "fairness"}
+        assert {("sex", "demographic_parity_difference"), ("age", "demographic_parity_difference")} <= fair
+        evidence = next(r for r in env["rules"] if r["kind"] == "evidence")
+        assert "fairness" in evidence["files"]
     assert "environment_order" in {r["kind"] for r in loaded["environments"]["production"]["rules"]}
 
 

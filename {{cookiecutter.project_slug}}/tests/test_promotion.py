@@ -1,4 +1,4 @@
-"""Promotion through git: register once, pin only on pass, reconcile aliases with the pins, roll back by revert."""
+"""Promotion through git: register once, pin and card only on pass, reconcile aliases with pins, revert = rollback."""
 
 import hashlib
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import gate, policy, promotion
+from {{ cookiecutter.package_name }} import card, gate, policy, promotion
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
@@ -120,6 +120,23 @@ def evidence(root: Path, run_id: str, roc_auc: float = 0.8) -> None:
     metrics = {name: 0.5 for name in policy.METRICS} | {"roc_auc": roc_auc}
     (reports / "metrics.json").write_text(json.dumps(metrics))
     (reports / "validation.json").write_text(json.dumps({"passed": True, "n_rows": 60, "source": "x", "failures": []}))
+    group = {
+        "count": 30,
+        "selection_rate": 0.25,
+        "true_positive_rate": 0.5,
+        "false_positive_rate": 0.2,
+        "accuracy": 0.7,
+    }
+    fairness = {
+        "sensitive_features": {
+            "sex": {"demographic_parity_difference": 0.05},
+            "age": {"demographic_parity_difference": 0.1},
+        },
+        "by_group": {"sex": {"female": group, "male": group}, "age": {"<25": group, "25+": group}},
+        "threshold": 0.5,
+        "mitigation": "none",
+    }
+    (reports / "fairness.json").write_text(json.dumps(fairness))
     (reports / "lineage.json").write_text(
         json.dumps(
             {
@@ -139,7 +156,7 @@ def evidence(root: Path, run_id: str, roc_auc: float = 0.8) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path, store, request) -> Path:
-    """A git repository holding a project with empty pins and candidate A's evidence.
+    """A git repository holding a project with empty pins, the shipped model card source and candidate A's evidence.
 
     Its registered model name is unique to the test, so registry state never leaks between tests.
     """
@@ -151,6 +168,9 @@ def repo(tmp_path: Path, store, request) -> Path:
         (tmp_path / "deploy" / f"{env}.yaml").write_text(
             f"# Release pin: the model this environment should run.\nenvironment: {env}\nchampion: null\n"
         )
+    for name in ("params.yaml", card.CARD_SOURCE):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(PROJECT / name, tmp_path / name)
     name = "m-" + request.node.name.replace("_", "-").replace("[", "-").replace("]", "")
     (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "{name}"\n')
     (tmp_path / ".gitignore").write_text("reports/\n")
@@ -184,9 +204,10 @@ def pin(root: Path, env: str):
 
 
 def promote_and_commit(root: Path, env: str) -> None:
-    """What a merged promotion PR does: promote, then commit the pin."""
+    """What a merged promotion PR does: promote, then commit the pin and its card."""
     assert promotion.promote(root, env) == 0
-    git(root, "commit", "-q", "-am", f"Promote to {env}")
+    git(root, "add", "deploy")
+    git(root, "commit", "-q", "-m", f"Promote to {env}")
 
 
 def test_register_is_idempotent(repo: Path, store, capsys):
@@ -256,6 +277,88 @@ def test_promote_writes_the_pin(repo: Path, store):
     assert text.startswith("# Release pin:")  # the explanatory header survives
     assert alias(repo, "staging") is None  # promote never touches aliases
     assert not list((repo / "deploy").glob(".*tmp"))
+
+
+def deploy_files(root: Path) -> dict[str, bytes]:
+    """Every file under deploy/, by path: what a refused promotion must leave exactly as it was."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted((root / "deploy").rglob("*"))}
+
+
+def test_promote_writes_and_logs_the_model_card(repo: Path, store):
+    """The card goes next to the pin and onto the run (model_card.md); the version says where it is and its hash."""
+    import mlflow
+
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    text = (repo / "deploy/cards/staging.md").read_text()
+    assert text.startswith("---\nlicense:") and f"# Model Card for {model_name(repo)} v1" in text
+    assert f"MLflow run `{store['a']}`" in text and f"md5 `{'d' * 32}`" in text
+    client = mlflow.MlflowClient(store["uri"])
+    logged = Path(client.download_artifacts(store["a"], card.CARD_ARTIFACT)).read_text()
+    assert logged == text
+    version = client.get_model_version(model_name(repo), "1")
+    assert version.tags[card.CARD_TAG] == hashlib.sha256(text.encode()).hexdigest()
+    assert "model_card.md" in version.description and "Scores loan applicants" in version.description
+    # Production pins the same version: its card is the same card.
+    assert promotion.promote(repo, "production") == 0
+    assert (repo / "deploy/cards/production.md").read_text() == text
+    assert not list((repo / "deploy").rglob(".*tmp"))
+
+
+def unwrite(root: Path, dotted: str, value) -> None:
+    """Set one field of docs/model-card.yaml (None deletes it)."""
+    path = root / card.CARD_SOURCE
+    document = yaml.safe_load(path.read_text())
+    *parents, last = dotted.split(".")
+    node = document
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [pytest.param(field, "", id=field) for field in card.REQUIRED]
+    + [
+        pytest.param("limitations", None, id="limitations-missing"),
+        pytest.param("intended_use.primary_uses", "   ", id="primary_uses-whitespace"),
+        pytest.param("contact", "TODO", id="contact-todo"),
+        pytest.param("risks", ["Proxies for age.", "TBD"], id="risks-tbd-item"),
+        pytest.param("intended_use.out_of_scope", [], id="out_of_scope-empty-list"),
+    ],
+)
+def test_promote_refuses_an_unwritten_card(repo: Path, store, capsys, field: str, value):
+    """An empty, missing or placeholder required field: exit 2, one line naming the file and the field.
+
+    Neither the pin nor any card is written, and nothing is logged to the registered version.
+    """
+    import mlflow
+
+    assert promotion.register(repo) == 0
+    unwrite(repo, field, value)
+    before = deploy_files(repo)
+    capsys.readouterr()
+    assert promotion.promote(repo, "staging") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"docs/model-card.yaml: required field '{field}'" in err
+    assert deploy_files(repo) == before
+    # Runs are shared by this module's tests, registered models are not: the version shows no card was logged.
+    version = mlflow.MlflowClient(store["uri"]).get_model_version(model_name(repo), "1")
+    assert card.CARD_TAG not in version.tags and "Model card" not in (version.description or "")
+
+
+def test_promote_needs_the_fairness_results_for_the_card(repo: Path, capsys):
+    """Without reports/fairness.json the card cannot show fairness by group: exit 2 naming it, nothing written."""
+    assert promotion.register(repo) == 0
+    (repo / "reports/fairness.json").unlink()
+    before = deploy_files(repo)
+    assert promotion.promote(repo, "staging") == 2
+    assert "reports/fairness.json: missing" in capsys.readouterr().err
+    assert deploy_files(repo) == before
 
 
 def test_reconcile_sets_aliases_and_detects_drift(repo: Path, store, capsys):

@@ -148,6 +148,43 @@ def test_the_report_is_written_and_added_to_the_job_summary(repo, monkeypatch):
     assert summary.read_text().strip() == text.strip()
 
 
+def test_the_report_shows_the_top_features_and_fairness_by_group(repo):
+    """Top features by mean |SHAP| (at most TOP_SHOWN), and each group's rates with bins in numeric order."""
+    (repo / "reports/explain").mkdir(parents=True)
+    ranked = [{"feature": f"f{rank}", "mean_abs_shap": 1 / rank} for rank in range(1, 13)]
+    top = {"explainer": "tree", "rows": 250, "top_features": ranked}
+    (repo / report.TOP_FEATURES_PATH).write_text(json.dumps(top))
+    rates = {"selection_rate": 0.3, "true_positive_rate": None, "false_positive_rate": 0.2, "accuracy": 0.7}
+    fair = {
+        "sensitive_features": {"age": {"demographic_parity_difference": 0.29}, "sex": {}},
+        "by_group": {
+            "age": {"60+": {"count": 10, **rates}, "<25": {"count": 38, **rates}, "25-39": {"count": 140, **rates}},
+            "sex": {"female": {"count": 82, **rates}},
+        },
+        "threshold": 0.5,
+        "mitigation": "none",
+    }
+    (repo / report.FAIRNESS_PATH).write_text(json.dumps(fair))
+    text, _ = report.render(repo, "staging", None)
+    assert "#### Top features" in text and "| 1 | f1 | 1.0000 |" in text
+    assert f"| {report.TOP_SHOWN} | f{report.TOP_SHOWN} |" in text and f"f{report.TOP_SHOWN + 1} |" not in text
+    assert "tree explainer on 250 test rows" in text
+    ages = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| age |")]
+    assert ages == ["<25", "25-39", "60+"]
+    assert "| age | 60+ | 10* | 0.300 | n/a | 0.200 | 0.700 |" in text  # under min_group_size: marked
+    assert "- **age**: demographic parity difference 0.290" in text
+    assert "- **sex**: not compared" in text
+
+
+def test_the_report_says_when_explanation_or_fairness_is_missing(repo):
+    """Without the evaluate stage's files the sections say so instead of failing the report."""
+    (repo / "reports").mkdir()
+    (repo / report.FAIRNESS_PATH).write_text('{"by_group": "nonsense"}')
+    text, _ = report.render(repo, "staging", None)
+    assert f"`{report.TOP_FEATURES_PATH}` is missing or unreadable" in text
+    assert f"`{report.FAIRNESS_PATH}` is missing or unreadable" in text
+
+
 def test_the_verdict_is_the_gate_decision_exit_code(repo, capsys):
     """Pass is 0, block is 1 and names the failed rule, a missing decision is 2."""
     assert report.verdict(repo, "staging") == 2

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,7 @@ def make_project(root: Path) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
     shutil.copytree(PROJECT / "src" / PACKAGE, root / "src" / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    without_tuning(root)  # the service is under test, not the search: train on params.yaml's values
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT / params.data.source, root / params.data.source)

@@ -234,3 +234,39 @@ def verify_pin() -> None:
     from . import report as report_module
 
     run(lambda: report_module.verify_pin(Path.cwd()))
+
+
+@main.command()
+def tune() -> None:
+    """Search the model's hyperparameters (Optuna) and write the best for train; instant when the study is done."""
+    run(stage("tune"))
+
+
+@main.command()
+@click.option("--rev", default=None, help="A git revision whose DVC-tracked data (dvc.lock, *.dvc outs) is erased.")
+@click.option("--md5", "md5s", multiple=True, help="Also erase this object (DVC md5); repeatable.")
+@click.option("--force", is_flag=True, help="Erase objects even when they are the workspace's current data.")
+def erase(rev: str | None, md5s: tuple[str, ...], force: bool) -> None:
+    """Purge a data version from the DVC cache and the default remote (refuses the current data)."""
+    from . import erase as erase_module
+
+    run(lambda: erase_module.erase(Path.cwd(), rev, md5s, force))
+
+
+@main.command("signing-key")
+def signing_key() -> None:
+    """Write a model-signing key pair: private to .signing/ (a CI secret), public to deploy/ (commit it)."""
+    from . import signing
+
+    run(lambda: signing.generate_keys(Path.cwd()))
+
+
+@main.command()
+@click.option(
+    "--key", type=click.Path(path_type=Path), default=None, help="PEM private key (default: $MODEL_SIGNING_KEY)."
+)
+def sign(key: Path | None) -> None:
+    """Sign the candidate's registered model version; the signature is stored with its MLflow run."""
+    from . import signing
+
+    run(lambda: signing.sign(Path.cwd(), key))

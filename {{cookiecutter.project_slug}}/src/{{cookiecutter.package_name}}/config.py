@@ -18,6 +18,7 @@ from .errors import ProjectError
 
 PARAMS_FILE = "params.yaml"
 MODELS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
+TUNE_METHODS = ("grid", "random", "bayesian")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Pii:
     drop: list[str]
     hash: list[str]
     salt_env: str
+    scan_threshold: float
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,21 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Tune:
+    """The hyperparameter search that feeds train: method, budget, scoring and a search space per model."""
+
+    enabled: bool
+    method: str
+    n_trials: int
+    cv_folds: int
+    metric: str
+    seed: int
+    storage: str
+    grid_points: int
+    search_space: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Train:
     """Which model to train, and the hyperparameters of each kind."""
 
@@ -83,14 +100,43 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class Explain:
+    """How the candidate's global SHAP importance is computed."""
+
+    max_rows: int
+    background_rows: int
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    """The optional fairness mitigation applied after training."""
+
+    method: str
+    constraint: str
+    feature: str
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """How decisions are grouped and compared across sensitive groups."""
+
+    bins: dict[str, Any]
+    min_group_size: int
+    mitigation: Mitigation
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
     data: Data
     validate: Validate
     split: Split
+    tune: Tune
     train: Train
     evaluate: Evaluate
+    explain: Explain
+    fairness: Fairness
 
 
 def build(cls: type, raw: Any, where: str, source: str) -> Any:
@@ -154,7 +200,42 @@ def load_params(root: Path) -> Params:
         raise ProjectError(f"{PARAMS_FILE}: train.model '{params.train.model}' is not one of {', '.join(MODELS)}")
     if not 0 < params.split.test_size < 1:
         raise ProjectError(f"{PARAMS_FILE}: split.test_size must be between 0 and 1")
+    if not 0 < params.data.pii.scan_threshold <= 1:
+        raise ProjectError(f"{PARAMS_FILE}: data.pii.scan_threshold must be in (0, 1]")
+    _check_tune(params.tune)
     return params
+
+
+def _check_tune(tune: Tune) -> None:
+    """Check the tune section's values and the shape of every search space (estimator names are checked by tune)."""
+    if tune.method not in TUNE_METHODS:
+        raise ProjectError(f"{PARAMS_FILE}: tune.method '{tune.method}' is not one of {', '.join(TUNE_METHODS)}")
+    for key, least in (("n_trials", 1), ("cv_folds", 2), ("grid_points", 2)):
+        if getattr(tune, key) < least:
+            raise ProjectError(f"{PARAMS_FILE}: tune.{key} must be at least {least}")
+    for model, space in tune.search_space.items():
+        where = f"tune.search_space.{model}"
+        if model not in MODELS:
+            raise ProjectError(f"{PARAMS_FILE}: {where} is not one of {', '.join(MODELS)}")
+        if not isinstance(space, dict) or not space:
+            raise ProjectError(f"{PARAMS_FILE}: {where} must map hyperparameter names to ranges or choices")
+        for name, spec in space.items():
+            _check_range(f"{where}.{name}", spec)
+
+
+def _check_range(where: str, spec: Any) -> None:
+    """One search dimension: {choices: [...]} or {low, high, log?}; ints on both ends make an integer range."""
+    if isinstance(spec, dict) and set(spec) == {"choices"}:
+        if isinstance(spec["choices"], list) and spec["choices"]:
+            return
+        raise ProjectError(f"{PARAMS_FILE}: {where}.choices must be a non-empty list")
+    if not isinstance(spec, dict) or not {"low", "high"} <= set(spec) <= {"low", "high", "log"}:
+        raise ProjectError(f"{PARAMS_FILE}: {where} must be a range (low, high, log) or choices, got {spec!r}")
+    low, high, log = spec["low"], spec["high"], spec.get("log", False)
+    if not all(_has_type(value, float) for value in (low, high)) or not isinstance(log, bool):
+        raise ProjectError(f"{PARAMS_FILE}: {where} needs numbers low and high and a boolean log, got {spec!r}")
+    if not low < high or (log and low <= 0):
+        raise ProjectError(f"{PARAMS_FILE}: {where} needs low < high (and low > 0 with log), got {spec!r}")
 
 
 def read_yaml(path: Path) -> Any:

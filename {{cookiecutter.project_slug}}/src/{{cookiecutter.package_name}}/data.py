@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import pii as detectors
 from .config import Params
 from .errors import ProjectError
 
@@ -64,6 +65,22 @@ def remove_pii(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     return frame
 
 
+def refuse_undeclared_pii(frame: pd.DataFrame, params: Params) -> None:
+    """Stop before writing when an undeclared column looks like PII.
+
+    Validate would catch it too, but only after ingest had written it to data/interim and DVC had
+    cached it: refusing here keeps it out of every file. The error names the column and kind, no value.
+    """
+    found = detectors.scan(frame, params.data.pii.scan_threshold, skip=set(params.data.pii.hash))
+    if found:
+        first = found[0]
+        raise ProjectError(
+            f"{params.data.source}: column '{first.column}' looks like PII ({first.kind} in {first.share:.0%} of "
+            f"sampled values); declare it in params.yaml data.pii.drop or data.pii.hash"
+            + (f" ({len(found) - 1} more column(s) flagged)" if len(found) > 1 else "")
+        )
+
+
 def ingest(root: Path, params: Params) -> None:
     """Read the source data, remove PII and write it as parquet."""
     frame = read_table(root / params.data.source)
@@ -71,7 +88,9 @@ def ingest(root: Path, params: Params) -> None:
     absent = [column for column in needed if column not in frame.columns]
     if absent:
         raise ProjectError(f"{params.data.source}: declared column '{absent[0]}' is missing")
-    write_parquet(remove_pii(frame, params), root / INGESTED)
+    cleaned = remove_pii(frame, params)
+    refuse_undeclared_pii(cleaned, params)
+    write_parquet(cleaned, root / INGESTED)
     print(f"ingest: {len(frame)} rows from {params.data.source} -> {INGESTED}")
 
 

@@ -1,10 +1,12 @@
-"""Evaluate stage: measure the candidate, write metrics and plots, log the MLflow run with lineage."""
+"""Evaluate stage: measure the candidate, write metrics, plots, fairness and explanation, log the MLflow run."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
+from . import explain, fairness
 from .config import Params, model_name
 from .data import TEST, stage_input
 from .files import write_json
@@ -91,8 +93,9 @@ def evaluate(root: Path, params: Params) -> None:
 
     from . import tracking
 
-    # A failed run must not leave the previous run's lineage beside new metrics: the gate would pair them.
-    (root / LINEAGE).unlink(missing_ok=True)
+    # A failed run must not leave the previous run's lineage or fairness beside new metrics: the gate would pair them.
+    for stale in (LINEAGE, fairness.FAIRNESS, explain.TOP_FEATURES):
+        (root / stale).unlink(missing_ok=True)
     model = joblib.load(stage_input(root, MODEL))
     test = pd.read_parquet(stage_input(root, TEST))
     features = test[list(model.feature_names_in_)]
@@ -102,21 +105,37 @@ def evaluate(root: Path, params: Params) -> None:
     measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}
+    predicted = (scores >= params.evaluate.threshold).astype(int)
+    fair = fairness.measure(test.reset_index(drop=True), labels, predicted, params)
+    explained = explain.explain(model, test, params)
 
     negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
     write_plots(root / PLOTS, labels, scores, params.evaluate.threshold, (negative, params.data.positive_class))
     write_json(root / METRICS, measured)
+    write_json(root / fairness.FAIRNESS, fair)
+    explain.write(root, explained)
 
     facts = tracking.lineage(root, params, root / MODEL)
-    run_id = tracking.log_run_or_fail(
-        root,
-        params,
-        model,
-        features,
-        measured,
-        artifacts=[root / METRICS, root / PLOTS, root / "reports/validation.json"],
-        tags=facts,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        # The chart goes to MLflow only (its UI shows images): a generated PNG does not belong in git.
+        chart = Path(scratch) / explain.EXPLAIN_DIR.name
+        explain.chart(explained, chart / explain.CHART.name)
+        run_id = tracking.log_run_or_fail(
+            root,
+            params,
+            model,
+            features,
+            measured,
+            artifacts=[
+                root / METRICS,
+                root / PLOTS,
+                root / "reports/validation.json",
+                root / fairness.FAIRNESS,
+                root / explain.EXPLAIN_DIR,
+                chart,
+            ],
+            tags=facts,
+        )
     write_json(
         root / LINEAGE,
         {
@@ -128,4 +147,12 @@ def evaluate(root: Path, params: Params) -> None:
     )
     summary = ", ".join(f"{name} {measured[name]:.3f}" for name in ("roc_auc", "f1", "latency_p95_ms"))
     print(f"evaluate: {summary} -> {METRICS}, plots in {PLOTS}/")
+    top = ", ".join(item["feature"] for item in explained["top_features"][:3])
+    print(f"evaluate: top features {top} ({explained['explainer']} SHAP) -> {explain.TOP_FEATURES}")
+    parity = ", ".join(
+        f"{feature} {values['demographic_parity_difference']:.3f}"
+        for feature, values in fair["sensitive_features"].items()
+        if "demographic_parity_difference" in values
+    )
+    print(f"evaluate: demographic parity difference {parity or 'not measured'} -> {fairness.FAIRNESS}")
     print(f"evaluate: MLflow run {run_id} in {tracking.display_uri(root)} (open it with `make mlflow-ui`)")

@@ -1,9 +1,10 @@
 """Promotion: register the candidate, write release pins, and reconcile MLflow aliases with git.
 
-Git is the source of truth. `promote` only writes deploy/<env>.yaml (after the gate passes); a reviewed
-PR merges it; `reconcile` then moves the MLflow alias named after the environment to the pinned version.
-`reconcile` is the only writer of aliases, and it only ever sets them to what git says, so running it
-twice, or twice at once, converges on the same state; reverting a pin and reconciling is a rollback.
+Git is the source of truth. `promote` only writes deploy/<env>.yaml and its model card deploy/cards/<env>.md
+(after the gate passes); a reviewed PR merges them; `reconcile` then moves the MLflow alias named after the
+environment to the pinned version. `reconcile` is the only writer of aliases, and it only ever sets them to
+what git says, so running it twice, or twice at once, converges on the same state; reverting a pin and
+reconciling is a rollback.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from . import card as card_module
 from . import gate
 from . import policy as policy_module
+from .errors import ProjectError
 from .files import write_atomic
 
 PIN_HEADER = (
@@ -132,6 +135,21 @@ def write_pin(root: Path, env: str, champion: dict | None) -> Path:
     return path
 
 
+def write_pin_and_card(root: Path, env: str, champion: dict, card: str) -> None:
+    """Write deploy/cards/<env>.md, then the pin, each atomically; a failed pin write puts the old card back."""
+    path = Path(root) / card_module.card_path(env)
+    previous = path.read_bytes() if path.exists() else None
+    write_atomic(path, card)
+    try:
+        write_pin(root, env, champion)
+    except OSError:
+        if previous is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomic(path, previous)
+        raise
+
+
 def _set_field(text: str, key: str, value: str | None) -> str | None:
     """Replace the one `  <key>: ...` line of the champion block; None when it is not there exactly once."""
     line = re.compile(rf"^  {key}:.*$", re.MULTILINE)
@@ -192,9 +210,10 @@ def record_release(root: Path, env: str, bento_tag: str | None = None, image_dig
 
 
 def promote(root: Path, env: str) -> int:
-    """Run the gate for env; on pass write deploy/<env>.yaml for the candidate's registered version.
+    """Run the gate for env; on pass write deploy/<env>.yaml and its model card for the candidate's version.
 
-    On block or cannot-decide nothing is written. Never touches registry aliases (reconcile does).
+    The card (card.py) goes to deploy/cards/<env>.md and to MLflow. On block or cannot-decide, or when the
+    card has an empty required field or lacks evidence, nothing is written. Never touches registry aliases.
     """
     from mlflow.exceptions import MlflowException
 
@@ -236,8 +255,22 @@ def promote(root: Path, env: str) -> int:
         "promoted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": dict(sorted(candidate["metrics"].items())),
     }
+    # The card is rendered and logged before anything is written: a refused card leaves deploy/ untouched.
+    card_rel = card_module.card_path(env)
     try:
-        write_pin(root, env, champion)
+        card = card_module.render(root, name, version, card_module.run_params(root, run_id))
+    except ProjectError as error:
+        return _fail(f"promote: {error}; {rel} and {card_rel} are unchanged")
+    except MlflowException as error:
+        return _fail(f"promote: MLflow: cannot read run {run_id} for the model card: {gate._registry_error(error)}")
+    try:
+        card_module.log(root, name, version, run_id, card)
+    except (MlflowException, OSError) as error:
+        return _fail(
+            f"promote: MLflow: the model card was not logged: {gate._registry_error(error)}; {rel} is unchanged"
+        )
+    try:
+        write_pin_and_card(root, env, champion, card)
     except OSError as error:
         return _fail(f"promote: {rel}: cannot write: {error.strerror or error}")
     if decision["would_block"]:

@@ -7,9 +7,9 @@ Every token is optional: without one nothing is posted, and the command says whe
 - The report is one comment per pull request (GitHub) or one note per merge request (GitLab), found again
   by a hidden marker and edited in place, never duplicated. Pull requests from forks get no comment (their
   token cannot write): their report is the job summary and the job's artifact.
-- A promotion request commits the release pin that `promote` wrote to the branch `promote/<env>`, through
-  the API (no git credentials in the job), and opens or updates one pull/merge request for it, with the
-  gate report as its body.
+- A promotion request commits the release pin that `promote` wrote, and its model card, to the branch
+  `promote/<env>`, through the API (no git credentials in the job), and opens or updates one pull/merge
+  request for it, with the gate report and the model card as its body.
 - A loosened policy passes `policy-guard` only when the pull/merge request carries the approval label.
 """
 
@@ -277,8 +277,23 @@ def beats(root: Path, env: str, new: dict, old: dict | None) -> tuple[bool, str]
     return True, f"{primary} {old_m.get(primary)} -> {new_m.get(primary)}"
 
 
-def _promotion_body(root: Path, env: str, champion: dict, old: dict | None) -> str:
-    """The promotion PR/MR description: what changes, the gate report, what merging does."""
+def _card_section(env: str, card: str | None) -> list[str]:
+    """The model card in the PR/MR body (without its metadata block), folded; or a loud note that there is none."""
+    rel = f"deploy/cards/{env}.md"
+    if card is None:
+        return [f"**No model card:** `{rel}` is missing; run `promote` to write it."]
+    body = card.split("\n---\n", 1)[1] if card.startswith("---\n") and "\n---\n" in card else card
+    return [
+        f"<details open><summary>Model card (<code>{rel}</code>, committed with the pin)</summary>",
+        "",
+        body.strip("\n"),
+        "",
+        "</details>",
+    ]
+
+
+def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card: str | None = None) -> str:
+    """The promotion PR/MR description: what changes, the gate report, the model card, what merging does."""
     gate_md = Path(root) / "reports" / "gate" / f"{env}.md"
     try:
         gate_report = gate_md.read_text(encoding="utf-8")
@@ -298,19 +313,34 @@ def _promotion_body(root: Path, env: str, champion: dict, old: dict | None) -> s
     drift = Path(root) / "reports" / "drift.md"
     if drift.exists():  # the scheduled run's drift check: why this retraining was proposed
         rows += ["", drift.read_text(encoding="utf-8").rstrip("\n")]
+    rows += ["", *_card_section(env, card)]
     rows += [
         "",
-        f"Merging this changes `deploy/{env}.yaml` only. The deploy workflow then re-checks the pin "
+        f"Merging this changes `deploy/{env}.yaml` and its model card only. The deploy workflow then re-checks the pin "
         f"(`make verify-pin`) and moves the registry alias `{env}` (`make reconcile`). "
         "Rolling back is reverting this pull request.",
     ]
     return "\n".join(rows) + "\n"
 
 
+def _github_put(host: Host, branch: str, path: str, content: str, message: str) -> None:
+    """Commit one file on the branch through the contents API (creating it when the branch lacks it)."""
+    repo, quoted = host.repository, urllib.parse.quote(path)
+    try:
+        current = host.call("GET", f"/repos/{repo}/contents/{quoted}", query={"ref": branch}) or {}
+    except PublishError as error:
+        if "HTTP 404" not in str(error):  # 404: a new file (the first card of this environment)
+            raise
+        current = {}
+    encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
+    body = {"message": message, "content": encoded, "sha": current.get("sha"), "branch": branch}
+    host.call("PUT", f"/repos/{repo}/contents/{quoted}", body)
+
+
 def _github_promotion(
-    host: Host, env: dict[str, str], branch: str, path: str, content: str, title: str, body: str
+    host: Host, env: dict[str, str], branch: str, files: dict[str, str], title: str, body: str
 ) -> str:
-    """Force the branch to the built commit, commit the pin on it, open or update the PR; returns its URL."""
+    """Force the branch to the built commit, commit the pin and card on it, open or update the PR; its URL."""
     sha = env.get("GITHUB_SHA", "")
     base = env.get("GITHUB_REF_NAME", "") or "main"
     if not sha:
@@ -322,18 +352,8 @@ def _github_promotion(
         if "HTTP 422" not in str(error):  # 422: the branch exists; reset it to this commit
             raise
         host.call("PATCH", f"/repos/{repo}/git/refs/heads/{branch}", {"sha": sha, "force": True})
-    quoted = urllib.parse.quote(path)
-    current = host.call("GET", f"/repos/{repo}/contents/{quoted}", query={"ref": branch}) or {}
-    host.call(
-        "PUT",
-        f"/repos/{repo}/contents/{quoted}",
-        {
-            "message": title,
-            "content": base64.b64encode(content.encode("utf-8")).decode("ascii"),
-            "sha": current.get("sha"),
-            "branch": branch,
-        },
-    )
+    for path, content in files.items():  # one commit per file: the contents API writes one file at a time
+        _github_put(host, branch, path, content, title)
     owner = repo.split("/")[0]
     found = host.call("GET", f"/repos/{repo}/pulls", query={"head": f"{owner}:{branch}", "state": "open"}) or []
     if found:
@@ -345,9 +365,9 @@ def _github_promotion(
 
 
 def _gitlab_promotion(
-    host: Host, env: dict[str, str], branch: str, path: str, content: str, title: str, body: str
+    host: Host, env: dict[str, str], branch: str, files: dict[str, str], title: str, body: str, root: Path
 ) -> str:
-    """Commit the pin on the branch (forced onto the built commit), open or update the MR; returns its URL."""
+    """Commit the pin and card on the branch (forced onto the built commit), open or update the MR; its URL."""
     sha = env.get("CI_COMMIT_SHA", "")
     target = env.get("CI_COMMIT_BRANCH") or env.get("CI_DEFAULT_BRANCH") or "main"
     if not sha:
@@ -361,7 +381,15 @@ def _gitlab_promotion(
             "start_sha": sha,
             "force": True,
             "commit_message": title,
-            "actions": [{"action": "update", "file_path": path, "content": content}],
+            # One commit for both files. GitLab refuses to "update" a file the start commit lacks.
+            "actions": [
+                {
+                    "action": "update" if _git(root, "cat-file", "-e", f"{sha}:{path}").returncode == 0 else "create",
+                    "file_path": path,
+                    "content": content,
+                }
+                for path, content in files.items()
+            ],
         },
     )
     query = {"state": "opened", "source_branch": branch, "target_branch": target}
@@ -432,15 +460,28 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     if host is None or not host.token:
         name = "GITLAB_PROMOTION_TOKEN" if host and host.kind == "gitlab" else "GITHUB_TOKEN"
         return _fail(f"promotion-request: no {name} in this job: cannot open the promotion for {rel}")
-    # The pin's path in the repository: the project may live in a subfolder of it.
+    # The card `promote` wrote next to the pin travels with it; a missing one is said loudly in the body.
+    card_rel = f"deploy/cards/{env}.md"
+    try:
+        card: str | None = (root / card_rel).read_text(encoding="utf-8")
+    except OSError:
+        card = None
+        _say(f"promotion-request: WARNING: {card_rel} is missing: the request carries the pin only")
+    # The files' paths in the repository: the project may live in a subfolder of it.
     prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
-    path = f"{prefix}{rel}"
+    files = {f"{prefix}{rel}": content}
+    if card is not None:
+        files[f"{prefix}{card_rel}"] = card
     branch = f"promote/{env}"
     title = f"Promote {new['model_name']} v{new['version']} to {env}"
-    body = _promotion_body(root, env, new, old)
-    opener = _github_promotion if host.kind == "github" else _gitlab_promotion
+    body = _promotion_body(root, env, new, old, card)
+    if len(body) > MAX_BODY:  # GitHub's limit; the card itself is committed whole
+        body = body[: MAX_BODY - 80] + f"\n\n_(cut: the full model card is {card_rel} in this change)_\n"
     try:
-        url = opener(host, environ, branch, path, content, title, body)
+        if host.kind == "github":
+            url = _github_promotion(host, environ, branch, files, title, body)
+        else:
+            url = _gitlab_promotion(host, environ, branch, files, title, body, root)
     except PublishError as error:
         hint = ""
         if host.kind == "github" and "HTTP 403" in str(error):

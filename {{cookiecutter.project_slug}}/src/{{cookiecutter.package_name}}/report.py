@@ -1,7 +1,8 @@
 """The pull request report, the final verdict of a CI job, and the release pin check of the deploy flow.
 
 `build` writes reports/report.md: the gate's verdict rule by rule (reports/gate/<env>.md), `dvc params diff`
-and `dvc metrics diff` against a base commit, and the change of the data hash recorded in dvc.lock. In a
+and `dvc metrics diff` against a base commit, the candidate's top features (mean |SHAP|) and its fairness by
+group, and the change of the data hash recorded in dvc.lock. In a
 GitHub Actions job it also appends the report to the job summary ($GITHUB_STEP_SUMMARY), which needs no
 token and shows for every pull request, forks included. Posting it as a comment is publish.py's job.
 
@@ -24,6 +25,9 @@ from .files import write_atomic
 
 REPORT_PATH = "reports/report.md"
 GATE_DIR = "reports/gate"
+TOP_FEATURES_PATH = "reports/explain/top_features.json"
+FAIRNESS_PATH = "reports/fairness.json"
+TOP_SHOWN = 8  # features in the report; the full ranking is in TOP_FEATURES_PATH
 ENVIRONMENTS = ("staging", "production")
 
 # A base commit that names nothing: GitLab's CI_COMMIT_BEFORE_SHA on a new branch, GitHub's `before` on a
@@ -107,6 +111,84 @@ def metrics_section(root: Path, base_sha: str | None, why: str) -> str:
     return (table + "\n") if table else "Metrics: unchanged.\n"
 
 
+def _read_json(root: Path, rel: str):
+    """A report input as JSON, or None when it is missing or unreadable."""
+    try:
+        return json.loads((root / rel).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _rate(value) -> str:
+    """A rate for a table cell; n/a when undefined (a group without positives has no TPR)."""
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def explain_section(root: Path) -> str:
+    """The candidate's most important features by mean |SHAP value|."""
+    explained = _read_json(root, TOP_FEATURES_PATH)
+    try:
+        top = [(str(item["feature"]), float(item["mean_abs_shap"])) for item in explained["top_features"]]
+        caption = f"{explained['explainer']} explainer on {int(explained['rows'])} test rows"
+    except (KeyError, TypeError, ValueError):
+        return f"_Top features: `{TOP_FEATURES_PATH}` is missing or unreadable (run the pipeline)._\n"
+    lines = ["| # | feature | mean \\|SHAP\\| |", "|---|---|---|"]
+    lines += [f"| {rank} | {name} | {value:.4f} |" for rank, (name, value) in enumerate(top[:TOP_SHOWN], 1)]
+    lines += ["", f"<sub>{caption}; all {len(top)} in `{TOP_FEATURES_PATH}`, the chart in `dvc plots`.</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def _group_order(name: str) -> tuple:
+    """Bins in numeric order (<25, 25-39, 40-59, 60+), then categories alphabetically."""
+    found = re.match(r"^(<)?(-?\d+(?:\.\d+)?)", name)
+    if found:
+        return (0, float(found.group(2)) - (0.5 if found.group(1) else 0.0), name)
+    return (1, 0.0, name)
+
+
+def _min_group_size(root: Path) -> int | None:
+    """params.yaml's fairness.min_group_size: smaller groups are listed but not compared."""
+    try:
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        return int(params["fairness"]["min_group_size"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+
+
+def fairness_section(root: Path) -> str:
+    """Decisions by sensitive group (reports/fairness.json), and the disparities the gate bounds."""
+    fair = _read_json(root, FAIRNESS_PATH)
+    try:
+        groups = fair["by_group"]
+        disparities = fair["sensitive_features"]
+        rows = [
+            (feature, name, int(rates["count"]), rates)
+            for feature in groups
+            for name, rates in sorted(groups[feature].items(), key=lambda item: _group_order(item[0]))
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return f"_Fairness: `{FAIRNESS_PATH}` is missing or unreadable (run the pipeline)._\n"
+    small = _min_group_size(root)
+    lines = ["| feature | group | rows | selection rate | TPR | FPR | accuracy |", "|---|---|---|---|---|---|---|"]
+    for feature, name, count, rates in rows:
+        shown = f"{count}*" if small is not None and count < small else str(count)
+        cells = [_rate(rates.get(key)) for key in ("selection_rate", "true_positive_rate", "false_positive_rate")]
+        lines.append(f"| {feature} | {name} | {shown} | {' | '.join(cells)} | {_rate(rates.get('accuracy'))} |")
+    lines.append("")
+    for feature in groups:
+        values = disparities.get(feature) or {}
+        measured = ", ".join(f"{metric.replace('_', ' ')} {_rate(value)}" for metric, value in sorted(values.items()))
+        lines.append(f"- **{feature}**: {measured or 'not compared (fewer than two groups large enough)'}")
+    note = f"\\* fewer than {small} rows: listed, not compared. " if small is not None else ""
+    mitigation = fair.get("mitigation", "none")
+    lines += [
+        "",
+        f"<sub>{note}Selection rate: share predicted positive at threshold {fair.get('threshold')}; "
+        f"mitigation: {mitigation}.</sub>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _data_source(root: Path) -> str | None:
     """params.yaml's data.source: the file whose DVC hash identifies the training data."""
     try:
@@ -172,11 +254,17 @@ def render(root: Path, env: str, base: str | None) -> tuple[str, dict | None]:
         "#### Metrics",
         metrics_section(root, base_sha, why).rstrip("\n"),
         "",
+        "#### Top features",
+        explain_section(root).rstrip("\n"),
+        "",
+        "#### Fairness by group",
+        fairness_section(root).rstrip("\n"),
+        "",
         "#### Data",
         data_section(root, base_sha, why).rstrip("\n"),
         "",
-        f"<sub>Written by `make report` from `{GATE_DIR}/{env}.md`, `dvc params diff`, `dvc metrics diff` "
-        "and dvc.lock.</sub>",
+        f"<sub>Written by `make report` from `{GATE_DIR}/{env}.md`, `dvc params diff`, `dvc metrics diff`, "
+        f"`{TOP_FEATURES_PATH}`, `{FAIRNESS_PATH}` and dvc.lock.</sub>",
     ]
     return "\n".join(parts) + "\n", decision
 

@@ -163,6 +163,15 @@ def import_model(root: Path, env: str) -> str:
                 f"{pin_file.relative_to(root)}: registry version {version} is run {run_id}, "
                 f"but the pin says run {champion['run_id']}"
             )
+    import yaml
+
+    from . import signing
+
+    # Fail closed: nothing is built from a model whose signature is missing or does not match.
+    if not mlmodel.exists():
+        raise ProjectError(f"{pin_file.relative_to(root)}: model {tag} is not an MLflow model; cannot verify it")
+    run_id = str(champion.get("run_id") or (yaml.safe_load(mlmodel.read_text()) or {}).get("run_id") or "")
+    signing.verify_model(root, mlmodel.parent, run_id)
     return tag
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import Params, model_name
 from .errors import ProjectError
+from .tune import applied
 
 # Paths that `dvc repro` itself rewrites: a run is not "dirty" because the pipeline wrote its outputs.
 PIPELINE_OUTPUTS = ("dvc.lock", "reports")
@@ -107,7 +108,10 @@ def lineage(root: Path, params: Params, model_path: Path) -> dict[str, Any]:
 
 
 def flat_params(params: Params) -> dict[str, Any]:
-    """The params that shaped the model, flattened for MLflow's key/value params."""
+    """The params that shaped the model, flattened for MLflow's key/value params.
+
+    Pass params as train used them (tune.applied): the logged hyperparameters are then the tuned ones.
+    """
     flat = {
         "data.source": params.data.source,
         "data.target": params.data.target,
@@ -116,10 +120,25 @@ def flat_params(params: Params) -> dict[str, Any]:
         "train.model": params.train.model,
         "train.seed": params.train.seed,
         "train.drop_features": ",".join(params.train.drop_features),
+        "tune.enabled": params.tune.enabled,
+        "tune.method": params.tune.method,
         "evaluate.threshold": params.evaluate.threshold,
     }
     flat.update({f"train.{params.train.model}.{key}": value for key, value in params.train.hyperparameters.items()})
     return flat
+
+
+def use_experiment(root: Path) -> None:
+    """Point MLflow at the project's store and experiment; the embedded store keeps artifacts in the project."""
+    import mlflow
+
+    embedded = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri exports it
+    mlflow.set_tracking_uri(tracking_uri(root))
+    experiment = model_name(root)
+    if embedded and mlflow.get_experiment_by_name(experiment) is None:
+        # Keep the embedded store's artifacts inside the project, wherever the command runs from.
+        mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
+    mlflow.set_experiment(experiment)
 
 
 def log_run_or_fail(*args: Any, **kwargs: Any) -> str:
@@ -151,18 +170,12 @@ def log_run(
     import skops.io
     from mlflow.models import infer_signature
 
-    embedded = not os.environ.get("MLFLOW_TRACKING_URI")  # read first: set_tracking_uri exports it
-    mlflow.set_tracking_uri(tracking_uri(root))
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "no pip version": uv envs have no pip
     logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)  # "detected uv project", every run
-    experiment = model_name(root)
-    if embedded and mlflow.get_experiment_by_name(experiment) is None:
-        # Keep the embedded store's artifacts inside the project, wherever the command runs from.
-        mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
-    mlflow.set_experiment(experiment)
+    use_experiment(root)
     with mlflow.start_run() as run:
         mlflow.set_tags({key: str(value) for key, value in tags.items()})
-        mlflow.log_params(flat_params(params))
+        mlflow.log_params(flat_params(applied(root, params)))  # the hyperparameters train used: tuned ones
         mlflow.log_metrics(metrics)
         for artifact in artifacts:
             if artifact.is_dir():

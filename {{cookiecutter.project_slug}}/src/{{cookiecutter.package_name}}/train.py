@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import fairness
 from .config import Params
 from .data import TRAIN, stage_input
 from .errors import ProjectError
@@ -29,23 +30,42 @@ def build_model(params: Params):
         raise ProjectError(f"params.yaml: bad hyperparameter in train.{params.train.model} ({error})") from error
 
 
-def train(root: Path, params: Params) -> None:
-    """Fit the pipeline on the training split and save it atomically."""
-    import joblib
+def training_set(root: Path, params: Params):
+    """(frame, labels, numeric, categorical) of the training split; labels are 1 for the positive class."""
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
     frame = pd.read_parquet(stage_input(root, TRAIN))
     numeric, categorical = feature_columns(load_schema(root / params.validate.schema), params)
     labels = (frame[params.data.target].astype(str) == params.data.positive_class).astype(int)
-    pipeline = Pipeline([("features", preprocessor(numeric, categorical)), ("model", build_model(params))])
+    return frame, labels, numeric, categorical
+
+
+def model_pipeline(params: Params, numeric: list[str], categorical: list[str]):
+    """The unfitted pipeline: preprocessing, then the configured estimator (tune scores it per trial)."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", preprocessor(numeric, categorical)), ("model", build_model(params))])
+
+
+def train(root: Path, params: Params) -> None:
+    """Fit the pipeline on the training split (tuned hyperparameters when tuning is on) and save it atomically."""
+    import joblib
+
+    from .tune import fresh
+
+    params = fresh(root, params)
+    frame, labels, numeric, categorical = training_set(root, params)
+    pipeline = model_pipeline(params, numeric, categorical)
     try:
         pipeline.fit(frame[numeric + categorical], labels)
     except ValueError as error:  # scikit-learn checks hyperparameter values only when fitting
         raise ProjectError(f"params.yaml: bad hyperparameter in train.{params.train.model} ({error})") from error
+    model = fairness.mitigate(pipeline, frame, labels, params)  # the pipeline itself unless params choose one
     path = root / MODEL
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    joblib.dump(pipeline, partial)
+    joblib.dump(model, partial)
     partial.replace(path)
-    print(f"train: {params.train.model} on {len(frame)} rows, {len(numeric + categorical)} features -> {MODEL}")
+    source = "tuned" if params.tune.enabled else "params.yaml"
+    shape = f"{len(frame)} rows, {len(numeric + categorical)} features"
+    print(f"train: {params.train.model} ({source} hyperparameters) on {shape} -> {MODEL}")

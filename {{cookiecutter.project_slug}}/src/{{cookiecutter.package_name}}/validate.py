@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import pii as detectors
 from .config import Params, read_yaml
 from .data import INGESTED, stage_input
 from .errors import ProjectError
@@ -46,6 +47,14 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
     for column in params.data.pii.drop:
         if column in frame.columns:
             fail(column, "pii_present", len(frame), "a declared PII column survived ingest")
+    for column in params.data.pii.hash:
+        raw_share = detectors.unhashed_share(frame[column]) if column in frame.columns else 0.0
+        if raw_share:
+            fail(column, "pii_unhashed", round(raw_share * len(frame)), "declared for hashing, holds non-digest values")
+    for found in detectors.scan(frame, params.data.pii.scan_threshold, skip=set(params.data.pii.hash)):
+        # Only the column and the kind: a validation report is evidence that CI uploads and PRs quote.
+        detail = f"looks like PII: {found.kind} in {found.share:.0%} of {found.sampled} sampled values"
+        fail(found.column, "pii_detected", round(found.share * len(frame)), detail)
     target = params.data.target
     if target not in frame.columns:
         fail(target, "missing_column", len(frame), "the target column is missing")

@@ -1,0 +1,311 @@
+"""The model card: rendered from docs/model-card.yaml and the evidence, refused when unwritten, carried in the PR/MR."""
+
+import base64
+import json
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import card, publish
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.errors import ProjectError
+
+PROJECT = Path(__file__).resolve().parents[1]
+METRICS = {"roc_auc": 0.791234, "f1": 0.61, "brier": 0.17, "latency_p95_ms": 2.5, "model_size_mb": 0.31}
+LINEAGE = {
+    "run_id": "r" * 32,
+    "git_commit": "c0ffee",
+    "git_dirty": False,
+    "data_md5": "d" * 32,
+    "model_md5": "m" * 32,
+    "params_md5": "p" * 32,
+    "model_sha256": "s" * 64,
+}
+GROUP = {"count": 80, "selection_rate": 0.3, "true_positive_rate": 0.6, "false_positive_rate": 0.2, "accuracy": 0.74}
+FAIRNESS = {
+    "sensitive_features": {
+        "sex": {
+            "demographic_parity_difference": 0.04,
+            "demographic_parity_ratio": 0.9,
+            "equalized_odds_difference": 0.07,
+        },
+        "age": {
+            "demographic_parity_difference": 0.12,
+            "demographic_parity_ratio": 0.7,
+            "equalized_odds_difference": 0.2,
+        },
+    },
+    "by_group": {
+        "sex": {"female": GROUP, "male": {**GROUP, "count": 170, "selection_rate": 0.26}},
+        "age": {"<25": {**GROUP, "count": 41, "selection_rate": 0.451219}, "25-39": GROUP, "40+": GROUP},
+    },
+    "threshold": 0.5,
+    "mitigation": "none",
+}
+SECTIONS = (
+    "## Model Details",
+    "## Uses",
+    "### Direct Use",
+    "### Out-of-Scope Use",
+    "## Bias, Risks, and Limitations",
+    "## Training Details",
+    "### Training Data",
+    "### Training Procedure",
+    "## Evaluation",
+    "### Testing Data",
+    "### Metrics",
+    "### Results: fairness by group",
+    "## Lineage",
+    "## Model Card Contact",
+)
+
+
+def write_evidence(root: Path, **changes) -> None:
+    """The candidate's evidence files, with some replaced (None removes one)."""
+    files = {
+        "metrics": METRICS,
+        "lineage": LINEAGE,
+        "fairness": FAIRNESS,
+        "validation": {"passed": True, "n_rows": 300},
+    }
+    (root / "reports").mkdir(exist_ok=True)
+    for name, content in {**files, **changes}.items():
+        path = root / card.EVIDENCE[name]
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps(content))
+
+
+@pytest.fixture
+def carded(project: Path) -> Path:
+    """The project slice with the shipped docs/model-card.yaml and a candidate's evidence."""
+    (project / "docs").mkdir()
+    shutil.copy(PROJECT / card.CARD_SOURCE, project / card.CARD_SOURCE)
+    write_evidence(project)
+    return project
+
+
+def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
+    """The card is Hugging Face metadata, then every section in order, with the evidence's own numbers."""
+    text = card.render(carded, "credit-risk", "3")
+    assert text.startswith("---\n")
+    metadata = yaml.safe_load(text.split("---\n")[1])
+    assert (
+        metadata["license"] == "mit"
+        and "**License:** MIT" in text
+        and metadata["datasets"] == ["Statlog (German Credit Data)"]
+    )
+    results = metadata["model-index"][0]["results"][0]["metrics"]
+    assert {m["type"]: m["value"] for m in results} == METRICS
+    positions = [text.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)
+    assert "# Model Card for credit-risk v3" in text
+    assert "| roc_auc | 0.7912 |" in text
+    assert f"md5 `{'d' * 32}` (the training data hash" in text
+    assert f"| model sha256 | `{'s' * 64}` |" in text and f"MLflow run `{'r' * 32}`" in text
+    assert "| female | 80 | 0.3 | 0.6 | 0.2 | 0.74 |" in text
+    assert "| <25 | 41 | 0.4512 |" in text and "#### age" in text and "#### sex" in text
+    configured = load_params(carded).train.hyperparameters  # no run params given: params.yaml's
+    assert all(f"| {key} | {value} |" in text for key, value in configured.items() if isinstance(value, int))
+    assert "Hyperparameters from params.yaml" in text
+    assert "trained on a stratified 75% of the data" in text
+    assert "passed for 300 rows" in text
+    assert "Fully automated approval" in text  # the human-written out-of-scope use
+    assert "https://doi.org/10.24432/C5NC77" in text and "ml-platform@example.com" in text
+    assert "cookiecutter" not in text  # the bake filled in the owners and contact
+
+
+def test_the_hyperparameters_are_the_ones_the_run_logged(carded: Path):
+    """Tuning replaces params.yaml's values: the card shows what the candidate's MLflow run logged."""
+    logged = {
+        "train.hist_gradient_boosting.max_iter": "87",
+        "train.random_forest.max_depth": "5",
+        "tune.enabled": "True",
+        "train.hist_gradient_boosting.learning_rate": "0.16967533607196555",
+    }
+    text = card.render(carded, "credit-risk", "3", logged)
+    assert "| max_iter | 87 |" in text and "| learning_rate | 0.1697 |" in text and "max_depth" not in text
+    assert "Hyperparameters as logged on the MLflow run (tuned):" in text
+
+
+def test_the_card_names_no_environment(carded: Path):
+    """Staging and production pin the same version with the same card: the environment is not in it."""
+    text = card.render(carded, "credit-risk", "3")
+    assert "staging" not in text and "production" not in text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   \n",
+        None,
+        [],
+        ["Credit officers.", " "],
+        "TODO",
+        "todo: write this",
+        "TBD",
+        "FIXME later",
+        "<who uses it>",
+        "...",
+    ],
+)
+def test_unwritten_text_is_refused(value):
+    """Empty, whitespace-only, missing and placeholder values are not written yet."""
+    assert card._problem(value) is not None
+
+
+@pytest.mark.parametrize(
+    "value", ["Credit officers deciding what to do next.", ["One.", "Two."], "Todos los clientes."]
+)
+def test_written_text_is_accepted(value):
+    """Real sentences pass, even when they contain a placeholder word later on."""
+    assert card._problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"fairness": None}, "reports/fairness.json: missing", id="no-fairness"),
+        pytest.param({"metrics": None}, "reports/metrics.json: missing", id="no-metrics"),
+        pytest.param({"lineage": {**LINEAGE, "data_md5": " "}}, "'data_md5' is empty", id="no-data-hash"),
+        pytest.param(
+            {"fairness": {**FAIRNESS, "by_group": {"sex": FAIRNESS["by_group"]["sex"]}}},
+            "no results for sensitive feature 'age'",
+            id="no-age-groups",
+        ),
+        pytest.param(
+            {"fairness": {**FAIRNESS, "by_group": {**FAIRNESS["by_group"], "sex": {"female": {"count": 3}}}}},
+            "by_group.sex.female: no number for selection_rate",
+            id="incomplete-group",
+        ),
+    ],
+)
+def test_missing_evidence_is_refused(carded: Path, changes: dict, message: str):
+    """A card without its metrics, training data hash or fairness by group is refused, naming the file."""
+    write_evidence(carded, **changes)
+    with pytest.raises(ProjectError) as refused:
+        card.render(carded, "credit-risk", "3")
+    assert str(refused.value).startswith("reports/") and message in str(refused.value)
+
+
+# --------------------------------------------------------------------------- carried in the promotion request
+
+
+class Host:
+    """A tiny code host on 127.0.0.1 that remembers files committed through its API and the PR/MR opened."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict | None]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                path = urlsplit(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                stub.requests.append((self.command, path, body))
+                status, payload = stub.answer(self.command, path)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @staticmethod
+    def answer(method: str, path: str) -> tuple[int, object]:
+        """GitHub knows the pin but not the card yet; lists are empty; writes succeed."""
+        if method == "GET" and "/contents/deploy/cards/" in path:
+            return 404, {"message": "Not Found"}
+        if method == "GET" and "/contents/" in path:
+            return 200, {"sha": "pin-blob"}
+        if method == "GET":
+            return 200, []
+        return 201, {"html_url": "https://github.invalid/pull/1", "web_url": "https://gitlab.invalid/mr/1"}
+
+
+@pytest.fixture
+def promoted(carded: Path):
+    """A git repository with an empty staging pin committed, then a new pin and its card written by promote."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=carded, check=True)
+
+    for name in ("policies/promotion.yaml", "policies/promotion.schema.json"):
+        (carded / name).parent.mkdir(exist_ok=True)
+        shutil.copy(PROJECT / name, carded / name)
+    (carded / "deploy").mkdir()
+    (carded / "deploy/staging.yaml").write_text("environment: staging\nchampion: null\n")
+    git("init", "-q", "-b", "main")
+    git("add", "--all")
+    git("commit", "-qm", "start")
+    champion = {
+        "model_name": "credit-risk",
+        "version": "3",
+        "run_id": "r" * 32,
+        "model_sha256": "s" * 64,
+        "data_md5": "d" * 32,
+        "git_commit": "c0ffee",
+        "bento_tag": None,
+        "image_digest": None,
+        "policy_hash": None,
+        "decision_hash": "h" * 64,
+        "promoted_at": "2026-01-01T00:00:00Z",
+        "metrics": METRICS,
+    }
+    (carded / "deploy/staging.yaml").write_text(yaml.safe_dump({"environment": "staging", "champion": champion}))
+    (carded / card.card_path("staging")).parent.mkdir()
+    (carded / card.card_path("staging")).write_text(card.render(carded, "credit-risk", "3"))
+    host = Host()
+    yield carded, host
+    host.server.shutdown()
+    host.server.server_close()
+
+
+def test_the_pull_request_commits_the_card_with_the_pin_and_shows_it(promoted):
+    """GitHub: the pin and the card are committed on promote/staging; the PR body shows the card's sections."""
+    root, host = promoted
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_API_URL": host.url, "GITHUB_REPOSITORY": "acme/credit-risk"}
+    env |= {"GITHUB_TOKEN": "t", "GITHUB_SHA": "abc", "GITHUB_REF_NAME": "main"}
+    assert publish.promotion_request(root, "staging", environ=env) == 0
+    puts = {path.split("/contents/")[1]: body for method, path, body in host.requests if method == "PUT"}
+    assert set(puts) == {"deploy/staging.yaml", "deploy/cards/staging.md"}
+    assert puts["deploy/staging.yaml"]["sha"] == "pin-blob" and puts["deploy/cards/staging.md"]["sha"] is None
+    committed = base64.b64decode(puts["deploy/cards/staging.md"]["content"]).decode()
+    assert committed == (root / "deploy/cards/staging.md").read_text()
+    assert all(body["branch"] == "promote/staging" for body in puts.values())
+    pull = next(body for method, path, body in host.requests if method == "POST" and path.endswith("/pulls"))
+    for section in ("# Model Card for credit-risk v3", "## Uses", "## Bias, Risks, and Limitations", "#### age"):
+        assert section in pull["body"]
+    assert "model-index" not in pull["body"]  # the metadata block stays in the file
+
+
+def test_the_merge_request_creates_the_card_in_the_same_commit(promoted):
+    """GitLab: one commit updates the pin and creates the card (new in the built commit); the MR shows it."""
+    root, host = promoted
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    env = {"CI_API_V4_URL": host.url, "CI_PROJECT_ID": "42", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": head}
+    assert publish.promotion_request(root, "staging", environ=env) == 0
+    commit = next(body for method, path, body in host.requests if path.endswith("/repository/commits"))
+    actions = {action["file_path"]: action["action"] for action in commit["actions"]}
+    assert actions == {"deploy/staging.yaml": "update", "deploy/cards/staging.md": "create"}
+    request = next(
+        body for method, path, body in host.requests if method == "POST" and path.endswith("/merge_requests")
+    )
+    assert "## Model Card Contact" in request["description"]

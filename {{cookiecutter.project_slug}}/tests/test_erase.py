@@ -1,0 +1,132 @@
+"""Erasure: `erase --rev` purges one data version from the DVC cache and remote, and nothing else.
+
+A real git repository, real `dvc repro` and `dvc push` to a local-directory remote: two data versions
+are committed and pushed, the first is erased, and DVC itself shows it can no longer be restored.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import without_tuning
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["gitops"]["package"]
+CLI = Path(sys.executable).with_name(PACKAGE)
+
+
+def sh(root: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in the repository; fail the test with its output when `check` and it fails."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert not check or result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run DVC from the project's environment."""
+    return sh(root, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def commit_version(root: Path, message: str) -> tuple[str, set[str]]:
+    """Run the pipeline to the model, commit, push; return the commit and the md5 of every cached object."""
+    dvc(root, "repro", "train")
+    dvc(root, "add", "data/extra")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-q", "-m", message)
+    dvc(root, "push")
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    outs = [out for stage in lock["stages"].values() for out in stage.get("outs", [])]
+    outs += yaml.safe_load((root / "data/extra.dvc").read_text())["outs"]
+    # The outputs DVC caches: `cache: false` outputs (metrics, reports) are recorded but never stored.
+    oids = {out["md5"] for out in outs if object_path(root / ".dvc/cache", out["md5"]).exists()}
+    for oid in [oid for oid in oids if oid.endswith(".dir")]:  # a directory's files are objects of their own
+        oids |= {item["md5"] for item in json.loads(object_path(root / ".dvc/cache", oid).read_text())}
+    return sh(root, "git", "rev-parse", "HEAD").stdout.strip(), oids
+
+
+def object_path(store: Path, oid: str) -> Path:
+    """Where a DVC 3 cache or local remote keeps an object."""
+    return store / "files/md5" / oid[:2] / oid[2:]
+
+
+def present(store: Path, oids: set[str]) -> set[str]:
+    """The objects of `oids` that `store` (a cache or local remote) holds."""
+    return {oid for oid in oids if object_path(store, oid).exists()}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git + DVC repository of the project (300 rows of the data), with a local-directory default remote."""
+    root = tmp_path / "project"
+    for name in ("pyproject.toml", "params.yaml", "dvc.yaml", "data/schema.yaml", ".dvcignore", ".gitignore"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    frame = pd.read_csv(PROJECT / "data/raw/german_credit.csv")
+    (root / "data/raw").mkdir(parents=True)
+    frame.groupby("class", group_keys=False).sample(frac=0.3, random_state=0).to_csv(
+        root / "data/raw/german_credit.csv", index=False
+    )
+    without_tuning(root)  # seconds instead of a hyperparameter search per version
+    (root / "data/extra").mkdir()
+    (root / "data/extra/notes.txt").write_text("version 1\n")
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "git", "config", "user.email", "test@example.com")
+    sh(root, "git", "config", "user.name", "test")
+    dvc(root, "init", "-q")
+    dvc(root, "remote", "add", "-d", "storage", str(tmp_path / "remote"))
+    return root
+
+
+def test_erase_purges_one_version_from_cache_and_remote_and_keeps_the_other(repo, tmp_path):
+    """The erased version's objects leave cache and remote, the current version's stay, and DVC cannot restore it."""
+    first, first_objects = commit_version(repo, "data v1")
+    raw = pd.read_csv(repo / "data/raw/german_credit.csv")
+    raw.iloc[10:].to_csv(repo / "data/raw/german_credit.csv", index=False)  # a data subject's rows removed
+    (repo / "data/extra/notes.txt").write_text("version 2\n")
+    second, second_objects = commit_version(repo, "data v2")
+    cache, remote = repo / ".dvc/cache", tmp_path / "remote"
+    only_first = first_objects - second_objects
+    assert only_first and present(cache, only_first) == present(remote, only_first) == only_first
+
+    result = sh(repo, str(CLI), "erase", "--rev", first)
+
+    assert present(cache, only_first) == present(remote, only_first) == set()
+    assert present(cache, second_objects) == present(remote, second_objects) == second_objects
+    assert result.stdout.count("from the cache") == result.stdout.count("from the remote 'storage'") == len(only_first)
+    assert "data/extra/notes.txt" in result.stdout and "german_credit.csv is committed to git" in result.stdout
+    assert ("kept" in result.stdout) == bool(first_objects & second_objects)  # unchanged files are listed, kept
+    sh(repo, "git", "checkout", "-q", first)
+    fetched = dvc(repo, "fetch", check=False)  # DVC 3 only warns here; `pull` and `checkout` fail
+    assert "do not exist neither locally nor on remote" in fetched.stdout + fetched.stderr
+    assert dvc(repo, "pull", check=False).returncode != 0
+    sh(repo, "git", "checkout", "-q", "-f", second)
+    assert dvc(repo, "checkout", check=False).returncode == 0
+
+
+def test_erase_refuses_the_current_data_without_force(repo, tmp_path):
+    """Erasing the data the workspace uses is refused in one line, removing nothing; --force does it."""
+    head, objects = commit_version(repo, "data v1")
+
+    refused = sh(repo, str(CLI), "erase", "--rev", "HEAD", check=False)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: erase: the data of HEAD is still") and "current data" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert present(repo / ".dvc/cache", objects) == present(tmp_path / "remote", objects) == objects
+    forced = sh(repo, str(CLI), "erase", "--rev", head, "--force")
+    assert present(repo / ".dvc/cache", objects) == present(tmp_path / "remote", objects) == set(), forced.stdout
+
+
+def test_erase_names_an_unknown_revision(repo):
+    """A revision that is not a commit is one line naming it."""
+    result = sh(repo, str(CLI), "erase", "--rev", "no-such-rev", check=False)
+    assert result.returncode == 1 and result.stderr == "error: --rev no-such-rev: not a commit of this repository\n"

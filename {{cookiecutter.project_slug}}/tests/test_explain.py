@@ -1,0 +1,84 @@
+"""Explainability: SHAP finds the feature that decides, for every model kind and through the sampled fallback."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from {{ cookiecutter.package_name }} import explain, train
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.features import preprocessor
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:
+    """A frame whose label is decided by `decider` alone; `noise` and the category `colour` carry nothing."""
+    generator = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "decider": generator.normal(size=rows),
+            "noise": generator.normal(size=rows),
+            "colour": generator.choice(["red", "green", "blue", "grey"], size=rows),
+        }
+    )
+    return frame, (frame["decider"] > 0).astype(int)
+
+
+def fitted(estimator, frame, labels) -> Pipeline:
+    """The project's preprocessing and `estimator`, fitted like the train stage does."""
+    pipeline = Pipeline([("features", preprocessor(["decider", "noise"], ["colour"])), ("model", estimator)])
+    return pipeline.fit(frame, labels)
+
+
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [("hist_gradient_boosting", "tree"), ("random_forest", "tree"), ("logistic_regression", "linear")],
+)
+def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
+    """Each shipped model gets its exact explainer, and one-hot columns fold back into their column."""
+    params = load_params(PROJECT)
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, model=model))
+    frame, labels = decided()
+    explained = explain.explain(fitted(train.build_model(params), frame, labels), frame, params)
+    assert explained["explainer"] == kind
+    assert explained["rows"] == len(frame)  # exact explainers explain every row
+    ranked = [item["feature"] for item in explained["top_features"]]
+    assert ranked[0] == "decider"
+    assert sorted(ranked) == ["colour", "decider", "noise"]
+    values = [item["mean_abs_shap"] for item in explained["top_features"]]
+    assert values == sorted(values, reverse=True)
+    assert values[0] > 3 * values[1]
+
+
+def test_other_models_get_the_sampled_explainer_within_its_row_cap():
+    """A model no exact explainer fits is explained on at most explain.max_rows rows, and still finds the decider."""
+    params = load_params(PROJECT)
+    params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=30, background_rows=20))
+    frame, labels = decided()
+    explained = explain.explain(fitted(KNeighborsClassifier(), frame, labels), frame, params)
+    assert (explained["explainer"], explained["rows"]) == ("sampled", 30)
+    assert explained["top_features"][0]["feature"] == "decider"
+
+
+def test_the_explanation_is_written_for_reviewers(tmp_path):
+    """top_features.json as the report reads it and the bar data for dvc plots; the PNG chart only where asked."""
+    explained = {
+        "explainer": "tree",
+        "rows": 3,
+        "top_features": [{"feature": "a", "mean_abs_shap": 0.3}, {"feature": "b", "mean_abs_shap": 0.1}],
+    }
+    explain.write(tmp_path, explained)
+    assert json.loads((tmp_path / explain.TOP_FEATURES).read_text()) == explained
+    assert pd.read_csv(tmp_path / explain.IMPORTANCE_CSV).to_dict("records") == explained["top_features"]
+    assert sorted(path.name for path in (tmp_path / explain.EXPLAIN_DIR).iterdir()) == [
+        "importance.csv",
+        "top_features.json",
+    ]
+    explain.chart(explained, tmp_path / "mlflow" / "importance.png")
+    assert (tmp_path / "mlflow/importance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

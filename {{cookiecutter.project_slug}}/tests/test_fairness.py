@@ -1,0 +1,163 @@
+"""Fairness: rates by group as a hand computation gives them, bins, small groups, and the threshold mitigation."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import data, evaluate, explain, fairness, train, validate
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.errors import ProjectError
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def with_fairness(params, **changes):
+    """params with fairness keys (and mitigation keys, given as mitigation={...}) changed."""
+    mitigation = dataclasses.replace(params.fairness.mitigation, **changes.pop("mitigation", {}))
+    return dataclasses.replace(params, fairness=dataclasses.replace(params.fairness, mitigation=mitigation, **changes))
+
+
+def test_rates_by_group_match_a_hand_computation():
+    """Count, selection rate, TPR, FPR and accuracy per group, and the disparities, as computed by hand."""
+    params = with_fairness(load_params(PROJECT), min_group_size=1)
+    frame = pd.DataFrame({"sex": ["f"] * 4 + ["m"] * 6, "age": [30] * 10})
+    labels = [1, 1, 0, 0, 1, 0, 0, 0, 0, 1]
+    predicted = [1, 0, 1, 0, 1, 1, 0, 0, 0, 0]
+    measured = fairness.measure(frame, labels, predicted, params)
+    # f: TP 1, FN 1, FP 1, TN 1 -> selects 2/4, TPR 1/2, FPR 1/2, accuracy 2/4
+    # m: TP 1, FN 1, FP 1, TN 3 -> selects 2/6, TPR 1/2, FPR 1/4, accuracy 4/6
+    assert measured["by_group"]["sex"] == {
+        "f": {
+            "count": 4,
+            "selection_rate": 0.5,
+            "true_positive_rate": 0.5,
+            "false_positive_rate": 0.5,
+            "accuracy": 0.5,
+        },
+        "m": {
+            "count": 6,
+            "selection_rate": 0.333333,
+            "true_positive_rate": 0.5,
+            "false_positive_rate": 0.25,
+            "accuracy": 0.666667,
+        },
+    }
+    assert measured["sensitive_features"]["sex"] == {
+        "demographic_parity_difference": pytest.approx(0.5 - 1 / 3, abs=1e-6),
+        "demographic_parity_ratio": pytest.approx((1 / 3) / 0.5, abs=1e-6),
+        "equalized_odds_difference": pytest.approx(0.25),  # max(TPR gap 0, FPR gap 0.25)
+    }
+    # Every age falls in one bin: nothing to compare, so no metric (a gate rule on age cannot decide).
+    assert measured["sensitive_features"]["age"] == {}
+    assert (measured["threshold"], measured["mitigation"]) == (params.evaluate.threshold, "none")
+
+
+def test_numeric_features_are_grouped_by_their_bins():
+    """Edges [25, 40, 60] give <25, 25-39, 40-59 and 60+; an edge belongs to the bin it starts."""
+    params = load_params(PROJECT)
+    frame = pd.DataFrame({"age": [19, 24, 25, 39, 40, 59, 60, 75]})
+    grouped = fairness.groups(frame, "age", params)
+    assert grouped.tolist() == ["<25", "<25", "25-39", "25-39", "40-59", "40-59", "60+", "60+"]
+    assert fairness.group_labels([0.5, 1.5]) == ["<0.5", "0.5-<1.5", "1.5+"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"bins": {}}, "fairness.bins.age is missing: a numeric sensitive feature needs bins"),
+        ({"bins": {"age": [25, 40], "sex": [1]}}, "fairness.bins.sex: 'sex' is not numeric"),
+        ({"bins": {"age": [40, 25]}}, "fairness.bins.age must be a list of increasing numbers"),
+        ({"bins": {"age": [25], "income": [10]}}, "fairness.bins.income: not one of data.sensitive_features"),
+        ({"mitigation": {"method": "reweigh"}}, "fairness.mitigation.method must be one of none, threshold_optimizer"),
+        ({"mitigation": {"constraint": "parity"}}, "fairness.mitigation.constraint must be one of"),
+    ],
+    ids=[
+        "numeric-without-bins",
+        "bins-on-a-category",
+        "decreasing-bins",
+        "bins-unknown-feature",
+        "method",
+        "constraint",
+    ],
+)
+def test_bad_fairness_params_are_one_line_errors(changes, message):
+    """Each mistake in the fairness section is refused with one line naming params.yaml and the key."""
+    params = with_fairness(load_params(PROJECT), **changes)
+    frame = pd.DataFrame({"sex": ["f", "m"], "age": [30, 50]})
+    with pytest.raises(ProjectError, match="params.yaml: ") as error:
+        fairness.measure(frame, [0, 1], [0, 1], params)
+    assert message in str(error.value)
+
+
+def test_small_groups_are_listed_but_not_compared():
+    """A group under min_group_size keeps its count in by_group, and its wild rates do not enter the metrics."""
+    params = with_fairness(load_params(PROJECT), min_group_size=3)
+    frame = pd.DataFrame({"sex": ["f", "f", "f", "m", "m", "m", "x"], "age": [30] * 7})
+    labels = [1, 0, 0, 1, 0, 0, 1]
+    predicted = [1, 0, 0, 1, 0, 0, 0]
+    measured = fairness.measure(frame, labels, predicted, params)
+    assert measured["by_group"]["sex"]["x"]["count"] == 1
+    assert measured["by_group"]["sex"]["x"]["false_positive_rate"] is None  # no negatives: undefined, not 0
+    assert measured["sensitive_features"]["sex"]["demographic_parity_difference"] == 0.0
+
+
+def _disparity(model, test, params, metric):
+    """One disparity of the model's decisions on the test split for the mitigated feature."""
+    labels = (test[params.data.target] == params.data.positive_class).astype(int)
+    scores = model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
+    measured = fairness.measure(test, labels, (scores >= params.evaluate.threshold).astype(int), params)
+    return measured["sensitive_features"][params.fairness.mitigation.feature][metric]
+
+
+def test_the_threshold_optimizer_reduces_the_chosen_disparity(trained):
+    """On the shipped data the mitigation lowers sex's demographic parity difference, as ThresholdOptimizer decides."""
+    params = with_fairness(load_params(trained), mitigation={"method": "threshold_optimizer"})
+    pipeline = joblib.load(trained / train.MODEL)
+    frame = pd.read_parquet(trained / data.TRAIN)
+    test = pd.read_parquet(trained / data.TEST).reset_index(drop=True)
+    labels = (frame[params.data.target] == params.data.positive_class).astype(int)
+    mitigated = fairness.mitigate(pipeline, frame, labels, params)
+
+    before = _disparity(pipeline, test, params, "demographic_parity_difference")
+    after = _disparity(mitigated, test, params, "demographic_parity_difference")
+    assert after < before
+    # The saved thresholds decide exactly as fairlearn's fitted optimizer.
+    optimizer = fairness.fit_threshold_optimizer(pipeline, frame, labels, params)
+    expected = optimizer._pmf_predict(test[list(pipeline.feature_names_in_)], sensitive_features=test["sex"])
+    np.testing.assert_allclose(mitigated.predict_proba(test), expected)
+    assert mitigated.feature_names_in_[-1] == "sex"
+    with pytest.raises(ProjectError, match="needs column 'sex' to score"):
+        mitigated.predict_proba(test.drop(columns="sex"))
+    assert fairness.mitigate(pipeline, frame, labels, load_params(trained)) is pipeline  # method none
+
+
+def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
+    """With the mitigation chosen, the stages still save one model, write fairness.json and log it all to MLflow."""
+    import mlflow
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["fairness"]["mitigation"]["method"] = "threshold_optimizer"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    params = load_params(project)
+    for step in (data.ingest, validate.validate, data.split, train.train, evaluate.evaluate):
+        step(project, params)
+    assert isinstance(joblib.load(project / train.MODEL), fairness.ThresholdMitigated)
+    fair = json.loads((project / fairness.FAIRNESS).read_text())
+    assert fair["mitigation"] == "threshold_optimizer"
+    assert set(fair["by_group"]["age"]) <= {"<25", "25-39", "40-59", "60+"}
+    run_id = json.loads((project / evaluate.LINEAGE).read_text())["run_id"]
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    logged = {item.path for item in client.list_artifacts(run_id)} | {
+        item.path for item in client.list_artifacts(run_id, "explain")
+    }
+    assert {"fairness.json", "explain/top_features.json", "explain/importance.png"} <= logged
+    model = mlflow.sklearn.load_model(f"runs:/{run_id}/model")  # skops, trusting the types its MLmodel lists
+    test = pd.read_parquet(project / data.TEST)
+    assert model.predict_proba(test).shape == (len(test), 2)
+    assert (project / explain.TOP_FEATURES).exists()

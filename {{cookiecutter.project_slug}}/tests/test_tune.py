@@ -1,0 +1,158 @@
+"""The tune stage: a seeded, resumable Optuna search whose best hyperparameters train uses."""
+
+import json
+
+import joblib
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import data, tracking, train, tune, validate
+from {{ cookiecutter.package_name }}.config import load_params, model_name
+from {{ cookiecutter.package_name }}.errors import ProjectError
+
+
+def configure(root, **tune_values) -> None:
+    """Turn tuning on in the copy's params.yaml with a small, fast budget, plus any tune.* overrides."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tune"].update({"enabled": True, "n_trials": 4, "cv_folds": 2, **tune_values})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def split(project):
+    """The project slice, ingested, validated and split: what the tune stage reads."""
+    params = load_params(project)
+    for step in (data.ingest, validate.validate, data.split):
+        step(project, params)
+    return project
+
+
+def best(root) -> dict:
+    """reports/tune/best_params.json."""
+    return json.loads((root / tune.BEST).read_text())
+
+
+def test_tuned_hyperparameters_feed_train_and_the_candidate_run(split):
+    """Train fits the tuned values over params.yaml's, and the candidate's MLflow params name them."""
+    configure(split)
+    params = load_params(split)
+    tune.tune(split, params)
+    result = best(split)
+    assert result["enabled"] is True and result["n_trials"] == 4
+    assert set(params.tune.search_space[params.train.model]) <= set(result["best_params"])
+    assert result["best_params"] != params.train.hyperparameters
+    train.train(split, params)
+    estimator = joblib.load(split / train.MODEL).named_steps["model"]
+    assert {key: estimator.get_params()[key] for key in result["best_params"]} == result["best_params"]
+    logged = tracking.flat_params(tune.applied(split, params))
+    assert {f"train.{params.train.model}.{key}": value for key, value in result["best_params"].items()}.items() <= (
+        logged.items()
+    )
+
+
+def test_each_trial_is_a_nested_mlflow_run_under_one_parent(split):
+    """One parent run per tuning worker, tagged as tuning; one child per trial with its params and CV score."""
+    import mlflow
+
+    configure(split)
+    tune.tune(split, load_params(split))
+    client = mlflow.MlflowClient(f"sqlite:///{split / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(model_name(split))
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.data.tags.get("gitops.kind") == "tuning"]
+    assert len(parents) == 1
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 4 == len(runs) - 1
+    for child in children:
+        assert child.data.tags["gitops.kind"] == "tuning-trial"
+        assert 0.5 < child.data.metrics["cv_roc_auc"] <= 1
+        assert any(key.startswith("train.hist_gradient_boosting.") for key in child.data.params)
+    assert parents[0].data.metrics["best_cv_roc_auc"] == pytest.approx(best(split)["best_score"])
+
+
+@pytest.mark.parametrize("method", ["bayesian", "random", "grid"])
+def test_the_same_config_finds_the_same_best_params(split, method):
+    """A fresh storage with the same seed repeats the search; the same storage reuses the finished study."""
+    configure(split, method=method, storage="sqlite:///first.db")
+    tune.tune(split, load_params(split))
+    first = best(split)
+    configure(split, method=method, storage="sqlite:///second.db")
+    tune.tune(split, load_params(split))
+    assert best(split)["best_params"] == first["best_params"]
+    assert best(split)["study"] == first["study"]
+
+    import optuna
+
+    configure(split, method=method, storage="sqlite:///first.db")
+    tune.tune(split, load_params(split))
+    assert len(optuna.load_study(study_name=first["study"], storage=f"sqlite:///{split / 'first.db'}").trials) == 4
+
+
+def test_workers_sharing_a_study_stop_at_n_trials_in_total(split):
+    """A second worker on the same storage continues the first one's study up to n_trials, not n_trials more."""
+    configure(split, n_trials=5)
+    params = load_params(split)
+    study, _ = tune.open_study(split, params)
+    tracking.use_experiment(split)
+    study.optimize(tune.objective(split, params), n_trials=2)  # a first worker, stopped early
+    earlier = [trial.params for trial in study.trials]
+    tune.tune(split, params)
+    trials = study.trials
+    assert len(trials) == 5 == best(split)["n_trials"]
+    assert [trial.params for trial in trials[:2]] == earlier
+
+
+def test_disabled_tuning_passes_params_yaml_values_and_opens_no_study(split):
+    """With tune.enabled false the stage writes params.yaml's hyperparameters and creates no Optuna storage."""
+    params = load_params(split)
+    tune.tune(split, params)
+    result = best(split)
+    assert result["enabled"] is False
+    assert result["best_params"] == params.train.hyperparameters
+    assert result["study"] is None
+    assert not (split / "optuna.db").exists()
+    assert tune.applied(split, params) == params
+
+
+def test_hyperparameters_tuned_for_another_config_are_refused(split):
+    """A config change after the search makes best_params.json stale: train stops, and no run logs another model's."""
+    configure(split)
+    tune.tune(split, load_params(split))
+    configure(split, cv_folds=3)
+    with pytest.raises(ProjectError, match="best_params.json: tuned for other params or data"):
+        train.train(split, load_params(split))
+    params = yaml.safe_load((split / "params.yaml").read_text())
+    params["train"]["model"] = "logistic_regression"
+    (split / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ProjectError, match="tuned hist_gradient_boosting, not train.model logistic_regression"):
+        tune.applied(split, load_params(split))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "annealing"}, "tune.method 'annealing' is not one of grid, random, bayesian"),
+        ({"search_space": {"xgboost": {"eta": {"low": 0.1, "high": 1.0}}}}, "tune.search_space.xgboost is not one of"),
+        (
+            {"search_space": {"hist_gradient_boosting": {"depth": {"low": 2, "high": 6}}}},
+            "tune.search_space.hist_gradient_boosting.depth is not a hist_gradient_boosting hyperparameter",
+        ),
+        (
+            {"search_space": {"hist_gradient_boosting": {"max_depth": {"low": 6, "high": 2}}}},
+            "tune.search_space.hist_gradient_boosting.max_depth needs low < high",
+        ),
+        (
+            {"search_space": {"hist_gradient_boosting": {"max_depth": [2, 6]}}},
+            "tune.search_space.hist_gradient_boosting.max_depth must be",
+        ),
+        ({"metric": "auc"}, "tune.metric 'auc' is not a scikit-learn scorer name"),
+    ],
+    ids=["method", "model", "hyperparameter", "range", "shape", "metric"],
+)
+def test_a_bad_tuning_config_is_a_one_line_error_naming_the_key(split, change, message):
+    """Mistakes in the tune section stop the stage with one line naming params.yaml and the key."""
+    configure(split, **change)
+    with pytest.raises(ProjectError, match=message) as error:
+        tune.tune(split, load_params(split))
+    assert str(error.value).startswith("params.yaml: ")
+    assert "\n" not in str(error.value)
