@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from benchkit import bake, run
+
 PACKAGE = "credit_risk"
 
 MEASURE = """
@@ -85,23 +85,6 @@ IMPORTS_BEFORE = "import mlflow, pandas, sklearn.ensemble, sklearn.metrics, skop
 IMPORTS_ADDED = "import shap, fairlearn.metrics, matplotlib.pyplot"
 
 
-def run(command: list[str], cwd: Path, timeout: int = 1800) -> str:
-    """Run a command, failing loudly with its output."""
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(command[:4])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def bake(workdir: Path) -> Path:
-    """Bake the template with defaults and run its setup and pipeline."""
-    from cookiecutter.main import cookiecutter
-
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
-    run(["make", "setup", "pipeline"], cwd=project)
-    return project
-
-
 def copy(project: Path, workdir: Path) -> Path:
     """A throw-away copy of the project's inputs and pipeline outputs (no .venv, no MLflow store)."""
     root = workdir / "copy"
@@ -131,7 +114,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path, help="a baked project whose pipeline has run (default: bake one)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-explain-"))
-    project = (args.project or bake(workdir)).resolve()
+    project = (args.project or bake(workdir, "pipeline")).resolve()
     if not (project / "data/processed/test.parquet").exists():
         sys.exit(f"error: {project}: no data/processed/test.parquet; run `make pipeline` there first")
     python = str(project / ".venv/bin/python")

@@ -35,7 +35,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from benchkit import bake
+
 KINDS = ("email", "phone", "us_ssn", "payment_card", "iban", "ipv4")
 WRITTEN = ("data/interim", "data/processed", "models", "reports", "mlartifacts", "mlflow.db")
 
@@ -116,23 +117,6 @@ def benign_columns(rng: random.Random, rows: int) -> dict[str, list]:
 
 
 # --------------------------------------------------------------------------- driver (template side)
-
-
-def run(command: list[str], cwd: Path, env: dict | None = None) -> str:
-    """Run a command, failing loudly with its output."""
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(command[:4])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def bake(workdir: Path) -> Path:
-    """Bake the template with defaults and set it up."""
-    from cookiecutter.main import cookiecutter
-
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
-    run(["make", "setup"], cwd=project)
-    return project
 
 
 # --------------------------------------------------------------------------- measuring (project side)

@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from benchkit import bake, run
+
 PACKAGE = "credit_risk"
 CLIENTS = 16
 
@@ -127,23 +128,6 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), f
 """
 
 
-def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 1800) -> str:
-    """Run a command, failing loudly with its output."""
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(command[:4])} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def bake(workdir: Path) -> Path:
-    """Bake the template with defaults and run its setup and pipeline."""
-    from cookiecutter.main import cookiecutter
-
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
-    run(["make", "setup", "pipeline"], cwd=project)
-    return project
-
-
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as probe:
@@ -224,7 +208,7 @@ def main() -> None:
     parser.add_argument("--batch-copies", type=int, default=200, help="the shipped data repeated, as the batch file")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    project = (args.project or bake(workdir)).resolve()
+    project = (args.project or bake(workdir, "pipeline")).resolve()
     python = str(project / ".venv/bin/python")
     bin_dir = project / ".venv/bin"
     env = dict(

@@ -1,7 +1,11 @@
-"""Shared fixtures: throw-away copies of the project, on a slice of the real data or trained on all of it."""
+"""Shared fixtures: throw-away copies of the project (a data slice, or trained on all of it); a stub code host."""
 
+import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
@@ -56,3 +60,52 @@ def trained(tmp_path_factory) -> Path:
     for step in (data.ingest, validate.validate, data.split, train.train):
         step(root, params)
     return root
+
+
+class Host:
+    """A tiny code host on 127.0.0.1: answers from `routes`, records every request."""
+
+    def __init__(self, routes):
+        self.routes, self.requests = routes, []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                query = {key: value[-1] for key, value in parse_qs(parts.query).items()}
+                stub.requests.append((self.command, parts.path, query, body, dict(self.headers)))
+                status, payload = stub.routes(self.command, parts.path, query, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def host():
+    """Start a stub host for one test; the test sets its routes."""
+    started = []
+
+    def start(routes):
+        started.append(Host(routes))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()

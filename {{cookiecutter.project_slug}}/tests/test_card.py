@@ -4,10 +4,7 @@ import base64
 import json
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -117,6 +114,7 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     assert "Hyperparameters from params.yaml" in text
     assert "trained on a stratified 75% of the data" in text
     assert "passed for 300 rows" in text
+    assert "sex (evaluation only), age (a model input)" in text  # age is a feature; sex is dropped before training
     assert "Fully automated approval" in text  # the human-written out-of-scope use
     assert "https://doi.org/10.24432/C5NC77" in text and "ml-platform@example.com" in text
     assert "cookiecutter" not in text  # the bake filled in the owners and contact
@@ -199,49 +197,19 @@ def test_missing_evidence_is_refused(carded: Path, changes: dict, message: str):
 # --------------------------------------------------------------------------- carried in the promotion request
 
 
-class Host:
-    """A tiny code host on 127.0.0.1 that remembers files committed through its API and the PR/MR opened."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict | None]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                path = urlsplit(self.path).path
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                stub.requests.append((self.command, path, body))
-                status, payload = stub.answer(self.command, path)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    @staticmethod
-    def answer(method: str, path: str) -> tuple[int, object]:
-        """GitHub knows the pin but not the card yet; lists are empty; writes succeed."""
-        if method == "GET" and "/contents/deploy/cards/" in path:
-            return 404, {"message": "Not Found"}
-        if method == "GET" and "/contents/" in path:
-            return 200, {"sha": "pin-blob"}
-        if method == "GET":
-            return 200, []
-        return 201, {"html_url": "https://github.invalid/pull/1", "web_url": "https://gitlab.invalid/mr/1"}
+def routes(method: str, path: str, query: dict, body) -> tuple[int, object]:
+    """GitHub knows the pin but not the card yet; lists are empty; writes succeed."""
+    if method == "GET" and "/contents/deploy/cards/" in path:
+        return 404, {"message": "Not Found"}
+    if method == "GET" and "/contents/" in path:
+        return 200, {"sha": "pin-blob"}
+    if method == "GET":
+        return 200, []
+    return 201, {"html_url": "https://github.invalid/pull/1", "web_url": "https://gitlab.invalid/mr/1"}
 
 
 @pytest.fixture
-def promoted(carded: Path):
+def promoted(carded: Path, host):
     """A git repository with an empty staging pin committed, then a new pin and its card written by promote."""
 
     def git(*args: str) -> None:
@@ -272,10 +240,7 @@ def promoted(carded: Path):
     (carded / "deploy/staging.yaml").write_text(yaml.safe_dump({"environment": "staging", "champion": champion}))
     (carded / card.card_path("staging")).parent.mkdir()
     (carded / card.card_path("staging")).write_text(card.render(carded, "credit-risk", "3"))
-    host = Host()
-    yield carded, host
-    host.server.shutdown()
-    host.server.server_close()
+    return carded, host(routes)
 
 
 def test_the_pull_request_commits_the_card_with_the_pin_and_shows_it(promoted):
@@ -284,13 +249,13 @@ def test_the_pull_request_commits_the_card_with_the_pin_and_shows_it(promoted):
     env = {"GITHUB_ACTIONS": "true", "GITHUB_API_URL": host.url, "GITHUB_REPOSITORY": "acme/credit-risk"}
     env |= {"GITHUB_TOKEN": "t", "GITHUB_SHA": "abc", "GITHUB_REF_NAME": "main"}
     assert publish.promotion_request(root, "staging", environ=env) == 0
-    puts = {path.split("/contents/")[1]: body for method, path, body in host.requests if method == "PUT"}
+    puts = {path.split("/contents/")[1]: body for method, path, _, body, _ in host.requests if method == "PUT"}
     assert set(puts) == {"deploy/staging.yaml", "deploy/cards/staging.md"}
     assert puts["deploy/staging.yaml"]["sha"] == "pin-blob" and puts["deploy/cards/staging.md"]["sha"] is None
     committed = base64.b64decode(puts["deploy/cards/staging.md"]["content"]).decode()
     assert committed == (root / "deploy/cards/staging.md").read_text()
     assert all(body["branch"] == "promote/staging" for body in puts.values())
-    pull = next(body for method, path, body in host.requests if method == "POST" and path.endswith("/pulls"))
+    pull = next(body for method, path, _, body, _ in host.requests if method == "POST" and path.endswith("/pulls"))
     for section in ("# Model Card for credit-risk v3", "## Uses", "## Bias, Risks, and Limitations", "#### age"):
         assert section in pull["body"]
     assert "model-index" not in pull["body"]  # the metadata block stays in the file
@@ -302,10 +267,10 @@ def test_the_merge_request_creates_the_card_in_the_same_commit(promoted):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     env = {"CI_API_V4_URL": host.url, "CI_PROJECT_ID": "42", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": head}
     assert publish.promotion_request(root, "staging", environ=env) == 0
-    commit = next(body for method, path, body in host.requests if path.endswith("/repository/commits"))
+    commit = next(body for method, path, _, body, _ in host.requests if path.endswith("/repository/commits"))
     actions = {action["file_path"]: action["action"] for action in commit["actions"]}
     assert actions == {"deploy/staging.yaml": "update", "deploy/cards/staging.md": "create"}
     request = next(
-        body for method, path, body in host.requests if method == "POST" and path.endswith("/merge_requests")
+        body for method, path, _, body, _ in host.requests if method == "POST" and path.endswith("/merge_requests")
     )
     assert "## Model Card Contact" in request["description"]

@@ -4,10 +4,7 @@ import json
 import re
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -17,55 +14,6 @@ from {{ cookiecutter.package_name }} import config, publish, report
 PROJECT = Path(__file__).resolve().parents[1]
 HEX = "a" * 64
 MODEL = config.model_name(PROJECT)  # the registered model name: [project].name
-
-
-class Host:
-    """A tiny code host on 127.0.0.1: answers from `routes`, records every request."""
-
-    def __init__(self, routes):
-        self.routes, self.requests = routes, []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                query = {key: value[-1] for key, value in parse_qs(parts.query).items()}
-                stub.requests.append((self.command, parts.path, query, body, dict(self.headers)))
-                status, payload = stub.routes(self.command, parts.path, query, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def host():
-    """Start a stub host for one test; the test sets its routes."""
-    started = []
-
-    def start(routes):
-        started.append(Host(routes))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def git(root: Path, *args: str) -> str:

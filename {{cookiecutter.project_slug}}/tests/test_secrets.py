@@ -73,8 +73,8 @@ def test_the_hook_catches_six_kinds_of_planted_secrets(tmp_path: Path) -> None:
 def test_digests_in_pins_and_evidence_are_not_secrets_but_a_key_beside_them_is(tmp_path: Path) -> None:
     """Release pins and lineage hold run ids, commits and digests (random hex): the hook passes them.
 
-    The baseline excludes only lines that name a digest (md5, sha256, run_id, commit, ...): an unnamed
-    high-entropy value in the same files still fails the commit.
+    The baseline excludes only whole lines of `<digest key>: <hex>` (md5, sha256, run_id, commit, ...): an
+    unnamed high-entropy value, or a secret on a digest-named line, still fails the commit.
     """
     import hashlib
     import json
@@ -100,4 +100,11 @@ def test_digests_in_pins_and_evidence_are_not_secrets_but_a_key_beside_them_is(t
     assert run_hook(tmp_path, files).returncode == 0
 
     (tmp_path / "lineage.json").write_text(json.dumps({"token": hashlib.sha256(b"x").hexdigest()}, indent=2))
+    assert run_hook(tmp_path, files).returncode == 1
+    # A secret on a digest-named line is still caught: only a whole line of `<digest key>: <hex>` is skipped.
+    (tmp_path / "lineage.json").write_text(json.dumps({"token": digest.hexdigest(), "run_id": uuid.uuid4().hex}))
+    assert run_hook(tmp_path, files).returncode == 1
+    (tmp_path / "lineage.json").write_text("{}\n")
+    token = "ghp_" + "4fT9kQ2mX7vB1nR8sL3pW6yZ0cH5jD2aE9uG"  # pragma: allowlist secret
+    (tmp_path / "deploy/staging.yaml").write_text(f"commit: {token}\n")
     assert run_hook(tmp_path, files).returncode == 1

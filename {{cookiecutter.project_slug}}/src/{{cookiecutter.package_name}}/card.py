@@ -10,7 +10,6 @@ reports, is refused: a model nobody has said the intended use and limits of is n
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from .config import load_params
+from .config import is_number, load_params
 from .errors import ProjectError
+from .gate import EVIDENCE_FILES as EVIDENCE
 
 CARD_SOURCE = "docs/model-card.yaml"
 CARD_ARTIFACT = "model_card.md"
@@ -40,12 +40,6 @@ REQUIRED = (
 )
 # A field that starts with one of these words, or is only "<...>" or "...", has not been written yet.
 PLACEHOLDER = re.compile(r"(?i)^\s*(?:(?:todo|tbd|fixme|xxx|changeme|lorem ipsum)\b|<[^>]*>\s*$|\.\.\.\s*$)")
-EVIDENCE = {
-    "metrics": "reports/metrics.json",
-    "lineage": "reports/lineage.json",
-    "fairness": "reports/fairness.json",
-    "validation": "reports/validation.json",
-}
 LINEAGE_REQUIRED = ("run_id", "data_md5", "model_sha256", "params_md5")
 GROUP_STATS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 # Hugging Face metadata takes lower-case SPDX ids; anything else is "other".
@@ -112,9 +106,15 @@ def _json(root: Path, name: str) -> dict:
     return data
 
 
-def _number(value: Any) -> bool:
-    """A finite number (booleans are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _sensitive_use(params) -> str:
+    """Each sensitive feature, and whether the model sees it: dropped ones are kept for evaluation only."""
+    return (
+        ", ".join(
+            f"{feature} ({'evaluation only' if feature in params.train.drop_features else 'a model input'})"
+            for feature in params.data.sensitive_features
+        )
+        or "none"
+    )
 
 
 def load_evidence(root: Path, sensitive_features: list[str]) -> dict[str, dict]:
@@ -124,7 +124,7 @@ def load_evidence(root: Path, sensitive_features: list[str]) -> dict[str, dict]:
     required: they are what the card exists to show. Validation is shown when present.
     """
     evidence = {name: _json(root, name) for name in ("metrics", "lineage", "fairness")}
-    metrics = {key: value for key, value in evidence["metrics"].items() if _number(value)}
+    metrics = {key: value for key, value in evidence["metrics"].items() if is_number(value)}
     if not metrics:
         raise ProjectError(f"{EVIDENCE['metrics']}: no metric to report")
     evidence["metrics"] = metrics
@@ -143,7 +143,7 @@ def load_evidence(root: Path, sensitive_features: list[str]) -> dict[str, dict]:
             raise ProjectError(f"{EVIDENCE['fairness']}: by_group has no results for sensitive feature '{feature}'")
         for group, stats in groups.items():
             bad = [
-                key for key in GROUP_STATS if not _number((stats or {}).get(key) if isinstance(stats, dict) else None)
+                key for key in GROUP_STATS if not is_number((stats or {}).get(key) if isinstance(stats, dict) else None)
             ]
             if bad:
                 raise ProjectError(f"{EVIDENCE['fairness']}: by_group.{feature}.{group}: no number for {bad[0]}")
@@ -166,7 +166,7 @@ def _license(root: Path) -> str:
 
 def _fmt(value: Any) -> str:
     """A number as the card shows it: integers as they are, others rounded to four decimals."""
-    if isinstance(value, bool) or not _number(value):
+    if not is_number(value):
         return str(value)
     return str(value) if isinstance(value, int) else str(round(value, 4))
 
@@ -312,8 +312,8 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         f"- **Dataset license:** {_text(dataset.get('license') or 'not given')}",
         f"- **File:** `{params.data.source}`, md5 `{lineage['data_md5']}` (the training data hash, as DVC records it)",
         f"- **Data contract** (`{params.validate.schema}`): {checked}",
-        f"- **Not used by the model:** {', '.join(params.train.drop_features) or 'none'}; sensitive features kept "
-        f"for evaluation only: {', '.join(params.data.sensitive_features) or 'none'}",
+        f"- **Not used by the model:** {', '.join(params.train.drop_features) or 'none'}",
+        f"- **Sensitive features** (fairness is measured by them): {_sensitive_use(params)}",
         "",
         "### Training Procedure",
         "",

@@ -164,6 +164,11 @@ def build(cls: type, raw: Any, where: str, source: str) -> Any:
     return cls(**values)
 
 
+def is_number(value: Any) -> bool:
+    """A real, finite number (booleans, NaN and infinities are not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _has_type(value: Any, kind: Any) -> bool:
     """Check a YAML value against a field's type (bools are not numbers, empty strings are not names)."""
     if isinstance(value, bool):
@@ -173,7 +178,7 @@ def _has_type(value: Any, kind: Any) -> bool:
     if kind is int:
         return isinstance(value, int)
     if kind is float:
-        return isinstance(value, int | float) and math.isfinite(value)
+        return is_number(value)
     if kind == list[str]:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
     if kind == dict[str, Any]:

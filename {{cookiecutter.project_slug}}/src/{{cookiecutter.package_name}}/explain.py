@@ -34,11 +34,9 @@ SEED = 0  # fixed: the same candidate always gets the same sample, so its explan
 
 def explainer_kind(estimator) -> str:
     """'tree', 'linear' or 'sampled': the SHAP explainer that fits this estimator."""
-    from sklearn.linear_model._base import LinearClassifierMixin
-
     if type(estimator).__name__ in TREE_MODELS:
         return "tree"
-    if isinstance(estimator, LinearClassifierMixin):
+    if hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
         return "linear"
     return "sampled"
 

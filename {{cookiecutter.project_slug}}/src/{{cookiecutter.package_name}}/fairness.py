@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .config import Params
+from .config import Params, is_number
 from .errors import ProjectError
 
 FAIRNESS = Path("reports/fairness.json")
@@ -61,7 +61,7 @@ def check_params(params: Params) -> None:
     for feature, edges in params.fairness.bins.items():
         if feature not in params.data.sensitive_features:
             raise ProjectError(f"params.yaml: fairness.bins.{feature}: not one of data.sensitive_features")
-        valid = isinstance(edges, list) and edges and all(_is_number(edge) for edge in edges)
+        valid = isinstance(edges, list) and edges and all(is_number(edge) for edge in edges)
         if not valid or any(low >= high for low, high in zip(edges, edges[1:], strict=False)):
             raise ProjectError(f"params.yaml: fairness.bins.{feature} must be a list of increasing numbers")
     if params.fairness.min_group_size < 1:
@@ -73,11 +73,6 @@ def check_params(params: Params) -> None:
         raise ProjectError(f"params.yaml: fairness.mitigation.constraint must be one of {', '.join(CONSTRAINTS)}")
     if mitigation.feature not in params.data.sensitive_features:
         raise ProjectError("params.yaml: fairness.mitigation.feature must be one of data.sensitive_features")
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float, not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _rate(value: Any) -> float | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from typing import Any
 import yaml
 
 from . import policy as policy_module
+from .config import is_number
 from .files import write_atomic
 
 EVIDENCE_FILES = {
@@ -63,11 +63,6 @@ def pin_path(env: str) -> str:
     return f"deploy/{env}.yaml"
 
 
-def _is_number(value: Any) -> bool:
-    """A real, finite number (JSON booleans are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _describe(value: Any) -> str:
     """A short rendering of a bad value for an error line."""
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
@@ -95,7 +90,7 @@ def _check_metrics(rel: str, data: Any) -> dict:
     if not isinstance(data, dict):
         raise CannotDecide(f"{rel}: expected a JSON object of metric -> number")
     for name, value in data.items():
-        if not _is_number(value):
+        if not is_number(value):
             raise CannotDecide(f"{rel}: {name} is {_describe(value)}, not a finite number")
     return {name: float(value) for name, value in data.items()}
 
@@ -120,7 +115,7 @@ def _check_fairness(rel: str, data: Any) -> dict:
         if not isinstance(values, dict):
             raise CannotDecide(f"{rel}: sensitive_features.{feature} must be an object")
         for name, value in values.items():
-            if not _is_number(value):
+            if not is_number(value):
                 raise CannotDecide(f"{rel}: {feature}.{name} is {_describe(value)}, not a finite number")
     return data
 
@@ -211,7 +206,7 @@ def load_pin(root: Path, env: str) -> dict | None:
     if not isinstance(metrics, dict):
         raise CannotDecide(f"{rel}: champion.metrics must be a mapping of metric -> number")
     for name, value in metrics.items():
-        if not _is_number(value):
+        if not is_number(value):
             raise CannotDecide(f"{rel}: champion.metrics.{name} is {_describe(value)}, not a finite number")
     return {
         **champion,
@@ -220,7 +215,7 @@ def load_pin(root: Path, env: str) -> dict | None:
     }
 
 
-def _registry_error(error: Exception) -> str:
+def registry_error(error: Exception) -> str:
     """One line for an MLflow failure."""
     from .tracking import redact
 
@@ -246,7 +241,7 @@ def verify_champion(root: Path, env: str, champion: dict) -> str:
     except MlflowException as error:
         raise CannotDecide(
             f"{rel}: the registry at {tracking.display_uri(root)} does not know "
-            f"{champion['model_name']} v{champion['version']}: {_registry_error(error)}"
+            f"{champion['model_name']} v{champion['version']}: {registry_error(error)}"
         ) from error
     if version.run_id != str(champion["run_id"]):
         raise CannotDecide(
@@ -321,7 +316,7 @@ def _row(
     champion: Any = None,
 ) -> dict:
     """One rule's outcome, as recorded in the decision and rendered in the report."""
-    delta = candidate - champion if _is_number(candidate) and _is_number(champion) else None
+    delta = candidate - champion if is_number(candidate) and is_number(champion) else None
     return {
         "id": rule["id"],
         "kind": rule["kind"],
@@ -475,7 +470,7 @@ def _rule_denylist(rule: dict, ctx: _Context) -> dict:
         try:
             versions = registered_versions(ctx.root, name, run_id)
         except MlflowException as error:
-            raise CannotDecide(f"registry: cannot look up versions of {name}: {_registry_error(error)}") from error
+            raise CannotDecide(f"registry: cannot look up versions of {name}: {registry_error(error)}") from error
         for version in versions:
             if version in wanted:
                 reason = f"{name} v{version} (run {run_id}) is denylisted: {wanted[version]}"
@@ -622,7 +617,7 @@ def decide(root: Path, env: str, now: datetime | None = None) -> dict:
     except CannotDecide as error:
         errors.append(str(error))
     except Exception as error:  # an unreachable registry is not a reason to let anything through
-        errors.append(f"registry: {type(error).__name__}: {_registry_error(error)}")
+        errors.append(f"registry: {type(error).__name__}: {registry_error(error)}")
     if policy is not None:
         ctx = _Context(root, env, evidence, champion, now)
         decision["rules"] = [evaluate_rule(rule, ctx) for rule in policy["environments"][env]["rules"]]
@@ -670,7 +665,7 @@ def _md_cell(value: Any) -> str:
 
 def _md_delta(value: Any) -> str:
     """Signed delta (candidate - champion)."""
-    return f"{value:+.4g}" if _is_number(value) else ""
+    return f"{value:+.4g}" if is_number(value) else ""
 
 
 _VERDICT_TEXT = {PASS: "pass", FAIL: "**FAIL**", ERROR: "**CANNOT DECIDE**", SKIP: "no champion"}

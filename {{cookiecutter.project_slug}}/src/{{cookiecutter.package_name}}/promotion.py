@@ -36,7 +36,7 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _candidate(root: Path) -> dict:
+def candidate_lineage(root: Path) -> dict:
     """reports/lineage.json, checked the way the gate checks it."""
     rel = gate.EVIDENCE_FILES["lineage"]
     return gate._check_lineage(rel, gate._read_json(root, rel))
@@ -71,7 +71,7 @@ def register(root: Path) -> int:
 
     root = Path(root)
     try:
-        lineage = _candidate(root)
+        lineage = candidate_lineage(root)
         name = gate.registry_model_name(root)
     except gate.CannotDecide as error:
         return _fail(f"register: {error}")
@@ -103,7 +103,7 @@ def register(root: Path) -> int:
         tags = {key: "" if lineage.get(key) is None else str(lineage.get(key)) for key in LINEAGE_TAGS}
         created = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
     except MlflowException as error:
-        return _fail(f"register: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"register: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
     print(f"register: {name} v{created.version} <- run {run_id} ({source})")
     return 0
 
@@ -231,7 +231,7 @@ def promote(root: Path, env: str) -> int:
     except gate.CannotDecide as error:
         return _fail(f"promote: {error}")
     except MlflowException as error:
-        return _fail(f"promote: registry: {gate._registry_error(error)}")
+        return _fail(f"promote: registry: {gate.registry_error(error)}")
     if not versions:
         return _fail(
             f"promote: run {run_id} is not registered as a version of {name}: run `register` first; {rel} is unchanged"
@@ -262,12 +262,12 @@ def promote(root: Path, env: str) -> int:
     except ProjectError as error:
         return _fail(f"promote: {error}; {rel} and {card_rel} are unchanged")
     except MlflowException as error:
-        return _fail(f"promote: MLflow: cannot read run {run_id} for the model card: {gate._registry_error(error)}")
+        return _fail(f"promote: MLflow: cannot read run {run_id} for the model card: {gate.registry_error(error)}")
     try:
         card_module.log(root, name, version, run_id, card)
     except (MlflowException, OSError) as error:
         return _fail(
-            f"promote: MLflow: the model card was not logged: {gate._registry_error(error)}; {rel} is unchanged"
+            f"promote: MLflow: the model card was not logged: {gate.registry_error(error)}; {rel} is unchanged"
         )
     try:
         write_pin_and_card(root, env, champion, card)
@@ -340,7 +340,7 @@ def reconcile(root: Path, check: bool) -> int:
     except gate.CannotDecide as error:
         return _fail(f"reconcile: {error}")
     except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
     client = tracking.client(root)
     drift = 0
     try:
@@ -362,7 +362,7 @@ def reconcile(root: Path, check: bool) -> int:
                 _move_alias(client, name, env, version)
                 print(f"reconcile: {name}@{env} -> v{version} (was {was})")
     except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate._registry_error(error)}")
+        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
     if check and drift:
         print(
             f"reconcile: {drift} alias(es) differ from the pins in git; run `reconcile` to fix",

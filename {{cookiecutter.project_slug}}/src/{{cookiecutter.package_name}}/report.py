@@ -21,12 +21,14 @@ from pathlib import Path
 
 import yaml
 
+from .explain import TOP_FEATURES
+from .fairness import FAIRNESS
 from .files import write_atomic
 
 REPORT_PATH = "reports/report.md"
 GATE_DIR = "reports/gate"
-TOP_FEATURES_PATH = "reports/explain/top_features.json"
-FAIRNESS_PATH = "reports/fairness.json"
+TOP_FEATURES_PATH = str(TOP_FEATURES)
+FAIRNESS_PATH = str(FAIRNESS)
 TOP_SHOWN = 8  # features in the report; the full ranking is in TOP_FEATURES_PATH
 ENVIRONMENTS = ("staging", "production")
 

@@ -88,7 +88,7 @@ def sign(root: Path, key: Path | None = None) -> int:
 
     try:
         name = gate.registry_model_name(root)
-        run_id = promotion._candidate(root)["run_id"]
+        run_id = promotion.candidate_lineage(root)["run_id"]
         versions = gate.registered_versions(root, name, run_id)
     except gate.CannotDecide as error:
         raise ProjectError(f"sign: {error}") from error
@@ -97,13 +97,18 @@ def sign(root: Path, key: Path | None = None) -> int:
     version = versions[0]
     os.environ.setdefault("MLFLOW_TRACKING_URI", tracking.tracking_uri(root))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory() as work:
-        model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=f"{work}/model"))
-        signature = Path(work, SIGNATURE_NAME)
-        sign_dir(model_dir, _private_key(root, key, Path(work)), signature)
-        # Check against the committed public key now, so a secret that does not match it fails here, not at deploy.
-        verify_dir(model_dir, signature, root / PUBLIC_KEY)
-        tracking.client(root).log_artifact(run_id, str(signature), SIGNATURE_DIR)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=f"{work}/model"))
+            signature = Path(work, SIGNATURE_NAME)
+            sign_dir(model_dir, _private_key(root, key, Path(work)), signature)
+            # Check against the committed public key now, so a secret that does not match it fails here, not at deploy.
+            verify_dir(model_dir, signature, root / PUBLIC_KEY)
+            tracking.client(root).log_artifact(run_id, str(signature), SIGNATURE_DIR)
+    except MlflowException as error:
+        raise ProjectError(f"sign: MLflow at {tracking.display_uri(root)}: {gate.registry_error(error)}") from error
     print(
         f"sign: {name} v{version} (run {run_id}) signed; signature at runs:/{run_id}/{SIGNATURE_DIR}/{SIGNATURE_NAME}"
     )
@@ -128,7 +133,8 @@ def verify_model(root: Path, model_dir: Path, run_id: str) -> None:
             )
         except Exception as error:  # MLflow raises its own types for a missing artifact
             raise ProjectError(
-                f"MLflow run {run_id}: no model signature ({SIGNATURE_DIR}/{SIGNATURE_NAME}); run `make sign`"
+                f"MLflow run {run_id}: no model signature ({SIGNATURE_DIR}/{SIGNATURE_NAME}: {_first_line(error)}); "
+                "run `make sign`"
             ) from error
         verify_dir(model_dir, Path(signature), public_key)
 

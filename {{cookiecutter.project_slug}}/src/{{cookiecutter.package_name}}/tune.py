@@ -146,6 +146,10 @@ def fingerprint(root: Path, params: Params) -> str:
         "metric": params.tune.metric,
         "n_trials": params.tune.n_trials,
         "data_md5": file_md5(stage_input(root, TRAIN)),
+        # what the features and labels are: the tune stage's other dependencies
+        "schema_md5": file_md5(root / params.validate.schema),
+        "label": [params.data.target, params.data.positive_class],
+        "pii_hash": params.data.pii.hash,
     }
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:12]
