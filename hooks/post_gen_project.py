@@ -1,7 +1,8 @@
 """Shape the generated project from the answers, then make it a git repository.
 
 The variation between answers is data: CI_FOLDERS says which ci-templates/ folders are copied
-in for each CI answer, and the license answer picks one text from LICENSES/.
+in for each CI answer, REMOVED which files an answer does without, and the license answer picks
+one text from LICENSES/.
 Standard library and git only: no network, no installs.
 """
 
@@ -19,6 +20,13 @@ CI_FOLDERS = {
     "github": ["github"],
     "gitlab": ["gitlab"],
     "both": ["github", "gitlab"],
+    "jenkins": ["jenkins"],
+    "circleci": ["circleci"],
+}
+
+# (option, answer) -> project files that only the other answers use, removed here.
+REMOVED = {
+    ("experiment_tracker", "mlflow"): ["tests/test_wandb.py"],  # needs the wandb package
 }
 
 
@@ -66,10 +74,19 @@ def git_init(answers: dict, project: Path) -> None:
         subprocess.run(command, cwd=project, check=True)
 
 
+def remove_unused(answers: dict, project: Path) -> None:
+    """Delete the files REMOVED lists for the given answers."""
+    for (option, answer), paths in REMOVED.items():
+        if answers[option] == answer:
+            for path in paths:
+                (project / path).unlink()
+
+
 def main() -> None:
-    """Copy CI files, pick the license, then commit."""
+    """Copy CI files, drop what the answers exclude, pick the license, then commit."""
     project = Path.cwd()
     copy_ci(ANSWERS["ci_provider"], template_dir(ANSWERS), project)
+    remove_unused(ANSWERS, project)
     choose_license(ANSWERS["license"], project)
     git_init(ANSWERS, project)
 

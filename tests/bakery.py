@@ -17,15 +17,21 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[1]
 OPTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 
-# CI provider and DVC remote shape different files, so every pair of their values is baked;
-# the other choices only change text inside files, so they are cycled through those bakes.
+# CI provider and DVC remote shape different files, so every pair of their values is baked for the GitHub and
+# GitLab answers; the Jenkins and CircleCI files are copied whatever the remote, so those two answers take the
+# remotes in turn (one bake each), keeping the lint tier's time in check. The other choices only change text
+# inside files, so they are cycled through all the bakes.
 INTERACTING = ("ci_provider", "dvc_remote")
-CYCLED = ("python_version", "license")
+PAIRED_CI = ("github", "gitlab", "both")
+CYCLED = ("python_version", "license", "experiment_tracker")
 
 
 def combinations() -> list[dict[str, str]]:
-    """Every value of every choice option, with the product of the interacting ones."""
-    pairs = list(itertools.product(*(OPTIONS[name] for name in INTERACTING)))
+    """Every value of every choice option, with the product of the interacting ones where it matters."""
+    remotes = OPTIONS["dvc_remote"]
+    pairs = list(itertools.product(PAIRED_CI, remotes))
+    turns = itertools.cycle(remotes)
+    pairs += [(provider, next(turns)) for provider in OPTIONS["ci_provider"] if provider not in PAIRED_CI]
     cycles = [itertools.cycle(OPTIONS[name]) for name in CYCLED]
     return [
         {**dict(zip(INTERACTING, pair, strict=True)), **{name: next(c) for name, c in zip(CYCLED, cycles, strict=True)}}
@@ -38,6 +44,7 @@ def combination_id(context: dict[str, str]) -> str:
     return (
         f"ci={context['ci_provider']}-remote={context['dvc_remote']}"
         f"-py={context['python_version']}-license={context['license']}"
+        f"-tracker={context.get('experiment_tracker', 'mlflow')}"
     )
 
 

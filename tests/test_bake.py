@@ -26,6 +26,13 @@ CORE_FILES = set(
     CODEOWNERS LICENSE Makefile README.md dvc.yaml params.yaml pyproject.toml serving.yaml bentofile.yaml
     data/README.md data/raw/german_credit.csv data/schema.yaml
     deploy/README.md deploy/production.yaml deploy/staging.yaml
+    deploy/k8s/base/kustomization.yaml deploy/k8s/base/deployment.yaml deploy/k8s/base/service.yaml
+    deploy/k8s/base/pdb.yaml deploy/k8s/base/hpa.yaml
+    deploy/k8s/overlays/staging/kustomization.yaml deploy/k8s/overlays/staging/namespace.yaml
+    deploy/k8s/overlays/production/kustomization.yaml deploy/k8s/overlays/production/namespace.yaml
+    deploy/argocd/staging.yaml deploy/argocd/production.yaml
+    deploy/flux/source.yaml deploy/flux/staging.yaml deploy/flux/production.yaml
+    src/{package}/manifests.py tests/test_manifests.py
     policies/README.md policies/promotion.schema.json policies/promotion.yaml
     monitoring/README.md monitoring/prometheus.yml monitoring/alerts.yml monitoring/alerts_test.yml
     monitoring/grafana-dashboard.json
@@ -37,14 +44,22 @@ CORE_FILES = set(
     src/{package}/policy.py src/{package}/gate.py src/{package}/promotion.py src/{package}/report.py
     src/{package}/publish.py
     src/{package}/schema.py src/{package}/service.py src/{package}/batch.py src/{package}/monitor.py
+    src/{package}/spark_batch.py
     src/{package}/tune.py tests/test_tune.py
     src/{package}/explain.py src/{package}/fairness.py tests/test_explain.py tests/test_fairness.py
+    src/{package}/local_explain.py tests/test_lime.py
+    src/{package}/wandb_tracking.py
     src/{package}/pii.py src/{package}/erase.py tests/test_pii.py tests/test_erase.py docs/COMPLIANCE.md
+    docker-compose.yml docker/mlflow.Dockerfile docker/mlflow.Dockerfile.dockerignore docker/postgres-init.sql
     src/{package}/card.py tests/test_card.py docs/model-card.yaml
     src/{package}/signing.py .secrets.baseline policies/vulnerability-exceptions.txt
     tests/test_signing.py tests/test_secrets.py tests/test_supply_chain.py
     """.split()
 )
+
+
+# Files only some answers bring: (option, answer) -> files.
+OPTION_FILES = {("experiment_tracker", "mlflow+wandb"): {"tests/test_wandb.py"}}
 
 
 def ci_files(provider: str) -> set[str]:
@@ -61,12 +76,21 @@ def project_files(project: Path) -> set[str]:
 
 @pytest.mark.parametrize("context", COMBINATIONS)
 def test_bake_writes_exactly_the_expected_files(context):
-    """The project holds the core files plus exactly the chosen CI provider's files."""
+    """The project holds the core files plus exactly the chosen CI provider's files and its options' files."""
     project = bake(context)
-    providers = {"github": ["github"], "gitlab": ["gitlab"], "both": ["github", "gitlab"]}[context["ci_provider"]]
+    providers = {
+        "github": ["github"],
+        "gitlab": ["gitlab"],
+        "both": ["github", "gitlab"],
+        "jenkins": ["jenkins"],
+        "circleci": ["circleci"],
+    }[context["ci_provider"]]
     expected = {name.format(package="credit_risk") for name in CORE_FILES}
     for provider in providers:
         expected |= ci_files(provider)
+    for (option, answer), files in OPTION_FILES.items():
+        if context.get(option) == answer:
+            expected |= files
     assert project_files(project) == expected
 
 
@@ -170,11 +194,11 @@ def test_every_dvc_stage_calls_a_cli_command_and_declares_its_params():
     """dvc.yaml's stages are the pipeline in order, each a CLI command reading declared params."""
     project = bake()
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["ingest", "validate", "split", "tune", "train", "evaluate"]
+    assert list(stages) == ["ingest", "validate", "split", "tune", "train", "evaluate", "local-explain"]
     cli = (project / "src/credit_risk/cli.py").read_text()
     for name, stage in stages.items():
         assert stage["cmd"] == f"${{tool.gitops.package}} {name}"
-        assert f"def {name}(" in cli
+        assert f"def {name.replace('-', '_')}(" in cli
         assert stage["params"], f"stage {name} declares no params"
 
 
@@ -228,8 +252,8 @@ def test_bad_answers_stop_the_bake_with_one_line_and_write_nothing(answers, mess
 
 @pytest.mark.parametrize(
     "answers",
-    [{"python_version": "3.10"}, {"ci_provider": "jenkins"}, {"dvc_remote": "hdfs"}, {"license": "GPL"}],
-    ids=["python=3.10", "ci=jenkins", "remote=hdfs", "license=GPL"],
+    [{"python_version": "3.10"}, {"ci_provider": "travis"}, {"dvc_remote": "hdfs"}, {"license": "GPL"}],
+    ids=["python=3.10", "ci=travis", "remote=hdfs", "license=GPL"],
 )
 def test_choice_answers_outside_their_list_are_refused_by_cookiecutter(answers, tmp_path):
     """cookiecutter itself refuses a value outside a choice list, naming the option, before any file is written."""

@@ -1,9 +1,14 @@
-"""CI flows: both providers run the same project commands in the same order, and the pipelines really run.
+"""CI flows: every provider runs the same project commands in the same order, and the pipelines really run.
 
-Fast tier (`parity`): the ordered `make` commands of every job, per flow, are the same on GitHub Actions and
-GitLab CI. The GitHub side is declared here (workflow, trigger, jobs); the GitLab side is computed by
-evaluating the `rules:` of .gitlab-ci.yml for the flow's variables and changed files, so a rule that drops a
-job or adds one to the wrong flow fails the test. CI files stay thin: every script line is a `make` call.
+Fast tier (`parity`): the ordered `make` commands of every job, per flow, are the same on GitHub Actions,
+GitLab CI, Jenkins and CircleCI. The GitHub side is declared here (workflow, trigger, jobs); the others are
+computed from their own files for the flow's trigger, settings and changed files: the `rules:` of
+.gitlab-ci.yml, the `when` conditions of the Jenkinsfile's stages (a small parser of the declarative subset it
+uses), and CircleCI's path filter (config.yml) then the workflow `when` and job `filters` expressions of
+continue.yml. A condition that drops a job or adds one to the wrong flow fails the test. CI files stay thin:
+every script line is a `make` call. Jenkins and CircleCI have no local runner here (no Jenkins server; CircleCI's
+needs Docker): their files are checked by parity, CodeNarc (npm-groovy-lint) and CircleCI's schema (lint tier),
+and publish.py's reading of their variables by the generated project's tests against a stub host.
 
 End-to-end tier: one baked project (CI "both") is set up once and committed; then
 - GitLab: gitlab-ci-local (npm, 4.73.0; --force-shell-executor --shell-isolation, each job in a fresh copy of
@@ -236,16 +241,247 @@ def gitlab_commands(job: str) -> list[str]:
     return make_lines(list(before) + list(pipeline[job]["script"]))
 
 
+# Jenkins: the declarative pipeline's stages, their `when` conditions and their `sh` steps, read from the
+# Jenkinsfile with a small parser of the subset it uses (any other condition fails the test: extend it here).
+
+JENKINSFILE = TEMPLATE / "ci-templates" / "jenkins" / "Jenkinsfile"
+CIRCLECI_DIR = TEMPLATE / "ci-templates" / "circleci" / ".circleci"
+
+
+def _block(text: str, opening: int) -> tuple[str, int]:
+    """The text inside the braces that open at `opening`, and the index after the closing brace.
+
+    Quoted strings and // comments are skipped, so a brace inside them does not count.
+    """
+    depth, index = 0, opening
+    while index < len(text):
+        char = text[index]
+        if char in "'\"":
+            index = text.index(char, index + 1)
+        elif text.startswith("//", index):
+            index = text.find("\n", index)
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[opening + 1 : index], index + 1
+        index += 1
+    raise AssertionError("unbalanced braces in the Jenkinsfile")
+
+
+def _top_level(text: str, pattern: str) -> list[re.Match]:
+    """The matches of `pattern` at brace depth 0 of `text` (so not inside a nested block)."""
+    found, index = [], 0
+    for match in re.finditer(pattern, text):
+        if match.start() < index:
+            continue
+        found.append(match)
+        index = _block(text, match.end() - 1)[1]
+    return found
+
+
+@dataclass(frozen=True)
+class JenkinsStage:
+    """A stage that runs steps: its name, its `when` conditions and its ancestors', and its shell steps."""
+
+    name: str
+    conditions: tuple[str, ...]  # the `when` blocks, own and enclosing, all of which must hold
+    body: str
+
+
+def jenkins_stages(text: str | None = None, conditions: tuple[str, ...] = ()) -> list[JenkinsStage]:
+    """Every stage with steps, in file order, nested stages (parallel, stages) included."""
+    if text is None:
+        (pipeline,) = _top_level(JENKINSFILE.read_text(encoding="utf-8"), r"\bpipeline\s*\{")
+        text = _block(pipeline.string, pipeline.end() - 1)[0]
+        (stages,) = _top_level(text, r"\bstages\s*\{")
+        text = _block(text, stages.end() - 1)[0]
+    found = []
+    for match in _top_level(text, r"\bstage\('([^']+)'\)\s*\{"):
+        body = _block(text, match.end() - 1)[0]
+        when = [_block(body, m.end() - 1)[0] for m in _top_level(body, r"\bwhen\s*\{")]
+        inner = _top_level(body, r"\b(?:parallel|stages)\s*\{")
+        if inner:
+            found += jenkins_stages(_block(body, inner[0].end() - 1)[0], (*conditions, *when))
+        else:
+            found.append(JenkinsStage(match[1], (*conditions, *when), body))
+    return found
+
+
+@dataclass(frozen=True)
+class JenkinsBuild:
+    """What a Jenkins `when` can see of a build."""
+
+    change: bool  # a pull/merge request (CHANGE_ID is set)
+    branch: str  # BRANCH_NAME
+    cause: str  # TimerTrigger, BranchEventCause, UserIdCause
+    params: dict
+    env: dict
+    changed: tuple[str, ...]
+
+
+def _groovy_expression(source: str, build: JenkinsBuild) -> bool:
+    """Evaluate the boolean Groovy of an `expression { }`: params.X, env.X, changed('regex'), !, &&, ||."""
+    python = re.sub(r"&&", " and ", re.sub(r"\|\|", " or ", source))
+    python = re.sub(r"'[^']*'|(!(?!=))", lambda m: " not " if m[1] else m[0], python)  # not inside a regex
+    python = re.sub(r"\b(params|env)\.(\w+)", r"\1.get('\2')", python)
+    names = {
+        "params": build.params,
+        "env": build.env,
+        "changed": lambda pattern: any(re.fullmatch(pattern, path) for path in build.changed),
+    }
+    return bool(eval(python, {"__builtins__": {}}, names))  # noqa: S307 (the test's own translation of its own file)
+
+
+def jenkins_when(conditions: str, build: JenkinsBuild) -> bool:
+    """Whether every condition of a `when` block (or of an allOf) holds."""
+    results, index = [], 0
+    token = re.compile(
+        r"\s*(?:(?P<block>anyOf|allOf|not|expression)\s*\{|(?P<change>changeRequest\(\))"
+        r"|branch\s+'(?P<branch>[^']*)'|triggeredBy\s+'(?P<cause>[^']*)'|beforeAgent\s+true)"
+    )
+    while conditions[index:].strip():
+        match = token.match(conditions, index)
+        assert match, f"extend jenkins_when for: {conditions[index:].strip()[:60]}"
+        if match["block"]:
+            inner, index = _block(conditions, match.end() - 1)
+            if match["block"] == "expression":
+                results.append(_groovy_expression(inner, build))
+            elif match["block"] == "anyOf":
+                results.append(any(jenkins_when(part, build) for part in _conditions(inner)))
+            elif match["block"] == "allOf":
+                results.append(jenkins_when(inner, build))
+            else:
+                results.append(not jenkins_when(inner, build))
+            continue
+        index = match.end()
+        if match["change"]:
+            results.append(build.change)
+        elif match["branch"] is not None:
+            results.append(build.branch == match["branch"])
+        elif match["cause"] is not None:
+            results.append(build.cause == match["cause"])
+    return all(results)
+
+
+def _conditions(text: str) -> list[str]:
+    """The separate conditions of an anyOf block: each block or one-line condition on its own."""
+    parts, index = [], 0
+    while text[index:].strip():
+        start = len(text) - len(text[index:].lstrip())
+        block = re.match(r"(anyOf|allOf|not|expression)\s*\{", text[start:])
+        if block:
+            index = _block(text, start + block.end() - 1)[1]
+        else:
+            end = text.find("\n", start)
+            index = len(text) if end < 0 else end
+        parts.append(text[start:index])
+    return parts
+
+
+def jenkins_build(flow: Flow) -> JenkinsBuild:
+    """The Jenkins build of a flow: a pull request, a push to main, the nightly timer, or a person's build."""
+    variables = flow.gitlab_variables
+    source = variables["CI_PIPELINE_SOURCE"]
+    env = {key: variables[key] for key in ("MLFLOW_TRACKING_URI", "IMAGE_REPOSITORY") if key in variables}
+    cause = "UserIdCause" if flow.manual else {"schedule": "TimerTrigger"}.get(source, "BranchEventCause")
+    change = source == "merge_request_event"
+    params = {"PROMOTE_PRODUCTION": flow.manual}
+    return JenkinsBuild(change, "PR-1" if change else "main", cause, params, env, flow.changed)
+
+
+def jenkins_jobs(build: JenkinsBuild) -> list[str]:
+    """The stages a Jenkins build runs, in order."""
+    return [s.name for s in jenkins_stages() if all(jenkins_when(c, build) for c in s.conditions)]
+
+
+def jenkins_commands(stage: str) -> list[str]:
+    """The `make` commands of a stage's `sh` steps, in order."""
+    (found,) = [s for s in jenkins_stages() if s.name == stage]
+    return make_lines(re.findall(r"\bsh\s+'([^']*)'", found.body))
+
+
+# CircleCI: config.yml's path filter sets pipeline parameters from the changed files; continue.yml's workflows
+# (`when`) and jobs (`filters`) are expressions over pipeline values and parameters.
+
+
+def circleci_config(name: str) -> dict:
+    """A CircleCI configuration file, parsed (anchors resolved)."""
+    return yaml.safe_load((CIRCLECI_DIR / name).read_text(encoding="utf-8"))
+
+
+def circleci_values(flow: Flow) -> dict:
+    """The pipeline values and parameters of a flow: the path filter's, the repository's settings, the trigger."""
+    setup = circleci_config("config.yml")
+    (job,) = [j for wf in setup["workflows"].values() for j in wf["jobs"] if "path-filtering/filter" in j]
+    parameters = circleci_config("continue.yml")["parameters"]
+    values = {f"pipeline.parameters.{name}": spec["default"] for name, spec in parameters.items()}
+    for line in job["path-filtering/filter"]["mapping"].splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            pattern, parameter, value = line.split()
+            if any(re.match(rf"^{pattern}$", path) for path in flow.changed):  # as the orb matches
+                values[f"pipeline.parameters.{parameter}"] = json.loads(value)
+    variables = flow.gitlab_variables
+    values["pipeline.parameters.team-mlflow"] = "MLFLOW_TRACKING_URI" in variables
+    values["pipeline.parameters.image-registry"] = "IMAGE_REPOSITORY" in variables
+    source = variables["CI_PIPELINE_SOURCE"]
+    values["pipeline.git.branch"] = "feature" if source == "merge_request_event" else "main"
+    values["pipeline.trigger_source"] = "scheduled_pipeline" if source == "schedule" else "webhook"
+    return values
+
+
+def circleci_expression(expression: str | bool, values: dict) -> bool:
+    """Evaluate a CircleCI expression (==, !=, and, or, not, parentheses) over pipeline values."""
+    if isinstance(expression, bool):
+        return expression
+
+    def value(match: re.Match) -> str:
+        assert match[0] in values, f"extend circleci_values for {match[0]}"
+        return repr(values[match[0]])
+
+    python = re.sub(r"pipeline\.[\w.-]+", value, " ".join(expression.split()))
+    return bool(eval(python, {"__builtins__": {}}, {}))  # noqa: S307 (the test's own translation of its own file)
+
+
+def circleci_jobs(values: dict, manual: bool = False) -> list[str]:
+    """The jobs CircleCI runs (or, manual, runs once a person approves), in workflow then file order."""
+    jobs = []
+    for workflow in circleci_config("continue.yml")["workflows"].values():
+        if not circleci_expression(workflow.get("when", True), values):
+            continue
+        approvals = set()
+        for entry in workflow["jobs"]:
+            name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            if not circleci_expression(options.get("filters", True), values):
+                continue
+            if options.get("type") == "approval":
+                approvals.add(name)
+            elif bool(approvals & set(options.get("requires", []))) == manual:
+                jobs.append(name)
+    return jobs
+
+
+def circleci_commands(job: str) -> list[str]:
+    """The `make` commands a CircleCI job runs, in step order."""
+    steps = circleci_config("continue.yml")["jobs"][job]["steps"]
+    runs = [step["run"] for step in steps if isinstance(step, dict) and "run" in step]
+    return make_lines([run if isinstance(run, str) else run["command"] for run in runs])
+
+
 @pytest.mark.fast
 @pytest.mark.parametrize("flow", FLOWS, ids=[flow.name for flow in FLOWS])
-def test_both_providers_run_the_same_commands_in_the_same_order(flow: Flow) -> None:
-    """Per flow, each job runs the same `make` commands on GitHub and GitLab, and the same jobs exist."""
+def test_every_provider_runs_the_same_commands_in_the_same_order(flow: Flow) -> None:
+    """Per flow, the same jobs run the same `make` commands in the same order on GitHub, GitLab, Jenkins, CircleCI."""
     for workflow, _ in flow.github_jobs:
         assert github_triggers(workflow, flow.github_event, flow.changed), f"{workflow} does not start for {flow.name}"
     github = [(job, github_commands(workflow, job)) for workflow, job in flow.github_jobs]
     jobs = gitlab_jobs(flow.gitlab_variables, flow.changed, flow.manual)
-    gitlab = [(job, gitlab_commands(job)) for job in jobs]
-    assert gitlab == github
+    assert [(job, gitlab_commands(job)) for job in jobs] == github, "GitLab"
+    jenkins = jenkins_jobs(jenkins_build(flow))
+    assert [(stage, jenkins_commands(stage)) for stage in jenkins] == github, "Jenkins"
+    circleci = circleci_jobs(circleci_values(flow), flow.manual)
+    assert [(job, circleci_commands(job)) for job in circleci] == github, "CircleCI"
     assert all(commands for _, commands in github), "a job with no project command"
 
 
@@ -261,6 +497,42 @@ def test_ci_without_a_team_server_registers_and_promotes_nothing() -> None:
         ("promote.yml", "promote-production"),
     ):
         assert "vars.MLFLOW_TRACKING_URI != ''" in github_workflow(workflow)["jobs"][job]["if"]
+    pushes = ((("params.yaml",), ["pipeline", "supply-chain"]), (("deploy/staging.yaml",), ["verify-pin"]))
+    for changed, expected in pushes:
+        push = Flow("push without a team server", "push", (), {"CI_PIPELINE_SOURCE": "push", **MAIN}, changed)
+        assert jenkins_jobs(jenkins_build(push)) == expected
+        assert circleci_jobs(circleci_values(push)) == expected
+        assert circleci_jobs(circleci_values(push), manual=True) == []
+
+
+@pytest.mark.fast
+def test_the_nightly_run_does_not_depend_on_what_the_last_commit_changed() -> None:
+    """Jenkins and CircleCI see the last commit's files on the schedule too; whatever they are, it only retrains."""
+    (nightly,) = [flow for flow in FLOWS if flow.name == "schedule"]
+    expected = [job for _, job in nightly.github_jobs]
+    for changed in ((), ("deploy/staging.yaml",), ("policies/promotion.yaml", "params.yaml")):
+        flow = Flow(nightly.name, nightly.github_event, (), nightly.gitlab_variables, changed)
+        assert jenkins_jobs(jenkins_build(flow)) == expected, changed
+        assert circleci_jobs(circleci_values(flow)) == expected, changed
+        assert circleci_jobs(circleci_values(flow), manual=True) == [], changed
+
+
+@pytest.mark.fast
+def test_pull_requests_never_get_release_secrets_on_jenkins_or_circleci() -> None:
+    """A pull request binds no credential but the report token (never a fork's); its CircleCI workflow no context."""
+    for flow in FLOWS:
+        if flow.gitlab_variables["CI_PIPELINE_SOURCE"] != "merge_request_event":
+            continue
+        for stage in jenkins_stages():
+            if stage.name in jenkins_jobs(jenkins_build(flow)):
+                assert "credentials(" not in stage.body, stage.name
+                assert "credentialsId" not in stage.body, stage.name
+    helpers = JENKINSFILE.read_text(encoding="utf-8").split("void withReportToken", 1)[1]
+    assert "if (env.CHANGE_FORK)" in helpers and "credentialsId: 'code-host-token'" in helpers
+    for name, workflow in circleci_config("continue.yml")["workflows"].items():
+        contexts = [next(iter(e.values())).get("context") for e in workflow["jobs"] if isinstance(e, dict)]
+        if "main" not in workflow["when"] or "!=" in workflow["when"]:
+            assert not any(contexts), f"the {name} workflow runs for branches other than main with a context"
 
 
 @pytest.mark.fast
@@ -303,6 +575,17 @@ def test_ci_files_are_thin_and_secure_by_default() -> None:
                 assert MAKE.match(line.strip()) or PLUMBING.match(line.strip()), f"{name}: `{line}`"
     for line in pipeline["default"]["before_script"]:
         assert PLUMBING.match(line.strip()), line
+    # Jenkins: every shell step of a stage calls make (the helper below the pipeline only reads `git diff`).
+    for stage in jenkins_stages():
+        for line in re.findall(r"\bsh[\s(]+'([^']*)'", stage.body):
+            assert MAKE.match(line.strip()), f"Jenkinsfile {stage.name}: `{line}`"
+        assert '"make' not in stage.body, f"Jenkinsfile {stage.name}: a GString command could interpolate"
+    for name, job in circleci_config("continue.yml")["jobs"].items():
+        for step in job["steps"]:
+            run = step.get("run") if isinstance(step, dict) else None
+            line = run if isinstance(run, str) else (run or {}).get("command")
+            if line is not None:
+                assert MAKE.match(line.strip()) or PLUMBING.match(line.strip()), f"continue.yml {name}: `{line}`"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -35,13 +35,13 @@ def project(tmp_path_factory) -> Path:
 def test_first_pipeline_run_trains_and_says_where_everything_is(project):
     """The cold run executes every stage, writes metrics and plots, and points at the MLflow run."""
     log = (project.parent / "first-run.log").read_text()
-    for stage in ("ingest", "validate", "split", "tune", "train", "evaluate"):
+    for stage in ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain"):
         assert f"Running stage '{stage}'" in log
     assert "reports/metrics.json" in log and "MLflow run" in log
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert metrics["roc_auc"] > 0.7
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"ingest", "validate", "split", "tune", "train", "evaluate"}
+    assert set(lock["stages"]) == {"ingest", "validate", "split", "tune", "train", "evaluate", "local-explain"}
 
 
 def test_a_second_run_with_no_change_is_a_no_op(project):

@@ -5,13 +5,16 @@ a real tool on the generated project:
 
 - ruff (check and format) on the generated Python code, with the project's own configuration;
 - actionlint, zizmor and the GitHub JSON Schemas on ``.github/`` when the project uses GitHub Actions;
-- the GitLab CI JSON Schema on ``.gitlab-ci.yml`` and the files it includes when the project uses GitLab CI.
+- the GitLab CI JSON Schema on ``.gitlab-ci.yml`` and the files it includes when the project uses GitLab CI;
+- the CircleCI JSON Schema on both phases of ``.circleci/`` when the project uses CircleCI;
+- npm-groovy-lint (CodeNarc, its Jenkinsfile preset) on the ``Jenkinsfile`` when the project uses Jenkins.
 
 The tools come from the template's development environment. A missing tool fails the test (it never
 skips): a lint tier that silently checks nothing would pass on anything.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +38,7 @@ TOOL_SOURCES = {
     "zizmor": "PyPI package zizmor (template dev dependencies)",
     "check-jsonschema": "PyPI package check-jsonschema (template dev dependencies)",
     "uv": "PyPI package uv (`make` installs it into ~/.local/bin)",
+    "npm-groovy-lint": "npm package npm-groovy-lint@16.2.0 (.ci/run installs it; it runs CodeNarc on Java 17)",
 }
 
 
@@ -87,6 +91,18 @@ def github_project(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(params=combinations_for("gitlab", "both"))
 def gitlab_project(request: pytest.FixtureRequest) -> Path:
     """Bake every combination whose CI is GitLab CI."""
+    return bake(request.param)
+
+
+@pytest.fixture(params=combinations_for("jenkins"))
+def jenkins_project(request: pytest.FixtureRequest) -> Path:
+    """Bake every combination whose CI is Jenkins."""
+    return bake(request.param)
+
+
+@pytest.fixture(params=combinations_for("circleci"))
+def circleci_project(request: pytest.FixtureRequest) -> Path:
+    """Bake every combination whose CI is CircleCI."""
     return bake(request.param)
 
 
@@ -174,6 +190,36 @@ def test_gitlab_pipeline_matches_the_gitlab_ci_schema(gitlab_project: Path) -> N
         *gitlab_files(gitlab_project),
     ]
     assert_clean(run(command, cwd=gitlab_project))
+
+
+def test_circleci_configuration_matches_the_circleci_schema(circleci_project: Path) -> None:
+    """Both phases of the CircleCI configuration, the setup (path filter) and its continuation, match its schema."""
+    files = sorted(path.relative_to(circleci_project).as_posix() for path in (circleci_project / ".circleci").glob("*"))
+    assert files == [".circleci/config.yml", ".circleci/continue.yml"]
+    command = [tool("check-jsonschema"), "--builtin-schema", "vendor.circle-ci", *files]
+    assert_clean(run(command, cwd=circleci_project))
+
+
+def groovy_lint() -> str:
+    """npm-groovy-lint: $NPM_GROOVY_LINT, the template's node_modules (where .ci/run installs it), or PATH."""
+    found = os.environ.get("NPM_GROOVY_LINT")
+    local = TEMPLATE / "node_modules" / ".bin" / "npm-groovy-lint"
+    found = found or (str(local) if local.is_file() else shutil.which("npm-groovy-lint"))
+    if not found:
+        source = TOOL_SOURCES["npm-groovy-lint"]
+        pytest.fail(f"npm-groovy-lint is not installed: it comes from the {source}", pytrace=False)
+    return found
+
+
+def test_jenkinsfile_passes_npm_groovy_lint(jenkins_project: Path, tmp_path: Path) -> None:
+    """CodeNarc parses the Jenkinsfile and, with npm-groovy-lint's Jenkinsfile rules, finds no warning or error.
+
+    --noserver: one CodeNarc run in this process, no background server left behind. Offline: the rules ship in
+    the npm package. It lints a copy: CodeNarc cannot take a base directory with `=` in it, as the bakes have.
+    """
+    shutil.copy(jenkins_project / "Jenkinsfile", tmp_path / "Jenkinsfile")
+    command = [groovy_lint(), "--noserver", "--config", "recommended-jenkinsfile", "--failon", "warning"]
+    assert_clean(run([*command, "Jenkinsfile"], cwd=tmp_path))
 
 
 def test_the_template_code_passes_ruff():

@@ -24,6 +24,12 @@ def without_tuning(root: Path) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.fixture(autouse=True)
+def wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never log to a team's W&B project, whatever CI exports (tracking.wandb): W&B runs stay in the copy."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root with the real params (tuning off), schema and 300 stratified rows of the shipped data.

@@ -65,7 +65,11 @@ def present(store: Path, oids: set[str]) -> set[str]:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git + DVC repository of the project (300 rows of the data), with a local-directory default remote."""
-    root = tmp_path / "project"
+    return make_repo(tmp_path, root=tmp_path / "project", git_root=tmp_path / "project")
+
+
+def make_repo(tmp_path: Path, root: Path, git_root: Path) -> Path:
+    """The project at `root`, in a git repository at `git_root` (the same folder, or one above it)."""
     for name in ("pyproject.toml", "params.yaml", "dvc.yaml", "data/schema.yaml", ".dvcignore", ".gitignore"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
@@ -78,10 +82,10 @@ def repo(tmp_path: Path) -> Path:
     without_tuning(root)  # seconds instead of a hyperparameter search per version
     (root / "data/extra").mkdir()
     (root / "data/extra/notes.txt").write_text("version 1\n")
-    sh(root, "git", "init", "-q", "-b", "main")
-    sh(root, "git", "config", "user.email", "test@example.com")
-    sh(root, "git", "config", "user.name", "test")
-    dvc(root, "init", "-q")
+    sh(git_root, "git", "init", "-q", "-b", "main")
+    sh(git_root, "git", "config", "user.email", "test@example.com")
+    sh(git_root, "git", "config", "user.name", "test")
+    dvc(root, "init", "-q", *(["--subdir"] if git_root != root else []))
     dvc(root, "remote", "add", "-d", "storage", str(tmp_path / "remote"))
     return root
 
@@ -109,7 +113,7 @@ def test_erase_purges_one_version_from_cache_and_remote_and_keeps_the_other(repo
     assert "do not exist neither locally nor on remote" in fetched.stdout + fetched.stderr
     assert dvc(repo, "pull", check=False).returncode != 0
     sh(repo, "git", "checkout", "-q", "-f", second)
-    assert dvc(repo, "checkout", check=False).returncode == 0
+    assert dvc(repo, "checkout", "train", "--with-deps", check=False).returncode == 0  # the versions ran up to train
 
 
 def test_erase_refuses_the_current_data_without_force(repo, tmp_path):
@@ -130,3 +134,18 @@ def test_erase_names_an_unknown_revision(repo):
     """A revision that is not a commit is one line naming it."""
     result = sh(repo, str(CLI), "erase", "--rev", "no-such-rev", check=False)
     assert result.returncode == 1 and result.stderr == "error: --rev no-such-rev: not a commit of this repository\n"
+
+
+def test_erase_works_in_a_project_that_is_a_subfolder_of_its_repository(tmp_path):
+    """In a monorepo the project's dvc.lock is found at its own path in every revision."""
+    repo = make_repo(tmp_path, root=tmp_path / "monorepo" / "ml", git_root=tmp_path / "monorepo")
+    first, first_objects = commit_version(repo, "data v1")
+    (repo / "data/extra/notes.txt").write_text("version 2\n")
+    _, second_objects = commit_version(repo, "data v2")
+    only_first = first_objects - second_objects
+    assert only_first
+
+    sh(repo, str(CLI), "erase", "--rev", first)
+
+    assert present(repo / ".dvc/cache", only_first) == present(tmp_path / "remote", only_first) == set()
+    assert present(repo / ".dvc/cache", second_objects) == second_objects

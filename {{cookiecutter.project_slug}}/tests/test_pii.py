@@ -197,6 +197,15 @@ def test_a_column_below_the_threshold_is_not_flagged():
     assert pii.scan_column(column, "c", threshold=0.01) == pii.Finding("c", "email", 0.01, 100)
 
 
+def test_a_card_number_column_with_a_blank_is_still_scanned():
+    """A CSV reader makes an integer column with one blank a float column; its card numbers are still found."""
+    rng = random.Random(0)
+    cards = [float(luhn_complete("4", 16, rng)) for _ in range(50)]
+    frame = pd.DataFrame({"account": [*cards, None], "amount": [12.5] * 51})
+    assert pd.api.types.is_float_dtype(frame["account"])
+    assert [(f.column, f.kind) for f in pii.scan(frame, threshold=0.5)] == [("account", "payment_card")]
+
+
 def served_project(root: Path) -> Path:
     """A project copy with code, contract and a model trained on the shipped data, as `bentoml serve` runs it."""
     project = Path(__file__).resolve().parents[1]

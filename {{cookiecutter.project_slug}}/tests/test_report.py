@@ -322,3 +322,149 @@ def test_loosening_needs_the_approval_label(repo):
     assert publish.loosening_approved({"CI_MERGE_REQUEST_LABELS": f"ml,{publish.APPROVAL_LABEL}"})
     assert publish.loosening_approved({"CI_MERGE_REQUEST_LABELS": "ml"}) is None
     assert publish.loosening_approved({}) is None
+
+
+# --- publish: Jenkins and CircleCI builds of a repository on GitHub or GitLab --------------------------------
+
+
+def jenkins_env(url: str, **extra) -> dict:
+    """A Jenkins Multibranch build of pull request 12 of acme/model on GitHub (the API at url)."""
+    return {
+        "JENKINS_URL": "https://jenkins.invalid/",
+        "CHANGE_ID": "12",
+        "CHANGE_TARGET": "main",
+        "BRANCH_NAME": "PR-12",
+        "GIT_URL": "https://github.com/acme/model.git",
+        "GIT_COMMIT": "abc",
+        "GITHUB_API_URL": url,
+        "CODE_HOST_TOKEN": "jt",
+        **extra,
+    }
+
+
+def test_a_jenkins_build_keeps_one_report_comment_on_its_pull_request(repo, host):
+    """CHANGE_ID names the pull request, GIT_URL the repository; the token's user's own comment is edited in place."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("first")
+    comments = [{"id": 99, "body": publish.MARKER + " quoted", "user": {"login": "someone"}}]
+
+    def routes(method, path, query, body):
+        if path == "/user":
+            return 200, {"login": "ci-bot"}
+        if method == "GET":
+            return 200, comments
+        if method == "POST":
+            comments.append({"id": 100, "body": body["body"], "user": {"login": "ci-bot"}})
+            return 201, comments[-1]
+        comments[-1]["body"] = body["body"]
+        return 200, comments[-1]
+
+    server = host(routes)
+    assert publish.publish_report(repo, jenkins_env(server.url)) == 0
+    (repo / publish.REPORT_PATH).write_text("second")
+    assert publish.publish_report(repo, jenkins_env(server.url)) == 0
+    assert [c["body"] for c in comments] == [publish.MARKER + " quoted", publish.MARKER + "\nsecond"]
+    calls = [(r[0], r[1]) for r in server.requests if r[1] != "/user"]
+    assert calls[1] == ("POST", "/repos/acme/model/issues/12/comments")
+    assert calls[3] == ("PATCH", "/repos/acme/model/issues/comments/100")
+    assert {r[4]["Authorization"] for r in server.requests} == {"Bearer jt"}
+
+
+def test_forks_branch_builds_and_missing_tokens_post_nothing_from_jenkins_or_circleci(repo, host, capsys):
+    """A fork's pull request, a build of a branch and a build without CODE_HOST_TOKEN call no API, with exit 0."""
+    (repo / "reports").mkdir()
+    (repo / publish.REPORT_PATH).write_text("r")
+    server = host(lambda *a: (500, {}))
+    circleci = {"CIRCLECI": "true", "CIRCLE_PROJECT_USERNAME": "acme", "CIRCLE_PROJECT_REPONAME": "model"}
+    pull = {"CIRCLE_PULL_REQUEST": "https://github.com/acme/model/pull/7", "GITHUB_API_URL": server.url}
+    for env in (
+        jenkins_env(server.url, CHANGE_FORK="someone"),
+        jenkins_env(server.url, CHANGE_ID="", BRANCH_NAME="main"),
+        jenkins_env(server.url, CODE_HOST_TOKEN=""),
+        {**circleci, "GITHUB_API_URL": server.url, "CODE_HOST_TOKEN": "t"},
+        {**circleci, **pull},
+        {**circleci, **pull, "CIRCLE_PR_NUMBER": "7", "CIRCLE_PR_USERNAME": "someone", "CODE_HOST_TOKEN": "t"},
+    ):
+        assert publish.publish_report(repo, env) == 0
+    assert server.requests == []
+    said = capsys.readouterr().out
+    assert said.count("a fork's pull request") == 2 and said.count("no pull/merge request") == 2
+    assert said.count("no CODE_HOST_TOKEN") == 2
+
+
+def test_a_circleci_build_opens_the_github_promotion_with_the_promotion_token(repo, host):
+    """CircleCI's project and commit variables name where the pin goes; CODE_HOST_PROMOTION_TOKEN opens the PR."""
+    write_pin(repo, "staging", champion())
+    write_decision(repo, "staging", "pass", 0)
+    pulls = []
+
+    def routes(method, path, query, body):
+        if "/contents/" in path and method == "GET":
+            return 404, {"message": "Not Found"}
+        if path.endswith("/pulls") and method == "GET":
+            return 200, pulls
+        if path.endswith("/pulls"):
+            pulls.append({**body, "number": 1, "html_url": "https://github.invalid/pull/1"})
+            return 201, pulls[-1]
+        return 201, {}
+
+    server = host(routes)
+    env = {
+        "CIRCLECI": "true",
+        "CIRCLE_PROJECT_USERNAME": "acme",
+        "CIRCLE_PROJECT_REPONAME": "model",
+        "CIRCLE_SHA1": "abc",
+        "CIRCLE_BRANCH": "main",
+        "GITHUB_API_URL": server.url,
+        "CODE_HOST_TOKEN": "report-only",
+        "CODE_HOST_PROMOTION_TOKEN": "p",
+    }
+    assert publish.promotion_request(repo, "staging", environ=env) == 0
+    assert server.requests[0][:2] == ("POST", "/repos/acme/model/git/refs")
+    assert server.requests[0][3] == {"ref": "refs/heads/promote/staging", "sha": "abc"}
+    assert pulls[-1]["head"] == "promote/staging" and pulls[-1]["base"] == "main"
+    assert {r[4]["Authorization"] for r in server.requests} == {"Bearer p"}
+
+
+def test_a_jenkins_build_of_a_gitlab_project_commits_the_pin_and_reads_labels(repo, host, capsys):
+    """CI_API_V4_URL makes the host GitLab; the project is the clone URL's path; labels come from the API."""
+    write_pin(repo, "staging", champion())
+    write_decision(repo, "staging", "pass", 0)
+    labels = ["ml"]
+
+    def routes(method, path, query, body):
+        if path == "/projects/acme%2Fmodel/merge_requests/12" and method == "GET":
+            return 200, {"iid": 12, "labels": labels}
+        if method == "GET":
+            return 200, []
+        return 201, {"iid": 1, "web_url": "https://gitlab.invalid/mr/1"}
+
+    server = host(routes)
+    env = jenkins_env(server.url, CI_API_V4_URL=server.url, GIT_URL="git@gitlab.example.com:acme/model.git")
+    promotion = {**env, "CHANGE_ID": "", "CHANGE_TARGET": "", "BRANCH_NAME": "main", "CODE_HOST_PROMOTION_TOKEN": "p"}
+    assert publish.promotion_request(repo, "staging", environ=promotion) == 0
+    commit = next(r[3] for r in server.requests if r[1] == "/projects/acme%2Fmodel/repository/commits")
+    assert commit["branch"] == "promote/staging" and commit["start_sha"] == "abc"
+    assert publish.loosening_approved(env) is None
+    labels.append(publish.APPROVAL_LABEL)
+    assert publish.loosening_approved(env) == f"the pull/merge request's label '{publish.APPROVAL_LABEL}'"
+    assert server.requests[-1][4]["Private-Token"] == "jt"
+
+
+def test_an_unreadable_label_does_not_approve_a_loosening(repo, host):
+    """When the code host refuses the label lookup, loosening_approved raises and the guard says no."""
+    server = host(lambda *a: (403, {"message": "Forbidden"}))
+    with pytest.raises(publish.PublishError, match=r"GET /repos/acme/model/issues/12/labels.*: HTTP 403"):
+        publish.loosening_approved(jenkins_env(server.url))
+
+
+def test_clone_urls_name_the_repository():
+    """HTTPS, scp-like and ssh:// clone URLs give the same owner/name (GitLab: group/subgroup/project)."""
+    for url in (
+        "https://github.com/acme/model.git",
+        "git@github.com:acme/model.git",
+        "ssh://git@github.com:22/acme/model",
+        "https://github.com/acme/model/",
+    ):
+        assert publish._repository(url) == "acme/model", url
+    assert publish._repository("https://gitlab.example.com/group/sub/model.git") == "group/sub/model"

@@ -102,6 +102,38 @@ def test_workers_sharing_a_study_stop_at_n_trials_in_total(split):
     assert [trial.params for trial in trials[:2]] == earlier
 
 
+def test_a_trial_beyond_the_budget_taken_by_other_workers_is_pruned_unrun(split):
+    """When trials other workers are running already fill n_trials, a new trial is pruned with no params."""
+    import optuna
+
+    configure(split, n_trials=2)
+    params = load_params(split)
+    study, _ = tune.open_study(split, params)
+    others = [study.ask(), study.ask()]  # running on other workers
+    tracking.use_experiment(split)
+    study.optimize(tune.objective(split, params), n_trials=1)
+    surplus = study.trials[-1]
+    assert surplus.state == optuna.trial.TrialState.PRUNED and surplus.params == {}
+    assert tune.claimed(study) == 2 == len(tune.running(study)) == len(others)
+
+
+def test_a_trial_left_running_by_a_dead_worker_is_failed_and_run_again(split, monkeypatch):
+    """A running trial whose heartbeat stopped is failed after the grace period; the budget is still met."""
+    import optuna
+
+    monkeypatch.setattr(tune, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(tune, "GRACE_SECONDS", 1)
+    configure(split, n_trials=2)
+    params = load_params(split)
+    study, _ = tune.open_study(split, params)
+    dead = study.ask()
+    study._storage.record_heartbeat(dead._trial_id)  # its last sign of life
+    tune.tune(split, params)
+    states = [trial.state for trial in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 == best(split)["n_trials"]
+    assert study.trials[dead.number].state == optuna.trial.TrialState.FAIL
+
+
 def test_disabled_tuning_passes_params_yaml_values_and_opens_no_study(split):
     """With tune.enabled false the stage writes params.yaml's hyperparameters and creates no Optuna storage."""
     params = load_params(split)

@@ -8,6 +8,9 @@ file with their reasons. Columns that are not model features (ids, the label) ar
 Outputs are written to temporary files and renamed at the end: a failed run leaves no half file.
 When the rejected share exceeds `batch.max_reject_fraction`, the predictions are not published and
 the run exits 1 (the rejects file is kept, to see why).
+
+The Spark engine (spark_batch.py) shares the path checks, `split_chunk`, the writers and the verdict
+on rejects with this module, so both engines accept, reject and publish exactly the same rows.
 """
 
 from __future__ import annotations
@@ -23,6 +26,24 @@ from .schema import check_frame, load_contract, load_settings
 from .service import load_model, score
 
 SUFFIXES = (".csv", ".parquet")
+# Text read as a missing value in a CSV: pandas' default set, written out so that the Spark engine,
+# which reads CSV text itself, treats the same cells as missing.
+CSV_NA = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+
+
+def check_paths(source: Path, output: Path) -> None:
+    """Refuse a missing input, an unsupported file type or an output that would overwrite the input."""
+    if not source.exists():
+        raise ProjectError(f"{source}: not found")
+    if source.suffix not in SUFFIXES:
+        raise ProjectError(f"{source}: unsupported file type '{source.suffix}' (use .csv or .parquet)")
+    if output.suffix not in SUFFIXES:
+        raise ProjectError(f"{output}: unsupported output type '{output.suffix}' (use .csv or .parquet)")
+    if output.resolve() == source.resolve():
+        raise ProjectError(f"{output}: the output would overwrite the input")
 
 
 def rejects_path(output: Path) -> Path:
@@ -53,12 +74,12 @@ def read_chunks(path: Path, rows: int, features: list[str]) -> Iterator:
         # Feature columns are left to type inference (checked per chunk); the others stay text so that
         # an id column reads the same in every chunk.
         text = {name: str for name in header if name not in features}
-        yield from pd.read_csv(path, chunksize=rows, dtype=text, keep_default_na=True)
+        yield from pd.read_csv(path, chunksize=rows, dtype=text, keep_default_na=False, na_values=list(CSV_NA))
     except (ValueError, OSError) as error:  # pandas parse errors (EmptyDataError is a ValueError)
         raise ProjectError(f"{path}: cannot be read ({type(error).__name__}: {error})") from error
 
 
-class _Writer:
+class Writer:
     """Append DataFrames to a CSV or parquet file, written under a temporary name until `publish`."""
 
     def __init__(self, path: Path) -> None:
@@ -121,12 +142,11 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     contract = load_contract(root)
     shown = output  # messages name the paths as the user gave them
     source, output = root / source, root / output
-    if output.resolve() == source.resolve():
-        raise ProjectError(f"{output}: the output would overwrite the input")
+    check_paths(source, output)
     model, info = load_model(root, model_tag)
     started = time.perf_counter()
-    scored = _Writer(output)
-    rejected = _Writer(rejects_path(output))
+    scored = Writer(output)
+    rejected = Writer(rejects_path(output))
     total = 0
     columns: list[str] = []
     try:
@@ -144,43 +164,63 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
         rejected.discard()
         raise ProjectError(f"{source}: no rows to score")
     rejected.publish(["row", "reasons", *columns])
-    fraction = rejected.rows / total
-    elapsed = time.perf_counter() - started
-    summary = (
-        f"{total} rows in {elapsed:.1f} s ({total / elapsed:,.0f} rows/s) with model {info['tag']}; "
-        f"{rejected.rows} rejected ({fraction:.2%}) -> {rejects_path(shown)}"
-    )
-    if fraction > settings.max_reject_fraction:
+    summary = describe(total, rejected.rows, time.perf_counter() - started, info["tag"], shown)
+    if too_many_rejects(total, rejected.rows, settings, output, shown, summary):
         scored.discard()
-        output.unlink(missing_ok=True)  # an older file there would pass for today's predictions
-        print(
-            f"error: predict: {fraction:.2%} of rows rejected, more than batch.max_reject_fraction "
-            f"{settings.max_reject_fraction:.2%} in serving.yaml; {shown} not written. {summary}",
-            file=sys.stderr,
-        )
         return 1
     scored.publish([*columns, "label", "score"])
     print(f"predict: {scored.rows} scored -> {shown}; {summary}")
     return 0
 
 
-def _score_chunk(chunk, offset: int, model, contract, scored: _Writer, rejected: _Writer) -> None:
-    """Validate one chunk, score its valid rows and route the rest to the rejects file."""
+def describe(total: int, rejected: int, elapsed: float, tag: str, shown: Path) -> str:
+    """The run's one-line summary: rows, time, throughput, model and rejects."""
+    return (
+        f"{total} rows in {elapsed:.1f} s ({total / max(elapsed, 1e-9):,.0f} rows/s) with model {tag}; "
+        f"{rejected} rejected ({rejected / total:.2%}) -> {rejects_path(shown)}"
+    )
+
+
+def too_many_rejects(total: int, rejected: int, settings, output: Path, shown: Path, summary: str) -> bool:
+    """Whether the rejected share exceeds batch.max_reject_fraction; if so, say it in one line and drop `output`."""
+    fraction = rejected / total
+    if fraction <= settings.max_reject_fraction:
+        return False
+    output.unlink(missing_ok=True)  # an older file there would pass for today's predictions
+    print(
+        f"error: predict: {fraction:.2%} of rows rejected, more than batch.max_reject_fraction "
+        f"{settings.max_reject_fraction:.2%} in serving.yaml; {shown} not written. {summary}",
+        file=sys.stderr,
+    )
+    return True
+
+
+def split_chunk(chunk, offset: int, contract):
+    """Validate one chunk whose first row is data row `offset + 1`: (valid rows, rejected rows).
+
+    Valid rows keep every column, the features holding their validated, typed values. Rejected rows
+    are text, as read, preceded by `row` (1-based data row; the header is row 0) and `reasons`.
+    """
     import numpy as np
 
     clean, reasons = check_frame(chunk, contract)
     good = (reasons == "").to_numpy()
-    if good.any():
-        rows = chunk.loc[good].copy()
-        features = clean.loc[good]
-        for name in contract.columns:
-            rows[name] = features[name]  # the validated, typed values
-        scores, labels = score(model, features, contract)
+    rows = chunk.loc[good].copy()
+    for name in contract.columns:
+        rows[name] = clean.loc[good, name]
+    bad = chunk.loc[~good].astype("string")
+    bad.insert(0, "reasons", reasons[~good].to_numpy())
+    bad.insert(0, "row", offset + 1 + np.flatnonzero(~good))
+    return rows, bad
+
+
+def _score_chunk(chunk, offset: int, model, contract, scored: Writer, rejected: Writer) -> None:
+    """Validate one chunk, score its valid rows and route the rest to the rejects file."""
+    rows, bad = split_chunk(chunk, offset, contract)
+    if len(rows):
+        scores, labels = score(model, rows, contract)
         rows["label"] = labels
         rows["score"] = scores
         scored.write(rows)
-    if not good.all():
-        bad = chunk.loc[~good].astype("string")
-        bad.insert(0, "reasons", reasons[~good].to_numpy())
-        bad.insert(0, "row", offset + 1 + np.flatnonzero(~good))  # 1-based data row (the header is row 0)
+    if len(bad):
         rejected.write(bad)

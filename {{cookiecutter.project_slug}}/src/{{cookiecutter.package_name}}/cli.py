@@ -80,6 +80,12 @@ def evaluate() -> None:
     run(stage("evaluate"))
 
 
+@main.command("local-explain")
+def local_explain() -> None:
+    """Explain single test rows with LIME (reports/lime/) and attach them to the candidate's MLflow run."""
+    run(stage("local_explain"))
+
+
 @main.command()
 @click.option("--env", "env", type=ENVIRONMENTS, default="staging", show_default=True)
 def gate(env: str) -> None:
@@ -148,11 +154,12 @@ def container(bento: str | None, env: str | None, repository: str | None) -> Non
 @click.option("--env", "env", type=ENVIRONMENTS, required=True)
 @click.option("--bento-tag", default=None, help="The bento built from the pinned model (<name>:<version>).")
 @click.option("--image-digest", default=None, help="The pushed image's digest (sha256:<64 hex>).")
-def record_release(env: str, bento_tag: str | None, image_digest: str | None) -> None:
+@click.option("--image-repository", default=None, help="Where the image was pushed; the Kubernetes overlay records it.")
+def record_release(env: str, bento_tag: str | None, image_digest: str | None, image_repository: str | None) -> None:
     """Record the service build (bento tag, image digest) of the champion pinned in deploy/<env>.yaml."""
     from . import promotion
 
-    run(lambda: promotion.record_release(Path.cwd(), env, bento_tag, image_digest))
+    run(lambda: promotion.record_release(Path.cwd(), env, bento_tag, image_digest, image_repository))
 
 
 @main.command()
@@ -168,10 +175,22 @@ def record_release(env: str, bento_tag: str | None, image_digest: str | None) ->
 @click.option(
     "--model", "model_tag", default=None, help="A BentoML model tag (see `package`); default: models/model.joblib."
 )
-def predict(source: Path, output: Path, model_tag: str | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["batch", "spark"]),
+    default="batch",
+    show_default=True,
+    help="batch: one process, in chunks; spark: Spark local mode on every core (`uv sync --extra spark`).",
+)
+def predict(source: Path, output: Path, model_tag: str | None, engine: str) -> None:
     """Score a file in bounded-memory chunks; exit 1 when more rows are rejected than serving.yaml allows."""
     from . import batch
 
+    if engine == "spark":
+        from . import spark_batch
+
+        run(lambda: spark_batch.predict(Path.cwd(), source, output, model_tag))
+        return
     run(lambda: batch.predict(Path.cwd(), source, output, model_tag))
 
 

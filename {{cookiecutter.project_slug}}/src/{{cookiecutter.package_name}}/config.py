@@ -100,11 +100,24 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class LocalExplain:
+    """Which test rows LIME explains after evaluate, and how (the local-explain stage)."""
+
+    errors: int
+    correct: int
+    random: int
+    samples: int
+    top_k: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Explain:
-    """How the candidate's global SHAP importance is computed."""
+    """How the candidate's global SHAP importance and its local LIME explanations are computed."""
 
     max_rows: int
     background_rows: int
+    local: LocalExplain
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,13 @@ class Fairness:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """Where each candidate run is logged besides MLflow (always the registry and the gate's evidence)."""
+
+    wandb: bool
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
@@ -137,6 +157,7 @@ class Params:
     evaluate: Evaluate
     explain: Explain
     fairness: Fairness
+    tracking: Tracking
 
 
 def build(cls: type, raw: Any, where: str, source: str) -> Any:

@@ -65,7 +65,8 @@ def objects_at(root: Path, rev: str) -> list[Obj]:
     found = []
     for name in names:
         if name.endswith("dvc.lock") or name.endswith(".dvc"):
-            found += recorded_outs(git(root, "show", f"{commit}:{name}"), f"{rev}:{name}")
+            # ls-tree lists paths relative to the project; `./` keeps them so when it is a subfolder of the repo.
+            found += recorded_outs(git(root, "show", f"{commit}:./{name}"), f"{rev}:{name}")
     return found
 
 
@@ -103,12 +104,15 @@ class Stores:
 
     def manifest(self, obj: Obj) -> list[Obj]:
         """The files of a directory object (`<md5>.dir`), read from the cache or else the remote."""
-        for _, odb in self.databases(obj.hash_name):
+        for label, odb in self.databases(obj.hash_name):
             path = odb.oid_to_path(obj.oid)
             if odb.fs.exists(path):
-                entries = json.loads(odb.fs.cat_file(path))
-                return [Obj(item["md5"], obj.hash_name, f"{obj.path}/{item['relpath']}") for item in entries]
-        return []
+                try:
+                    entries = json.loads(odb.fs.cat_file(path))
+                    return [Obj(item["md5"], obj.hash_name, f"{obj.path}/{item['relpath']}") for item in entries]
+                except (ValueError, TypeError, KeyError) as error:
+                    raise ProjectError(f"{label}: directory manifest {obj.oid} of {obj.path} is unreadable") from error
+        return []  # gone everywhere: erased before (manifests are removed last, after their files)
 
     def expand(self, objects: list[Obj]) -> list[Obj]:
         """The objects plus, for each directory object, the objects of its files."""
@@ -157,11 +161,17 @@ def erase(root: Path, rev: str | None, md5s: tuple[str, ...], force: bool) -> No
             f"erase: {f'the data of {rev}' if rev else 'these objects'} is still the workspace's current data; "
             "change the data and run the pipeline first, or pass --force"
         )
-    for oid, (obj, held) in stored.items():
+    # Directory manifests go last: if erasure stops half-way, a re-run can still list the files left.
+    for oid, (obj, held) in sorted(stored.items(), key=lambda item: item[0].endswith(".dir")):
         if oid in in_use and not force:
             continue
         for label, odb, path in held:
-            odb.fs.rm(path)
+            try:
+                odb.fs.rm(path)
+            except Exception as error:  # each cloud SDK raises its own types (permissions, network)
+                raise ProjectError(
+                    f"{label}: cannot remove {obj.path} ({oid}): {type(error).__name__}: {error}"[:300]
+                ) from error
             print(f"erased {obj.path} ({obj.oid}) from the {label}")
     kept = sorted(stored[oid][0].path for oid in in_use) if not force else []
     print(f"erase: {len(stored) - len(kept)} object(s) removed, {len(targets) - len(stored)} already absent")
@@ -176,7 +186,7 @@ def _warn_about_git_copies(root: Path, rev: str | None) -> None:
     if not rev:
         return
     source = load_params(root).data.source
-    tracked = subprocess.run(["git", "cat-file", "-e", f"{rev}:{source}"], cwd=root, capture_output=True)
+    tracked = subprocess.run(["git", "cat-file", "-e", f"{rev}:./{source}"], cwd=root, capture_output=True)
     if tracked.returncode == 0:
         print(
             f"note: {source} is committed to git at {rev}: its old contents stay in git history until it is "

@@ -125,17 +125,31 @@ def scan(frame: pd.DataFrame, threshold: float, skip: set[str] | frozenset[str] 
 
     Integer columns are scanned because a CSV reader turns an unformatted card number into one; a random
     16-digit id passes the issuer prefix and the Luhn check about 3% of the time, below any sane threshold.
-    Float and boolean columns cannot hold any of the kinds.
+    A float column of whole numbers is such an integer column with a blank in it. Other float columns and
+    boolean columns cannot hold any of the kinds.
     """
     findings = []
     for column in frame.columns:
         values = frame[column]
-        if column in skip or pd.api.types.is_float_dtype(values) or pd.api.types.is_bool_dtype(values):
+        if pd.api.types.is_float_dtype(values):
+            values = _whole_numbers(values)
+        if column in skip or values is None or pd.api.types.is_bool_dtype(values):
             continue
         finding = scan_column(values, str(column), threshold)
         if finding:
             findings.append(finding)
     return findings
+
+
+def _whole_numbers(values: pd.Series) -> pd.Series | None:
+    """A float column's values as integers when every one is a whole number; None when any is not.
+
+    float64 is exact below 2**53, which covers card, phone and SSN numbers.
+    """
+    present = values.dropna()
+    if present.empty or not (present.abs() < 2**53).all() or not (present % 1 == 0).all():
+        return None
+    return present.astype("int64")
 
 
 def unhashed_share(values: pd.Series) -> float:

@@ -4,7 +4,8 @@ Git is the source of truth. `promote` only writes deploy/<env>.yaml and its mode
 (after the gate passes); a reviewed PR merges them; `reconcile` then moves the MLflow alias named after the
 environment to the pinned version. `reconcile` is the only writer of aliases, and it only ever sets them to
 what git says, so running it twice, or twice at once, converges on the same state; reverting a pin and
-reconciling is a rollback.
+reconciling is a rollback. The Kubernetes overlay of each environment (manifests.py) follows its pin in the
+same writes, and `reconcile` rewrites one that disagrees.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from . import card as card_module
-from . import gate
+from . import gate, manifests
 from . import policy as policy_module
 from .errors import ProjectError
 from .files import write_atomic
@@ -159,18 +160,25 @@ def _set_field(text: str, key: str, value: str | None) -> str | None:
     return line.sub(lambda _: "  " + rendered, text)
 
 
-def record_release(root: Path, env: str, bento_tag: str | None = None, image_digest: str | None = None) -> int:
+def record_release(
+    root: Path,
+    env: str,
+    bento_tag: str | None = None,
+    image_digest: str | None = None,
+    image_repository: str | None = None,
+) -> int:
     """Record the service build of env's pinned champion: its bento tag and/or its pushed image's digest.
 
     Only those fields change (a new bento tag clears the digest of the previous bento's image); every other
-    byte of deploy/<env>.yaml stays as it was, and the file is replaced atomically. Exit 2, writing nothing,
-    when the pin has no champion or cannot be read, or a value is malformed.
+    byte of deploy/<env>.yaml stays as it was, and the file is replaced atomically. The Kubernetes overlay
+    follows in the same change (manifests.py): the pin's digest, and the repository the image was pushed to.
+    Exit 2, writing nothing, when the pin has no champion or cannot be read, or a value is malformed.
     """
     root = Path(root)
     rel = gate.pin_path(env)
     given = {"bento_tag": bento_tag, "image_digest": image_digest}
     wanted = {key: value for key, value in given.items() if value is not None}
-    if not wanted:
+    if not wanted and image_repository is None:
         return _fail(f"record-release: nothing to record for {rel} (give a bento tag or an image digest)")
     for key, value in wanted.items():
         pattern, what = gate.RELEASE_FIELDS[key]
@@ -197,15 +205,21 @@ def record_release(root: Path, env: str, bento_tag: str | None = None, image_dig
         updated = _pin_header(root / rel) + yaml.safe_dump(
             pin_document(env, document["champion"]), sort_keys=False, default_flow_style=False, allow_unicode=True
         )
-    if updated == text:
+    try:
+        overlay = manifests.planned(root, env, document["champion"], image_repository)
+    except ProjectError as error:
+        return _fail(f"record-release: {error}; {rel} is unchanged")
+    if updated == text and overlay is None:
         print(f"record-release: {rel} already records {', '.join(f'{k} {v}' for k, v in wanted.items())}")
         return 0
     try:
-        write_atomic(root / rel, updated)
+        manifests.write_with(overlay, lambda: write_atomic(root / rel, updated))
     except OSError as error:
         return _fail(f"record-release: {rel}: cannot write: {error.strerror or error}")
-    shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items())
+    shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items()) or f"image {image_repository}"
     print(f"record-release: {rel}: {champion['model_name']} v{champion['version']} now records {shown}")
+    if overlay is not None:
+        print(f"record-release: {manifests.overlay_path(env)} follows it")
     return 0
 
 
@@ -255,6 +269,11 @@ def promote(root: Path, env: str) -> int:
         "promoted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": dict(sorted(candidate["metrics"].items())),
     }
+    # The overlay runs no image until this version's image is recorded (its digest follows the pin).
+    try:
+        overlay = manifests.planned(root, env, champion)
+    except ProjectError as error:
+        return _fail(f"promote: {error}; {rel} is unchanged")
     # The card is rendered and logged before anything is written: a refused card leaves deploy/ untouched.
     card_rel = card_module.card_path(env)
     try:
@@ -270,7 +289,7 @@ def promote(root: Path, env: str) -> int:
             f"promote: MLflow: the model card was not logged: {gate.registry_error(error)}; {rel} is unchanged"
         )
     try:
-        write_pin_and_card(root, env, champion, card)
+        manifests.write_with(overlay, lambda: write_pin_and_card(root, env, champion, card))
     except OSError as error:
         return _fail(f"promote: {rel}: cannot write: {error.strerror or error}")
     if decision["would_block"]:
@@ -329,15 +348,19 @@ def reconcile(root: Path, check: bool) -> int:
 
     root = Path(root)
     wanted: list[tuple[str, str, str | None]] = []
+    overlays: list[tuple[str, dict | None, manifests.Overlay]] = []
     try:
         for env in policy_module.ENVIRONMENTS:
             champion = gate.load_pin(root, env)
+            overlay = manifests.read(root, env)
+            if overlay is not None:
+                overlays.append((env, champion, overlay))
             if champion is None:
                 wanted.append((env, gate.registry_model_name(root), None))
             else:
                 gate.verify_champion(root, env, champion)
                 wanted.append((env, champion["model_name"], champion["version"]))
-    except gate.CannotDecide as error:
+    except (gate.CannotDecide, ProjectError) as error:
         return _fail(f"reconcile: {error}")
     except MlflowException as error:
         return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
@@ -363,9 +386,26 @@ def reconcile(root: Path, check: bool) -> int:
                 print(f"reconcile: {name}@{env} -> v{version} (was {was})")
     except MlflowException as error:
         return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
+    # The Kubernetes overlays follow the pins too: a rewritten overlay is a change to commit (Argo CD/Flux deploy git).
+    for env, champion, overlay in overlays:
+        status, detail = manifests.state(overlay, env, champion)
+        if status != manifests.DRIFT:
+            print(f"reconcile: {overlay.rel} {status}: {detail}")
+            continue
+        drift += 1
+        if check:
+            print(f"reconcile: DRIFT {detail}")
+            continue
+        try:
+            change = manifests.planned(root, env, champion)
+            if change is not None:
+                write_atomic(*change)
+        except (ProjectError, OSError) as error:
+            return _fail(f"reconcile: {error}")
+        print(f"reconcile: {overlay.rel} -> {manifests.pinned_digest(champion)} (was {overlay.digest}): commit it")
     if check and drift:
         print(
-            f"reconcile: {drift} alias(es) differ from the pins in git; run `reconcile` to fix",
+            f"reconcile: {drift} alias(es) or overlay(s) differ from the pins in git; run `reconcile` to fix",
             file=sys.stderr,
         )
         return 1

@@ -11,6 +11,10 @@ Every token is optional: without one nothing is posted, and the command says whe
   `promote/<env>`, through the API (no git credentials in the job), and opens or updates one pull/merge
   request for it, with the gate report and the model card as its body.
 - A loosened policy passes `policy-guard` only when the pull/merge request carries the approval label.
+
+Jenkins and CircleCI build a repository hosted on GitHub or GitLab: their own variables say which pull/merge
+request, commit and repository (`foreign_build`); CI_API_V4_URL set means GitLab, else GitHub ($GITHUB_API_URL
+for GitHub Enterprise); the tokens are CODE_HOST_TOKEN (report, label) and CODE_HOST_PROMOTION_TOKEN.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -93,6 +98,48 @@ class Host:
         return items
 
 
+@dataclass(frozen=True)
+class Build:
+    """A Jenkins or CircleCI build, as its own variables describe it."""
+
+    number: str  # the pull/merge request built; "" for a branch build
+    fork: bool  # the pull request comes from a fork (it must never be given a token)
+    sha: str
+    branch: str  # the branch a promotion targets: the pull request's target, or the branch built
+    repository: str  # owner/name (GitLab: group/project), from the clone URL
+
+
+def _repository(url: str) -> str:
+    """owner/name from a clone URL: https://host/owner/name.git, git@host:owner/name.git, ssh://git@host:22/..."""
+    path = re.sub(r"^(?:[a-z+]+://[^/]+/|[^@/\s]+@[^:/]+:)", "", url.strip())
+    return path.removesuffix(".git").strip("/")
+
+
+def foreign_build(env: dict[str, str]) -> Build | None:
+    """The Jenkins (JENKINS_URL) or CircleCI (CIRCLECI) build this job is; None on any other CI, or none."""
+    if env.get("JENKINS_URL"):
+        # Multibranch Pipeline: CHANGE_ID is the pull/merge request, CHANGE_FORK is set for a fork's only.
+        return Build(
+            env.get("CHANGE_ID", ""),
+            bool(env.get("CHANGE_FORK")),
+            env.get("GIT_COMMIT", ""),
+            env.get("CHANGE_TARGET") or env.get("BRANCH_NAME", ""),
+            _repository(env.get("GIT_URL", "")),
+        )
+    if env.get("CIRCLECI") == "true":
+        # CIRCLE_PULL_REQUEST: the pull request's URL; CIRCLE_PR_NUMBER and CIRCLE_PR_USERNAME: a fork's only.
+        url = env.get("CIRCLE_PULL_REQUEST", "").rstrip("/")
+        owner, name = env.get("CIRCLE_PROJECT_USERNAME", ""), env.get("CIRCLE_PROJECT_REPONAME", "")
+        return Build(
+            env.get("CIRCLE_PR_NUMBER") or (url.rsplit("/", 1)[-1] if url else ""),
+            bool(env.get("CIRCLE_PR_USERNAME")),
+            env.get("CIRCLE_SHA1", ""),
+            env.get("CIRCLE_BRANCH", ""),
+            f"{owner}/{name}" if owner and name else _repository(env.get("CIRCLE_REPOSITORY_URL", "")),
+        )
+    return None
+
+
 def detect(env: dict[str, str] | None = None, purpose: str = "report") -> Host | None:
     """The code host of the running CI job, from its standard variables; None outside CI.
 
@@ -108,6 +155,15 @@ def detect(env: dict[str, str] | None = None, purpose: str = "report") -> Host |
             env.get("GITHUB_REPOSITORY", ""),
             env.get("GITHUB_TOKEN", ""),
         )
+    build = foreign_build(env)
+    if build is not None:
+        token = env.get("CODE_HOST_TOKEN", "")
+        if purpose == "promotion":
+            token = env.get("CODE_HOST_PROMOTION_TOKEN") or token
+        if env.get("CI_API_V4_URL"):
+            return Host("gitlab", env["CI_API_V4_URL"], env.get("CI_PROJECT_ID") or build.repository, token)
+        api = env.get("GITHUB_API_URL") or "https://api.github.com"
+        return Host("github", api, env.get("GITHUB_REPOSITORY") or build.repository, token)
     if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
         # Project (or group) access tokens with the `api` scope; CI_JOB_TOKEN cannot write notes or branches.
         token = env.get("GITLAB_TOKEN", "")
@@ -196,8 +252,20 @@ def publish_report(root: Path, env: dict[str, str] | None = None) -> int:
         _say(f"publish-report: not in a CI job: the report is {REPORT_PATH}")
         return 0
     body = _sticky_body(report)
+    build = foreign_build(env)
     try:
-        if host.kind == "github":
+        if build is not None:
+            if not build.number or build.fork or not host.token:
+                why = "no pull/merge request" if not build.number else "a fork's pull request" if build.fork else ""
+                _say(f"publish-report: {why or 'no CODE_HOST_TOKEN'} in this build: the report is the build's artifact")
+                return 0
+            if host.kind == "github":
+                # The comment to edit is the token's user's own: REPORT_AUTHOR, or the user the token belongs to.
+                author = env.get("REPORT_AUTHOR") or (host.call("GET", "/user") or {}).get("login", "")
+                action, where = _upsert_github_comment(host, int(build.number), body, {**env, "REPORT_AUTHOR": author})
+            else:
+                action, where = _upsert_gitlab_note(host, build.number, body)
+        elif host.kind == "github":
             event = github_event(env)
             pull = event.get("pull_request") or {}
             if not pull.get("number"):
@@ -457,8 +525,13 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
             return 0
         _say(f"promotion-request: the candidate beats the {env} champion: {why}")
     host = detect(environ, purpose="promotion")
+    build = foreign_build(environ)
+    if build is not None:  # the commit and the target branch, under the names the GitHub and GitLab paths read
+        built = {"GITHUB_SHA": build.sha, "GITHUB_REF_NAME": build.branch}
+        environ = {**environ, **built, "CI_COMMIT_SHA": build.sha, "CI_COMMIT_BRANCH": build.branch}
     if host is None or not host.token:
         name = "GITLAB_PROMOTION_TOKEN" if host and host.kind == "gitlab" else "GITHUB_TOKEN"
+        name = "CODE_HOST_PROMOTION_TOKEN" if build is not None else name
         return _fail(f"promotion-request: no {name} in this job: cannot open the promotion for {rel}")
     # The card `promote` wrote next to the pin travels with it; a missing one is said loudly in the body.
     card_rel = f"deploy/cards/{env}.md"
@@ -472,6 +545,12 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     files = {f"{prefix}{rel}": content}
     if card is not None:
         files[f"{prefix}{card_rel}"] = card
+    # The Kubernetes overlay follows the pin (manifests.py): merged together, Argo CD/Flux deploy what was reviewed.
+    from .manifests import overlay_path
+
+    overlay_rel = overlay_path(env)
+    if (root / overlay_rel).is_file():
+        files[f"{prefix}{overlay_rel}"] = (root / overlay_rel).read_text(encoding="utf-8")
     branch = f"promote/{env}"
     title = f"Promote {new['model_name']} v{new['version']} to {env}"
     body = _promotion_body(root, env, new, old, card)
@@ -493,9 +572,24 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     return 0
 
 
+def _labels(host: Host, number: str) -> list[str]:
+    """The labels of a pull/merge request, read through the API (a Jenkins or CircleCI build carries none)."""
+    if host.kind == "github":
+        return [label.get("name") for label in host.pages(f"/repos/{host.repository}/issues/{number}/labels")]
+    project = urllib.parse.quote(host.repository, safe="")
+    return list((host.call("GET", f"/projects/{project}/merge_requests/{number}") or {}).get("labels") or [])
+
+
 def loosening_approved(environ: dict[str, str] | None = None) -> str | None:
-    """Where the approval to loosen the policy comes from, or None: the PR/MR label, read from the event."""
+    """Where the approval to loosen the policy comes from, or None: the PR/MR label, read from the event.
+
+    On Jenkins and CircleCI the label is read through the code host's API; PublishError when it cannot be.
+    """
     environ = dict(os.environ if environ is None else environ)
+    build = foreign_build(environ)
+    host = detect(environ) if build is not None and build.number else None
+    if host is not None and APPROVAL_LABEL in _labels(host, build.number):
+        return f"the pull/merge request's label '{APPROVAL_LABEL}'"
     if environ.get("GITHUB_ACTIONS") == "true":
         labels = [
             (label or {}).get("name") for label in (github_event(environ).get("pull_request") or {}).get("labels", [])
@@ -519,7 +613,10 @@ def policy_guard(root: Path, base_ref: str, environ: dict[str, str] | None = Non
     code = policy.guard(Path(root), base_ref)
     if code != 1:
         return code
-    approval = loosening_approved(environ)
+    try:
+        approval = loosening_approved(environ)
+    except PublishError as error:  # cannot tell whether it was approved: not approved
+        return _fail(f"policy-guard: cannot read the approval label: {error}")
     if approval is None:
         _say(f"policy-guard: to accept it, the policy's CODEOWNERS review it and add the label '{APPROVAL_LABEL}'")
         return 1

@@ -140,6 +140,16 @@ def explain_section(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def local_section(root: Path) -> str:
+    """Why the model decided a few test rows (LIME): per row the prediction, the truth and the top conditions."""
+    from .local_explain import LOCAL, markdown
+
+    try:
+        return markdown(_read_json(root, str(LOCAL)))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return f"_Local explanations: `{LOCAL}` is missing or unreadable (run the pipeline)._\n"
+
+
 def _group_order(name: str) -> tuple:
     """Bins in numeric order (<25, 25-39, 40-59, 60+), then categories alphabetically."""
     found = re.match(r"^(<)?(-?\d+(?:\.\d+)?)", name)
@@ -259,6 +269,9 @@ def render(root: Path, env: str, base: str | None) -> tuple[str, dict | None]:
         "#### Top features",
         explain_section(root).rstrip("\n"),
         "",
+        "#### Why, row by row (LIME)",
+        local_section(root).rstrip("\n"),
+        "",
         "#### Fairness by group",
         fairness_section(root).rstrip("\n"),
         "",
@@ -369,9 +382,11 @@ def verify_pin(root: Path) -> int:
     this repository, the decision hash is recorded, the policy's metric and budget bounds hold for the
     metrics in the pin, an `environment_order` rule still holds (production pins staging's run), and the
     registry knows the version (when one is configured; otherwise the report says it was not checked).
+    Each environment's Kubernetes overlay, where there is one, deploys the pinned image digest.
     """
-    from . import gate
+    from . import gate, manifests
     from . import policy as policy_module
+    from .errors import ProjectError
 
     root = Path(root)
     try:
@@ -383,6 +398,16 @@ def verify_pin(root: Path) -> int:
     lines = ["### Release pins", "", "| environment | check | result | detail |", "|---|---|---|---|"]
     failed = 0
     for env in ENVIRONMENTS:
+        # The Kubernetes overlay must deploy what the pin says (manifests.py); a malformed one fails the check.
+        try:
+            overlay = manifests.read(root, env)
+            status, detail = manifests.state(overlay, env, pins[env]) if overlay else (None, "")
+        except ProjectError as error:
+            status, detail = manifests.DRIFT, str(error)
+        if status is not None:
+            ok = status in (manifests.IN_SYNC, manifests.UNDEPLOYABLE)
+            failed += not ok
+            lines.append(f"| {env} | kubernetes image | {'ok' if ok else '**FAIL**'} | {status}: {detail} |")
         if pins[env] is None:
             lines.append(f"| {env} | champion | ok | none pinned: nothing to deploy |")
             continue

@@ -60,12 +60,21 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class ExplainSettings:
+    """POST /explain (LIME): on or off, and its own record limit, since each record costs thousands of predictions."""
+
+    enabled: bool
+    max_records: int
+
+
+@dataclass(frozen=True)
 class Settings:
     """All of serving.yaml."""
 
     service: ServiceSettings
     batch: BatchSettings
     monitor: MonitorSettings
+    explain: ExplainSettings
 
 
 @dataclass(frozen=True)

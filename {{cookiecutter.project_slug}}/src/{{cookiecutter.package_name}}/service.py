@@ -9,6 +9,8 @@ Status contract of POST /predict (the README repeats it; tests/test_service.py a
 200 predictions; 400 invalid request, one entry per field, never echoing a value; 413 body too large;
 415 not JSON; 429 too many requests in flight; 503 not ready or shedding load (retry later);
 504 not answered within the timeout. A client error is never a 500, and no body carries a stack trace.
+POST /explain (LIME, local_explain.py; `explain` in serving.yaml) has the same contract, with its own
+record limit; it is left out (404) when turned off or before the pipeline wrote reports/lime/profile.json.
 
 The model comes from the BentoML model store when the bento is built with `--arg model_tag=<tag>`
 (`package` imports the pinned MLflow registry version, or the local pipeline output, under that tag);
@@ -28,7 +30,7 @@ SERVICE_ATTRIBUTE = "Scorer"
 ENVIRONMENTS = ("dev", "staging", "production")
 LOCAL_MODEL = Path("models/model.joblib")
 # What the serving image needs beyond BentoML itself; `package` pins each to the version in uv.lock.
-SERVING_PACKAGES = ("scikit-learn", "pandas", "pyarrow", "pyyaml", "skops")
+SERVING_PACKAGES = ("scikit-learn", "pandas", "pyarrow", "pyyaml", "skops", "lime")
 # Fixed metric names (not derived from the package name), so monitoring/ needs no templating.
 PREDICTIONS = "model_predictions"
 VALIDATION_FAILURES = "model_validation_failures"
@@ -330,7 +332,7 @@ def container(root: Path, bento: str | None = None, env: str | None = None, repo
         return 0
     from . import promotion
 
-    return promotion.record_release(root, env, image_digest=digests[0])
+    return promotion.record_release(root, env, image_digest=digests[0], image_repository=repository)
 
 
 # --------------------------------------------------------------------------- HTTP hardening
@@ -529,8 +531,12 @@ def build_service(root: Path):
     import bentoml
     from pydantic import ConfigDict, Field, create_model
 
-    settings = load_settings(root).service
+    from . import local_explain
+
+    every_setting = load_settings(root)
+    settings = every_setting.service
     contract = load_contract(root)
+    explainer = local_explain.for_service(root, contract, every_setting.explain.enabled)
     record = request_model(contract)
     tag = getattr(bentoml.use_arguments(), "model_tag", None)
     records_type = Annotated[list[record], Field(min_length=1, max_length=settings.max_records)]
@@ -575,6 +581,8 @@ def build_service(root: Path):
         import pandas as pd
 
         score(self.model, pd.DataFrame([example_record(contract)]), contract)  # warm up before ready
+        if explainer is not None:
+            explainer.explain(self.model, pd.DataFrame([example_record(contract)]))  # imports LIME before ready
         import gc
 
         # The model and libraries live as long as the process: freeze them out of the collector's scans
@@ -611,6 +619,25 @@ def build_service(root: Path):
     # Declared, so BentoML does not derive the media type from a JSON schema on every response.
     api.output_spec.media_type = "application/json"
     namespace.update(__init__=__init__, __is_ready__=__is_ready__, predict=api)
+    if explainer is not None:
+        # The same record model and refusals as /predict; fewer records, as each costs `samples` predictions.
+        limit = min(settings.max_records, every_setting.explain.max_records)
+        explain_type = Annotated[list[record], Field(min_length=1, max_length=limit)]
+
+        def explain(self, records: explain_type) -> list[dict[str, Any]]:
+            """Score applicants like /predict, and say why: the top LIME contributions per record."""
+            import pandas as pd
+
+            frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
+            scores, labels = score(self.model, frame, contract)
+            return [
+                {"label": str(label), "score": float(value), **why}
+                for label, value, why in zip(labels, scores, explainer.explain(self.model, frame), strict=True)
+            ]
+
+        explain_request = create_model("ExplainRequest", __base__=Strict, records=(explain_type, ...))
+        namespace["explain"] = bentoml.api(route="/explain", input_spec=explain_request)(explain)
+        namespace["explain"].output_spec.media_type = "application/json"
     scorer = type(SERVICE_ATTRIBUTE, (), namespace)
     service = bentoml.service(
         name=model_name(root),
@@ -624,7 +651,11 @@ def build_service(root: Path):
         labelnames=["field", "type"],
     )
     service.add_asgi_middleware(
-        Guard, paths=["/predict"], max_body_bytes=settings.max_body_bytes, contract=contract, failures=failures
+        Guard,
+        paths=["/predict", "/explain"],
+        max_body_bytes=settings.max_body_bytes,
+        contract=contract,
+        failures=failures,
     )
     return service
 

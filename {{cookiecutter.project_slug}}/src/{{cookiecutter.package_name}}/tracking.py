@@ -198,4 +198,11 @@ def log_run(
             serialization_format="skops",
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
         )
+        if params.tracking.wandb:  # a second view of the same run; MLflow above stays the evidence
+            from . import wandb_tracking
+            from .train import MODEL
+
+            logged = flat_params(applied(root, params))
+            links = wandb_tracking.log_run(root, run, logged, metrics, artifacts, tags, root / MODEL, display_uri(root))
+            mlflow.set_tags(links)
         return run.info.run_id

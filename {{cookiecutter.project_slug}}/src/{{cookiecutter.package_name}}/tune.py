@@ -3,14 +3,19 @@
 A study is named after everything that decides its result (model, search space, method, seeds, folds,
 metric, budget and the training data), and lives in a storage (sqlite in the project by default). So a
 re-run with the same config reads the finished study instead of searching again, and several workers
-pointed at one shared storage (PostgreSQL) split the trials of one study between them.
+pointed at one shared storage (PostgreSQL) split the trials of one study between them: together they run
+exactly the budget, and each waits for the others' last trials, so every worker writes the same best params.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
+import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,10 @@ from .files import write_json
 
 BEST = Path("reports/tune/best_params.json")
 STORAGE_ENV = "OPTUNA_STORAGE"  # a shared database's URL stays out of Git, with its password
+# A worker's trials send a heartbeat; a trial silent for the grace period belonged to a dead worker and is
+# failed, so the others neither wait for it forever nor count it towards the budget.
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 60
 
 
 def tune(root: Path, params: Params) -> None:
@@ -35,10 +44,9 @@ def tune(root: Path, params: Params) -> None:
     _check_metric(params)  # before a study is created in the storage
     study, storage = open_study(root, params)
     target = trial_budget(params)
-    done = completed(study)
-    if done < target:
+    if completed(study) < target:
         run_trials(root, params, study, target)
-        done = completed(study)
+    done = completed(study)
     best = study.best_trial
     chosen = {**params.train.hyperparameters, **best.params}
     found = {"best_score": best.value, "n_trials": done, "study": study.study_name, "storage": storage}
@@ -164,25 +172,34 @@ def storage_url(root: Path, params: Params) -> str:
     return url
 
 
+def shared(url: str) -> bool:
+    """Whether the storage is a database server that workers on other machines may share (not a sqlite file)."""
+    return not url.startswith("sqlite:")
+
+
 def open_study(root: Path, params: Params):
-    """(study, redacted storage URL): the study for this config, created or loaded, with a seeded sampler."""
+    """(study, redacted storage URL): the study for this config, created or loaded, with a seeded sampler.
+
+    On a shared storage each worker's sampler gets its own seed: with one seed, every worker would propose
+    the same random first trials. (Workers interleave there, so the search is not repeatable anyway.)
+    """
     import optuna
 
     from .tracking import redact
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one summary line instead of one log line per trial
-    seed = params.tune.seed
+    url = storage_url(root, params)
+    seed = None if shared(url) else params.tune.seed
     samplers = {
         "bayesian": lambda: optuna.samplers.TPESampler(seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "grid": lambda: optuna.samplers.GridSampler(grid(params), seed=seed),
     }
-    url = storage_url(root, params)
     name = f"{model_name(root)}-{params.train.model}-{fingerprint(root, params)}"
     try:
         study = optuna.create_study(
             study_name=name,
-            storage=url,
+            storage=rdb_storage(url),
             sampler=samplers[params.tune.method](),
             direction="maximize",  # scikit-learn scorers are greater-is-better (neg_log_loss, ...)
             load_if_exists=True,
@@ -193,6 +210,26 @@ def open_study(root: Path, params: Params):
     return study, redact(os.environ.get(STORAGE_ENV) or params.tune.storage)
 
 
+def rdb_storage(url: str, attempts: int = 3):
+    """The Optuna storage at url, its trials sending heartbeats.
+
+    Workers starting together on a fresh database race to create its tables; the one that loses the race
+    (a duplicate key or table) tries again and finds them made.
+    """
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with _stable_since_optuna_2():
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 def completed(study) -> int:
     """The number of COMPLETE trials in the study, whichever worker ran them."""
     from optuna.trial import TrialState
@@ -200,9 +237,25 @@ def completed(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
+def running(study) -> list:
+    """The study's trials still running, on this worker or another."""
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def claimed(study, before: int | None = None) -> int:
+    """Trials complete or running (numbered below `before`, when given): the budget they have taken."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(1 for trial in trials if before is None or trial.number < before)
+
+
 def objective(root: Path, params: Params):
     """The trial function: the mean cross-validated metric of the pipeline with the trial's hyperparameters."""
     import mlflow
+    import optuna
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     from .train import model_pipeline, training_set
@@ -213,8 +266,17 @@ def objective(root: Path, params: Params):
     folds = StratifiedKFold(n_splits=params.tune.cv_folds, shuffle=True, random_state=params.tune.seed)
     space = search_space(params)
     model = params.train.model
+    target = trial_budget(params)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def trial_score(trial) -> float:
+        # Trial numbers are given out in order under a lock on the study, so the trials numbered below this one
+        # are the ones started first. When they already fill the budget, this trial is one too many: other workers
+        # started theirs between this worker's last check and now. It is pruned (not complete) and runs nothing.
+        if claimed(trial.study, before=trial.number) >= target:
+            trial.study.stop()
+            raise optuna.TrialPruned(f"the study's {target} trials are taken by other workers")
+        trial.set_user_attr("worker", worker)  # which machine and process ran it, for whoever debugs a study
         values = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         pipeline = model_pipeline(
             with_hyperparameters(params, {**params.train.hyperparameters, **values}), numeric, categorical
@@ -235,18 +297,17 @@ def objective(root: Path, params: Params):
 
 
 def run_trials(root: Path, params: Params, study, target: int) -> None:
-    """Run trials until the study holds `target` complete ones, under one parent MLflow run for this worker."""
+    """Run trials until the study holds `target` complete ones, under one parent MLflow run for this worker.
+
+    Returns only once no trial of the study is running anywhere, so the best trial read next is final.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
     from threadpoolctl import threadpool_limits
 
     from . import tracking
 
     trial_score = objective(root, params)
-    # Counting COMPLETE trials across the whole study makes workers sharing it stop at the budget together.
-    enough = MaxTrialsCallback(target, states=(TrialState.COMPLETE,))
     try:
         tracking.use_experiment(root)
         with mlflow.start_run(run_name=f"tune-{params.train.model}"):
@@ -259,7 +320,7 @@ def run_trials(root: Path, params: Params, study, target: int) -> None:
             )
             # One thread per fit: OpenMP threads spin on shared cores (two threads ran a trial 5-7x slower here).
             with threadpool_limits(1):
-                study.optimize(trial_score, n_trials=target - completed(study), callbacks=[enough])
+                fill(study, trial_score, target)
             best = study.best_trial
             mlflow.log_params({f"best.{name}": value for name, value in best.params.items()})
             mlflow.log_metric(f"best_cv_{params.tune.metric}", best.value)
@@ -268,6 +329,41 @@ def run_trials(root: Path, params: Params, study, target: int) -> None:
         raise ProjectError(
             f"MLflow at {tracking.display_uri(root)}: the tuning runs were not logged ({message})"
         ) from error
+
+
+def fill(study, trial_score, target: int) -> None:
+    """Run trials until `target` are complete, waiting out trials other workers are running.
+
+    A trial another worker leaves running when it dies stops sending heartbeats; it is failed after the grace
+    period, and this worker then runs its share again.
+    """
+    import optuna
+
+    def stop_when_taken(study, _trial) -> None:
+        # Other workers may have taken the rest of the budget while this trial ran.
+        if claimed(study) >= target:
+            study.stop()
+
+    while True:
+        free = target - claimed(study)
+        if free > 0:
+            study.optimize(trial_score, n_trials=free, callbacks=[stop_when_taken])
+        elif running(study):
+            with _stable_since_optuna_2():
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(1)
+        else:
+            return
+
+
+@contextlib.contextmanager
+def _stable_since_optuna_2():
+    """Silence Optuna's ExperimentalWarning for the heartbeat API, unchanged since Optuna 2.9."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def _check_metric(params: Params) -> None:

@@ -1,0 +1,177 @@
+"""LIME local explanations: evaluate explains the planned test rows, and POST /explain says why over real HTTP.
+
+One project copy, trained on the shipped data as tests/test_service.py makes it, with evaluate's LIME step
+run in it, serves the whole module; a second server (its own serving file) checks the off switch.
+"""
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from test_service import Server, assert_safe, hand_written, make_project
+
+from {{ cookiecutter.package_name }} import local_explain, train
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.data import TEST, TRAIN
+from {{ cookiecutter.package_name }}.schema import load_contract, load_settings
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory):
+    """(project root, local.json) after evaluate's LIME step on a model trained on the shipped data."""
+    root = make_project(tmp_path_factory.mktemp("lime") / "project")
+    params = load_params(root)
+    model = joblib.load(root / train.MODEL)
+    document = local_explain.run(root, params, model, pd.read_parquet(root / TRAIN), pd.read_parquet(root / TEST))
+    return root, document
+
+
+@pytest.fixture(scope="module")
+def server(explained):
+    """The module's server, with POST /explain on (serving.yaml's default)."""
+    running = Server(explained[0])
+    yield running
+    running.stop()
+
+
+def scored(root: Path):
+    """The test split, its labels (1: positive class) and the model's scores."""
+    params = load_params(root)
+    model = joblib.load(root / train.MODEL)
+    test = pd.read_parquet(root / TEST).reset_index(drop=True)
+    labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).to_numpy()
+    return model, test, labels, model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
+
+
+def moved_off(model, frame: pd.DataFrame, feature: str, profile: dict, rules: dict) -> float:
+    """The model's mean score for a one-row frame with `feature` moved off the row's own category or quartile:
+    to every other category (or every other quartile's mean) seen in training, weighted by its frequency."""
+    current = frame[feature].iloc[0]
+    if feature in profile["categorical"]:
+        pairs = zip(rules[feature]["allowed"], profile["categorical"][feature], strict=True)
+        others = [(value, count) for value, count in pairs if str(value) != str(current) and count]
+    else:
+        described = profile["numeric"][feature]
+        own = np.searchsorted(described["bins"], current)
+        pairs = enumerate(zip(described["means"], described["counts"], strict=True))
+        others = [(mean, count) for index, (mean, count) in pairs if index != own and count]
+    moved = pd.concat([frame] * len(others), ignore_index=True)
+    values = [value for value, _ in others]
+    moved[feature] = values if feature in profile["categorical"] else np.rint(values).astype(frame[feature].dtype)
+    return float(np.average(model.predict_proba(moved)[:, 1], weights=[count for _, count in others]))
+
+
+def test_evaluate_explains_the_planned_rows_and_the_explanations_fit_the_model(explained):
+    """The most confident errors of each kind, the most confident right decisions and seeded random rows are
+    explained; LIME's local prediction follows the model's score, and moving a row off one of its top three
+    conditions moves the model's score the way that condition's weight says."""
+    root, document = explained
+    params = load_params(root)
+    local = params.explain.local
+    model, test, labels, scores = scored(root)
+    predicted = scores >= document["threshold"]
+    kinds = [row["kind"] for row in document["rows"]]
+    planned = [("false_positive", local.errors), ("false_negative", local.errors), ("true_positive", local.correct)]
+    planned += [("true_negative", local.correct), ("random", local.random)]
+    assert kinds == [kind for kind, count in planned for _ in range(count)]
+    assert len({row["row"] for row in document["rows"]}) == len(kinds)
+    by_kind = {kind: [row["row"] for row in document["rows"] if row["kind"] == kind] for kind in set(kinds)}
+
+    def most_confident(mask, positive: bool) -> int:
+        return np.flatnonzero(mask)[np.argmax(scores[mask]) if positive else np.argmin(scores[mask])]
+
+    assert by_kind["false_positive"][0] == most_confident(predicted & (labels == 0), positive=True)
+    assert by_kind["false_negative"][0] == most_confident(~predicted & (labels == 1), positive=False)
+    assert by_kind["true_positive"][0] == most_confident(predicted & (labels == 1), positive=True)
+    assert by_kind["true_negative"][0] == most_confident(~predicted & (labels == 0), positive=False)
+    for row in document["rows"]:
+        assert row["score"] == pytest.approx(scores[row["row"]], abs=1e-6)
+        assert row["truth"] == test[params.data.target].astype(str).iloc[row["row"]]
+        assert len(row["contributions"]) == len(model.feature_names_in_)  # every column; the report shows top_k
+
+    local_predictions = [row["local_prediction"] for row in document["rows"]]
+    model_scores = [row["score"] for row in document["rows"]]
+    assert np.mean(np.abs(np.subtract(local_predictions, model_scores))) < 0.15
+    assert np.corrcoef(local_predictions, model_scores)[0, 1] > 0.8
+
+    profile = json.loads((root / local_explain.PROFILE).read_text())
+    rules = load_contract(root).rules
+    checks = []
+    for row in document["rows"]:
+        frame = test.iloc[[row["row"]]][list(model.feature_names_in_)]
+        for top in row["contributions"][:3]:
+            moved = moved_off(model, frame, top["feature"], profile, rules)
+            checks.append(np.sign(top["weight"]) == np.sign(row["score"] - moved))
+    assert np.mean(checks) >= 0.9, checks
+
+    assert json.loads((root / local_explain.LOCAL).read_text()) == document
+    report = (root / local_explain.LOCAL_MD).read_text()
+    assert all(f"| {row['row']} |" in report for row in document["rows"])
+
+
+def explain_request(server, payload, content_type="application/json"):
+    """POST /explain; a payload that is not bytes is sent as JSON."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return server.request("POST", "/explain", body=body, headers={"content-type": content_type})
+
+
+def test_explain_answers_like_predict_and_explains_like_evaluate(explained, server):
+    """Over real HTTP: /explain's label and score are /predict's for the same records, its explanation of a test
+    row is the one evaluate wrote (same profile, samples and seed), and asking again gives the same answer."""
+    root, document = explained
+    contract = load_contract(root)
+    test = pd.read_parquet(root / TEST).reset_index(drop=True)
+    chosen = document["rows"][:3]
+    records = json.loads(test.iloc[[row["row"] for row in chosen]][contract.columns].to_json(orient="records"))
+    status, headers, body = explain_request(server, {"records": records})
+    assert status == 200, body
+    assert headers["content-type"] == "application/json"
+    answers = json.loads(body)
+    status, _, predicted = server.predict({"records": records})
+    assert status == 200, predicted
+    for answer, prediction, row in zip(answers, json.loads(predicted), chosen, strict=True):
+        assert answer["label"] == prediction["label"] == row["predicted"]
+        assert answer["score"] == pytest.approx(prediction["score"], abs=1e-12)
+        assert answer["local_prediction"] == row["local_prediction"]
+        assert answer["contributions"] == row["contributions"][: document["top_k"]]
+    status, _, again = explain_request(server, {"records": records[1:2]})
+    assert status == 200 and json.loads(again) == answers[1:2]
+
+
+def test_explain_refuses_bad_input_as_predict_does(explained, server):
+    """Every hand-written bad request of test_service.py gets the same status from /explain as from /predict,
+    without a trace or an echoed value; more records than `explain.max_records` is a 400."""
+    root, _ = explained
+    contract = load_contract(root)
+    test = pd.read_parquet(root / TEST)
+    records = json.loads(test.head(3)[contract.columns].to_json(orient="records"))
+    for name, body, content_type, expected in hand_written(records, contract, load_settings(root).service):
+        status, _, answer = explain_request(server, body, content_type)
+        assert status == expected, f"{name}: {status} {answer[:300]!r}"
+        assert_safe(status, answer)
+    limit = load_settings(root).explain.max_records
+    status, _, answer = explain_request(server, {"records": records[:1] * (limit + 1)})
+    assert status == 400, answer
+    assert json.loads(answer)["detail"][0]["msg"] == "too many records in one request"
+    assert explain_request(server, {"records": records[:1] * limit})[0] == 200
+    assert "ZQX" not in server.log.read_text()
+
+
+def test_the_endpoint_can_be_turned_off(explained):
+    """`explain.enabled: false` in the serving file leaves /explain out (404) while /predict still scores."""
+    root, _ = explained
+    config = yaml.safe_load((root / "serving.yaml").read_text())
+    config["explain"]["enabled"] = False
+    (root / "serving-off.yaml").write_text(yaml.safe_dump(config))
+    contract = load_contract(root)
+    records = json.loads(pd.read_parquet(root / TEST).head(1)[contract.columns].to_json(orient="records"))
+    off = Server(root, "serving-off.yaml")
+    try:
+        assert explain_request(off, {"records": records})[0] == 404
+        assert off.predict({"records": records})[0] == 200
+    finally:
+        off.stop()
