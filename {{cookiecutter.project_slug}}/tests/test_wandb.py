@@ -127,7 +127,7 @@ def evaluated(trained, tmp_path_factory):
 def test_the_wandb_run_is_the_mlflow_run_with_its_params_metrics_and_lineage(evaluated):
     """W&B's run has the MLflow run's id, its params, metrics and lineage tags, in the experiment's project."""
     run, logged = evaluated["run"], evaluated["wandb"]
-    assert logged["project"] == "{{ cookiecutter.project_slug }}"  # the MLflow experiment's name
+    assert logged["project"] == model_name(evaluated["root"])  # the MLflow experiment's name
     assert {key: str(logged["config"][key]) for key in run.data.params} == run.data.params
     lineage = tracking.lineage(evaluated["root"], load_params(evaluated["root"]), evaluated["root"] / MODEL)
     assert {key: str(value) for key, value in logged["config"]["lineage"].items()} == {
@@ -143,7 +143,7 @@ def test_the_model_file_is_a_wandb_model_artifact_with_its_lineage(evaluated):
     """The model file DVC tracks is logged whole (same MD5) as a `model` artifact naming the MLflow run."""
     run, artifacts = evaluated["run"], evaluated["wandb"]["artifacts"]
     md5 = hashlib.md5((evaluated["root"] / MODEL).read_bytes(), usedforsecurity=False)
-    assert artifacts["model"]["name"] == "{{ cookiecutter.project_slug }}"
+    assert artifacts["model"]["name"] == model_name(evaluated["root"])
     assert artifacts["model"]["files"] == {"model.joblib": b64encode(md5.digest()).decode()}
     assert (artifacts["model"]["mlflow_run_id"], artifacts["model"]["model_md5"]) == (run.info.run_id, md5.hexdigest())
     assert {"reports/metrics.json", "reports/fairness.json", "plots/roc.csv"} <= set(artifacts["evaluation"]["files"])
