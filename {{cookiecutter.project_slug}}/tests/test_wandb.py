@@ -20,7 +20,7 @@ import pytest
 import yaml
 from wandb.proto import wandb_internal_pb2
 
-from {{ cookiecutter.package_name }} import evaluate, tracking
+from {{ cookiecutter.package_name }} import evaluate, local_explain, tracking
 from {{ cookiecutter.package_name }}.config import load_params, model_name
 from {{ cookiecutter.package_name }}.data import TEST
 from {{ cookiecutter.package_name }}.errors import ProjectError
@@ -95,7 +95,7 @@ def mlflow_run(client, root: Path):
 
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory):
-    """A trained copy evaluated twice: W&B off, then on (offline, nothing outside the copy); what each left.
+    """A trained copy evaluated and explained twice: W&B off, then on (offline, nothing outside the copy).
 
     The MLflow client is bound to the copy's store: MLflow exports its tracking URI, so other tests move it.
     """
@@ -108,10 +108,12 @@ def evaluated(trained, tmp_path_factory):
         client = tracking.client(root)
         switch_wandb(root, False)
         evaluate.evaluate(root, load_params(root))
+        local_explain.local_explain(root, load_params(root))
         without, files = mlflow_run(client, root), files_outside_stores(root)
         switch_wandb(root, True)
         with contextlib.redirect_stdout(io.StringIO()) as printed:
             evaluate.evaluate(root, load_params(root))
+            local_explain.local_explain(root, load_params(root))
     run = mlflow_run(client, root)
     return {
         "root": root,
