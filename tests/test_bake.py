@@ -32,7 +32,7 @@ CORE_FILES = set(
     deploy/k8s/overlays/production/kustomization.yaml deploy/k8s/overlays/production/namespace.yaml
     deploy/argocd/staging.yaml deploy/argocd/production.yaml
     deploy/flux/source.yaml deploy/flux/staging.yaml deploy/flux/production.yaml
-    src/{package}/manifests.py tests/test_manifests.py
+    src/{package}/manifests.py src/{package}/smoke.py tests/test_manifests.py
     policies/README.md policies/promotion.schema.json policies/promotion.yaml
     monitoring/README.md monitoring/prometheus.yml monitoring/alerts.yml monitoring/alerts_test.yml
     monitoring/grafana-dashboard.json

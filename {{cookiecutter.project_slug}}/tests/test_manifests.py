@@ -176,6 +176,8 @@ def test_the_merge_request_commits_the_overlay_with_the_pin(root: Path, host):
     git("add", "--all")
     git("commit", "-qm", "start")
     pinned(root)
+    (root / "deploy/cards").mkdir(exist_ok=True)
+    (root / "deploy/cards/staging.md").write_text("# Model Card for credit-risk v3\n")  # promote writes it
     assert promotion.record_release(root, "staging", image_digest=DIGEST, image_repository=REPOSITORY) == 0
     stub = host(lambda method, path, query, body: (200, []) if method == "GET" else (201, {"web_url": "mr"}))
     env = {"CI_API_V4_URL": stub.url, "CI_PROJECT_ID": "42", "GITLAB_PROMOTION_TOKEN": "p"}

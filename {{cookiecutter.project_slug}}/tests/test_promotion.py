@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tomllib
 from datetime import UTC, datetime
@@ -385,6 +386,28 @@ def test_reconcile_sets_aliases_and_detects_drift(repo: Path, store, capsys):
     assert promotion.reconcile(repo, check=True) == 0
 
 
+def test_the_check_smoke_tests_each_service_whose_url_is_set(repo: Path, monkeypatch, capsys):
+    """With SERVICE_URL_STAGING set, an in-sync registry still fails the check while that service does not answer."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.reconcile(repo, check=False) == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("SERVICE_URL_STAGING", nobody)
+    monkeypatch.setenv("SERVICE_URL_PRODUCTION", nobody)  # production has no champion: nothing to check
+    monkeypatch.setenv("SMOKE_TIMEOUT", "0")
+    capsys.readouterr()
+    assert promotion.reconcile(repo, check=True) == 1
+    out, err = capsys.readouterr()
+    assert f"reconcile: DRIFT staging service: SERVICE_URL_STAGING={nobody}: after 0 s it serves no answer" in out
+    assert f"reconcile: production service {nobody}: deploy/production.yaml has no champion; nothing to check" in out
+    assert "1 service(s) do not serve their pinned model" in err
+    monkeypatch.setenv("SMOKE_TIMEOUT", "soon")
+    assert promotion.reconcile(repo, check=True) == 2
+    assert capsys.readouterr().err.strip() == "reconcile: SMOKE_TIMEOUT='soon': not a number of seconds"
+
+
 def test_revert_rolls_back(repo: Path, store):
     """Reverting a promotion commit and reconciling moves the alias back to the previous version."""
     assert promotion.register(repo) == 0
@@ -463,6 +486,7 @@ def test_concurrent_reconciles_converge(repo: Path):
 
 BENTO = "credit-risk:4xq2kfa7lk3hmlg6"
 DIGEST = "sha256:" + "ab" * 32
+REPOSITORY = "ghcr.io/acme/credit-risk"
 
 
 def pinned(root: Path, champion: bool = True) -> bytes:
@@ -547,6 +571,31 @@ def test_the_gate_passes_with_a_recorded_build(repo: Path):
     assert pin(repo, "staging")["bento_tag"] == BENTO
     assert gate.run(repo, "staging") == 0
     assert promotion.reconcile(repo, check=False) == 0
+
+
+def test_production_runs_the_image_staging_built_and_ran(repo: Path, capsys):
+    """Build once: production's pin and overlay take staging's bento and image, and `package` builds nothing."""
+    from {{ cookiecutter.package_name }} import manifests, service
+
+    shutil.copytree(PROJECT / "deploy" / "k8s", repo / "deploy" / "k8s")
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    assert promotion.record_release(repo, "staging", BENTO, DIGEST, REPOSITORY) == 0
+    promote_and_commit(repo, "production")
+    assert (pin(repo, "production")["bento_tag"], pin(repo, "production")["image_digest"]) == (BENTO, DIGEST)
+    overlay = manifests.read(repo, "production")
+    assert (overlay.repository, overlay.digest) == (REPOSITORY, DIGEST)
+    assert f"keeps staging's build of this model: bento {BENTO}, image {DIGEST}" in capsys.readouterr().out
+    assert service.package(repo, "production") == 0
+    assert f"runs staging's image {DIGEST} (bento {BENTO}); nothing to build" in capsys.readouterr().out
+
+
+def test_production_of_a_model_staging_never_built_records_no_build(repo: Path):
+    """Without a build in staging, production's pin has none to take: its own `package` builds one."""
+    assert promotion.register(repo) == 0
+    promote_and_commit(repo, "staging")
+    promote_and_commit(repo, "production")
+    assert (pin(repo, "production")["bento_tag"], pin(repo, "production")["image_digest"]) == (None, None)
 
 
 def test_the_image_is_built_only_from_a_recorded_bento(tmp_path: Path):

@@ -62,8 +62,12 @@ def champion(**changes) -> dict:
 
 
 def write_pin(root: Path, env: str, pinned: dict | None) -> None:
+    """The pin, and for a champion its model card, as `promote` writes them."""
     body = yaml.safe_dump({"environment": env, "champion": pinned}, sort_keys=False)
     (root / f"deploy/{env}.yaml").write_text("# Release pin.\n" + body)
+    if pinned is not None:
+        (root / "deploy/cards").mkdir(exist_ok=True)
+        (root / f"deploy/cards/{env}.md").write_text(f"# Model Card for {pinned['model_name']} v{pinned['version']}\n")
 
 
 # --- report -------------------------------------------------------------------------------------------
@@ -291,11 +295,26 @@ def test_a_new_pin_is_committed_and_its_merge_request_opened(repo, host):
     assert "Drift" not in mrs[-1]["description"]
 
 
+def test_a_pin_without_its_model_card_opens_nothing(repo, host, capsys):
+    """A hand-made pin has no card: no request, one line naming the card and how to write it, exit 2."""
+    write_pin(repo, "staging", champion())
+    (repo / "deploy/cards/staging.md").unlink()
+    write_decision(repo, "staging", "pass", 0)
+    server = host(lambda *a: (500, {}))
+    env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": "s"}
+    assert publish.promotion_request(repo, "staging", environ=env) == 2
+    assert server.requests == []
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("promotion-request: deploy/cards/staging.md: cannot read the model card")
+    assert said.endswith("run `make promote ENV=staging`, which writes it with the pin; nothing opened")
+    assert "\n" not in said
+
+
 def test_a_retraining_request_carries_the_drift_report(repo):
     """When the run checked drift (the scheduled flow), the promotion body includes reports/drift.md."""
     write_decision(repo, "staging", "pass", 0)
     (repo / "reports" / "drift.md").write_text("## Drift check: DRIFT\n\n| feature | psi |\n|---|---|\n| age | 0.4 |\n")
-    body = publish._promotion_body(repo, "staging", champion(), None)
+    body = publish._promotion_body(repo, "staging", champion(), None, "# Model Card\n")
     assert "## Drift check: DRIFT" in body and "| age | 0.4 |" in body
     assert body.index("Gate (staging)") < body.index("Drift check")
 

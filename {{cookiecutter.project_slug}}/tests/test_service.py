@@ -5,6 +5,7 @@ test starts its own, because it stops it. The server runs from a copy of the pro
 trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.service:Scorer`.
 """
 
+import hashlib
 import http.client
 import json
 import math
@@ -25,7 +26,7 @@ from conftest import without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }} import data, monitor, service, train, validate
+from {{ cookiecutter.package_name }} import data, monitor, service, smoke, train, validate
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.errors import ProjectError
 from {{ cookiecutter.package_name }}.schema import load_contract, load_settings
@@ -71,6 +72,7 @@ class Server:
     def __init__(self, root: Path, settings_file: str = "serving.yaml") -> None:
         self.root = root
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / f"server-{self.port}.log"
         # A home per server: BentoML keeps its metrics files there and clears them at start-up.
         home = root.parent / f"bentoml-home-{self.port}"
@@ -465,6 +467,38 @@ def test_metrics_expose_traffic_latency_and_model_counters(server, records):
     assert re.search(r'model_validation_failures_total\{field="[^"]+",type="[^"]+"\} [1-9]', text)
     assert "model_prediction_score_bucket" in names
     assert re.search(r'model_info\{[^}]*tag="local"', text)
+
+
+# --------------------------------------------------------------------------- the deploy's smoke test
+
+
+def pinned(trained, sha256=None) -> dict:
+    """A release pin's champion for the served model file (or, given a sha256, for another model)."""
+    digest = sha256 or hashlib.sha256((trained / train.MODEL).read_bytes()).hexdigest()
+    return {"model_name": "credit-risk", "version": "3", "model_sha256": digest}
+
+
+def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server, trained):
+    """The service reports the model file's sha256 in model_info; a matching pin passes and one record scores."""
+    champion = pinned(trained)
+    said = smoke.check(trained, "staging", server.url, champion, seconds=30)
+    assert said.startswith(f"{server.url} serves credit-risk v3 (sha256 {champion['model_sha256'][:12]}); ")
+    assert re.search(r"one valid record scored \w+ \(0\.\d{3}\)$", said), said
+    assert smoke.served_models(server.url) == [
+        {"model_sha256": champion["model_sha256"], "source": "models/model.joblib", "tag": "local"}
+    ]
+
+
+def test_the_smoke_test_fails_in_one_line_for_another_model_or_no_service(server, trained):
+    """At the deadline: which model answered (or that nothing did), and what the pin wants."""
+    served = pinned(trained)["model_sha256"][:12]
+    other = pinned(trained, "0" * 64)
+    wrong = rf"SERVICE_URL_STAGING={server.url}: after 1 s it serves model local \(sha256 {served}\); "
+    with pytest.raises(ProjectError, match=wrong + r"deploy/staging.yaml pins credit-risk v3 \(sha256 0{12}\)$"):
+        smoke.check(trained, "staging", server.url, other, seconds=1)
+    nobody = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ProjectError, match=r"after 0 s it serves no answer \(.*refused.*\); deploy/staging"):
+        smoke.check(trained, "staging", nobody, other, seconds=0)
 
 
 def test_alerts_and_dashboard_use_only_metrics_that_exist(server, trained):

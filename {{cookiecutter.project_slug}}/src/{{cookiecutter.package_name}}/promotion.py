@@ -5,7 +5,8 @@ Git is the source of truth. `promote` only writes deploy/<env>.yaml and its mode
 environment to the pinned version. `reconcile` is the only writer of aliases, and it only ever sets them to
 what git says, so running it twice, or twice at once, converges on the same state; reverting a pin and
 reconciling is a rollback. The Kubernetes overlay of each environment (manifests.py) follows its pin in the
-same writes, and `reconcile` rewrites one that disagrees.
+same writes, and `reconcile` rewrites one that disagrees. A model is built once: promoted onward, it keeps the
+bento and image its earlier environment recorded, so production runs the very image staging ran.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from . import card as card_module
-from . import gate, manifests
+from . import gate, manifests, smoke
 from . import policy as policy_module
 from .errors import ProjectError
 from .files import write_atomic
@@ -107,6 +108,33 @@ def register(root: Path) -> int:
         return _fail(f"register: registry at {tracking.display_uri(root)}: {gate.registry_error(error)}")
     print(f"register: {name} v{created.version} <- run {run_id} ({source})")
     return 0
+
+
+class Build(NamedTuple):
+    """The service build an earlier environment records for a model: where it ran and what was built."""
+
+    env: str
+    bento_tag: str
+    image_digest: str | None
+    repository: str | None  # where the image was pushed, from that environment's overlay
+
+
+def tested_build(root: Path, env: str, champion: dict) -> Build | None:
+    """The build of this very model (same run, same file) recorded in the nearest earlier environment, if any.
+
+    Rebuilding for production would ship an image nobody tested; the one staging ran goes on instead.
+    """
+    earlier = policy_module.ENVIRONMENTS[: policy_module.ENVIRONMENTS.index(env)]
+    for upstream_env in reversed(earlier):
+        upstream = gate.load_pin(root, upstream_env)
+        if not upstream or not upstream.get("bento_tag"):
+            continue
+        if (str(upstream["run_id"]), upstream["model_sha256"]) != (str(champion["run_id"]), champion["model_sha256"]):
+            continue
+        overlay = manifests.read(root, upstream_env) if upstream.get("image_digest") else None
+        repository = overlay.repository if overlay is not None and manifests.pushed(overlay) else None
+        return Build(upstream_env, upstream["bento_tag"], upstream.get("image_digest"), repository)
+    return None
 
 
 def _pin_header(path: Path) -> str:
@@ -271,7 +299,12 @@ def promote(root: Path, env: str) -> int:
     }
     # The overlay runs no image until this version's image is recorded (its digest follows the pin).
     try:
-        overlay = manifests.planned(root, env, champion)
+        build = tested_build(root, env, champion)
+        if build is not None:
+            champion.update(bento_tag=build.bento_tag, image_digest=build.image_digest)
+        overlay = manifests.planned(root, env, champion, build.repository if build else None)
+    except gate.CannotDecide as error:
+        return _fail(f"promote: {error}; {rel} is unchanged")
     except ProjectError as error:
         return _fail(f"promote: {error}; {rel} is unchanged")
     # The card is rendered and logged before anything is written: a refused card leaves deploy/ untouched.
@@ -299,6 +332,9 @@ def promote(root: Path, env: str) -> int:
         f"promote: {rel} now pins {name} v{version} (run {run_id}). Open a PR with this change; "
         f"after merge, `reconcile` moves the '{env}' alias."
     )
+    if build is not None:
+        image = f", image {build.image_digest}" if build.image_digest else ""
+        print(f"promote: {rel} keeps {build.env}'s build of this model: bento {build.bento_tag}{image}")
     return 0
 
 
@@ -339,8 +375,9 @@ def _move_alias(client: Any, name: str, alias: str, version: str | None) -> None
 def reconcile(root: Path, check: bool) -> int:
     """Point each environment's MLflow alias at the version its pin names (delete it for no champion).
 
-    With check=True nothing changes: drift is reported and the exit code is 1. Every pin is read and
-    verified before any alias moves, so a bad pin leaves the registry untouched (exit 2).
+    With check=True nothing changes: drift is reported and the exit code is 1; that check also smoke-tests
+    each service whose URL is set (smoke.py). Every pin is read and verified before any alias moves, so a
+    bad pin leaves the registry untouched (exit 2).
     """
     from mlflow.exceptions import MlflowException
 
@@ -349,9 +386,10 @@ def reconcile(root: Path, check: bool) -> int:
     root = Path(root)
     wanted: list[tuple[str, str, str | None]] = []
     overlays: list[tuple[str, dict | None, manifests.Overlay]] = []
+    champions: dict[str, dict | None] = {}
     try:
         for env in policy_module.ENVIRONMENTS:
-            champion = gate.load_pin(root, env)
+            champion = champions[env] = gate.load_pin(root, env)
             overlay = manifests.read(root, env)
             if overlay is not None:
                 overlays.append((env, champion, overlay))
@@ -403,10 +441,18 @@ def reconcile(root: Path, check: bool) -> int:
         except (ProjectError, OSError) as error:
             return _fail(f"reconcile: {error}")
         print(f"reconcile: {overlay.rel} -> {manifests.pinned_digest(champion)} (was {overlay.digest}): commit it")
-    if check and drift:
+    if not check:
+        return 0
+    # The running services (where their URLs are set) must serve what the pins say: the rollout's smoke test.
+    try:
+        services = smoke.check_services(root, champions)
+    except ProjectError as error:
+        return _fail(f"reconcile: {error}")
+    if drift:
         print(
             f"reconcile: {drift} alias(es) or overlay(s) differ from the pins in git; run `reconcile` to fix",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    if services:
+        print(f"reconcile: {services} service(s) do not serve their pinned model; see above", file=sys.stderr)
+    return 1 if drift or services else 0

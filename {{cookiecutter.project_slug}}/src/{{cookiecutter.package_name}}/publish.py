@@ -345,11 +345,9 @@ def beats(root: Path, env: str, new: dict, old: dict | None) -> tuple[bool, str]
     return True, f"{primary} {old_m.get(primary)} -> {new_m.get(primary)}"
 
 
-def _card_section(env: str, card: str | None) -> list[str]:
-    """The model card in the PR/MR body (without its metadata block), folded; or a loud note that there is none."""
+def _card_section(env: str, card: str) -> list[str]:
+    """The model card in the PR/MR body (without its metadata block), folded."""
     rel = f"deploy/cards/{env}.md"
-    if card is None:
-        return [f"**No model card:** `{rel}` is missing; run `promote` to write it."]
     body = card.split("\n---\n", 1)[1] if card.startswith("---\n") and "\n---\n" in card else card
     return [
         f"<details open><summary>Model card (<code>{rel}</code>, committed with the pin)</summary>",
@@ -360,7 +358,7 @@ def _card_section(env: str, card: str | None) -> list[str]:
     ]
 
 
-def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card: str | None = None) -> str:
+def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card: str) -> str:
     """The promotion PR/MR description: what changes, the gate report, the model card, what merging does."""
     gate_md = Path(root) / "reports" / "gate" / f"{env}.md"
     try:
@@ -384,7 +382,8 @@ def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card
     rows += ["", *_card_section(env, card)]
     rows += [
         "",
-        f"Merging this changes `deploy/{env}.yaml` and its model card only. The deploy workflow then re-checks the pin "
+        f"Merging this changes only `deploy/{env}.yaml` and what follows it (its model card, and its Kubernetes "
+        "overlay if the project has one). The deploy workflow then re-checks the pin "
         f"(`make verify-pin`) and moves the registry alias `{env}` (`make reconcile`). "
         "Rolling back is reverting this pull request.",
     ]
@@ -524,6 +523,16 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
             _say(f"promotion-request: not opened: {why}")
             return 0
         _say(f"promotion-request: the candidate beats the {env} champion: {why}")
+    # No model card, no promotion: `promote` writes the card with the pin, so its absence means a hand-made pin.
+    card_rel = f"deploy/cards/{env}.md"
+    try:
+        card = (root / card_rel).read_text(encoding="utf-8")
+    except OSError as error:
+        return _fail(
+            f"promotion-request: {card_rel}: cannot read the model card ({error.strerror or error}): "
+            f"run `make promote ENV={env}`, which writes it with the pin; nothing opened",
+            2,
+        )
     host = detect(environ, purpose="promotion")
     build = foreign_build(environ)
     if build is not None:  # the commit and the target branch, under the names the GitHub and GitLab paths read
@@ -533,18 +542,9 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
         name = "GITLAB_PROMOTION_TOKEN" if host and host.kind == "gitlab" else "GITHUB_TOKEN"
         name = "CODE_HOST_PROMOTION_TOKEN" if build is not None else name
         return _fail(f"promotion-request: no {name} in this job: cannot open the promotion for {rel}")
-    # The card `promote` wrote next to the pin travels with it; a missing one is said loudly in the body.
-    card_rel = f"deploy/cards/{env}.md"
-    try:
-        card: str | None = (root / card_rel).read_text(encoding="utf-8")
-    except OSError:
-        card = None
-        _say(f"promotion-request: WARNING: {card_rel} is missing: the request carries the pin only")
     # The files' paths in the repository: the project may live in a subfolder of it.
     prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
-    files = {f"{prefix}{rel}": content}
-    if card is not None:
-        files[f"{prefix}{card_rel}"] = card
+    files = {f"{prefix}{rel}": content, f"{prefix}{card_rel}": card}  # the card `promote` wrote travels with the pin
     # The Kubernetes overlay follows the pin (manifests.py): merged together, Argo CD/Flux deploy what was reviewed.
     from .manifests import overlay_path
 

@@ -61,7 +61,7 @@ def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]
         path = root / LOCAL_MODEL
         if not path.exists():
             raise ProjectError(f"{LOCAL_MODEL}: not found; run `make pipeline` first")
-        return joblib.load(path), {"tag": "local", "source": str(LOCAL_MODEL)}
+        return joblib.load(path), {"tag": "local", "source": str(LOCAL_MODEL), "model_sha256": _sha256(path)}
     import bentoml
 
     try:
@@ -69,10 +69,23 @@ def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]
     except bentoml.exceptions.NotFound as error:
         raise ProjectError(f"BentoML model store: model '{tag}' not found; run `make package` first") from error
     folder = Path(stored.path)
-    info = {"tag": str(stored.tag), "source": stored.info.labels.get("source", "bentoml")}
+    # model_sha256: what the release pin records for this model, so a deploy check can tell which one runs.
+    labels = stored.info.labels
+    info = {
+        "tag": str(stored.tag),
+        "source": labels.get("source", "bentoml"),
+        "model_sha256": labels.get("model_sha256", ""),
+    }
     if (folder / "mlflow_model" / "MLmodel").exists():
         return _load_mlflow_sklearn(folder / "mlflow_model"), info
     return joblib.load(folder / LOCAL_MODEL.name), info
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of the model file: what its release pin records."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_mlflow_sklearn(folder: Path):
@@ -234,6 +247,10 @@ def package(root: Path, env: str) -> int:
     if env not in ENVIRONMENTS:
         raise ProjectError(f"package: unknown environment '{env}' (one of {', '.join(ENVIRONMENTS)})")
     _check_bentoml_home(root)
+    tested = _tested_image(root, env)
+    if tested:
+        print(f"package: {tested}; nothing to build")
+        return 0
     tag = import_model(root, env)
     config = _bentofile(root)
     python = dict(config.get("python") or {})
@@ -255,6 +272,24 @@ def package(root: Path, env: str) -> int:
 
     # The release pin names the bento built from its model, so the image and the rollout can follow it.
     return promotion.record_release(root, env, bento_tag=str(bento.tag))
+
+
+def _tested_image(root: Path, env: str) -> str | None:
+    """Why env needs no build: its pin runs the image an earlier environment built and ran for the same model."""
+    if env == "dev":
+        return None
+    from . import gate, promotion
+
+    try:
+        champion = gate.load_pin(root, env)
+        build = promotion.tested_build(root, env, champion) if champion else None
+    except gate.CannotDecide as error:
+        raise ProjectError(f"package: {error}") from None
+    if build is None or not build.image_digest:
+        return None
+    if (champion.get("bento_tag"), champion.get("image_digest")) != (build.bento_tag, build.image_digest):
+        return None
+    return f"{gate.pin_path(env)} runs {build.env}'s image {build.image_digest} (bento {build.bento_tag})"
 
 
 def _bentofile(root: Path) -> dict[str, Any]:
@@ -575,9 +610,9 @@ def build_service(root: Path):
         bentoml.metrics.Gauge(
             name=MODEL_INFO,
             documentation="The model being served.",
-            labelnames=["tag", "source"],
+            labelnames=["tag", "source", "model_sha256"],
             multiprocess_mode="max",  # one series per model, not one per worker process
-        ).labels(tag=info["tag"], source=info["source"]).set(1)
+        ).labels(**info).set(1)
         import pandas as pd
 
         score(self.model, pd.DataFrame([example_record(contract)]), contract)  # warm up before ready
