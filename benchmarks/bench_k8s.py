@@ -8,7 +8,6 @@ Prints the median wall time of `record-release` (pin + overlay, through the CLI 
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import sys
@@ -36,23 +35,9 @@ def main() -> None:
     """Bake, pin a champion as promote does, then time the three steps."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-k8s-"))
     project = bake(workdir)
-    champion = {
-        "model_name": "credit-risk",
-        "version": "1",
-        "run_id": "r" * 32,
-        "model_sha256": "s" * 64,
-        "data_md5": "d" * 32,
-        "git_commit": "c0ffee",
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": "b" * 40,
-        "decision_hash": "a" * 64,
-        "promoted_at": "2026-01-01T00:00:00Z",
-        "metrics": {"roc_auc": 0.8},
-    }
-    code = "import sys, json; from credit_risk import promotion; "
-    code += "promotion.write_pin('.', 'staging', json.loads(sys.argv[1]))"
-    run(["uv", "run", "--frozen", "python", "-c", code, json.dumps(champion)], cwd=project)
+    code = "import sys; from credit_risk import promotion; sys.path.insert(0, 'tests'); from pins import champion; "
+    code += "promotion.write_pin('.', 'staging', champion())"  # the project tests' own well-formed champion
+    run(["uv", "run", "--frozen", "python", "-c", code], cwd=project)
     digests = iter(f"sha256:{n:064x}" for n in range(1, 100))
     record = ["uv", "run", "--frozen", "credit_risk", "record-release", "--env", "staging"]
     record += ["--image-repository", "ghcr.io/acme/credit-risk", "--image-digest"]

@@ -53,7 +53,7 @@ CORE_FILES = set(
     docker-compose.yml docker/mlflow.Dockerfile docker/mlflow.Dockerfile.dockerignore docker/postgres-init.sql
     src/{package}/card.py tests/test_card.py docs/model-card.yaml
     src/{package}/signing.py .secrets.baseline policies/vulnerability-exceptions.txt
-    tests/test_signing.py tests/test_secrets.py tests/test_supply_chain.py
+    tests/test_signing.py tests/test_secrets.py tests/test_supply_chain.py tests/pins.py
     """.split()
 )
 

@@ -182,27 +182,15 @@ def pin_champion(project: Path) -> None:
         if rule["kind"] in ("metric", "budget"):
             metrics[rule["metric"]] = rule.get("min", rule.get("max"))
     blob = sh(project, "git", "hash-object", "policies/promotion.yaml").stdout.strip()
-    champion = {
-        "model_name": "credit-risk",
-        "version": "1",
-        "run_id": "r" * 32,
-        "model_sha256": "s" * 64,
-        "data_md5": "d" * 32,
-        "git_commit": "c0ffee",
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": blob,
-        "decision_hash": "a" * 64,
-        "promoted_at": "2026-01-01T00:00:00Z",
-        "metrics": metrics,
-    }
+    fields = {"version": "1", "policy_hash": blob, "metrics": metrics}
     code = (
         "import sys, json; from pathlib import Path; from credit_risk import manifests, promotion; "
-        "c = json.loads(sys.argv[1]); "
+        "sys.path.insert(0, 'tests'); from pins import champion; "  # the project tests' own well-formed champion
+        "c = champion(**json.loads(sys.argv[1])); "
         "manifests.write_with(manifests.planned(Path('.'), 'staging', c), "
         "lambda: promotion.write_pin(Path('.'), 'staging', c))"
     )
-    sh(project, "uv", "run", "--frozen", "python", "-c", code, json.dumps(champion))
+    sh(project, "uv", "run", "--frozen", "python", "-c", code, json.dumps(fields))
 
 
 def changed(project: Path) -> set[str]:

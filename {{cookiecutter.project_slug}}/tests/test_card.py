@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pins
 import pytest
 import yaml
 
@@ -223,20 +224,7 @@ def promoted(carded: Path, host):
     git("init", "-q", "-b", "main")
     git("add", "--all")
     git("commit", "-qm", "start")
-    champion = {
-        "model_name": "credit-risk",
-        "version": "3",
-        "run_id": "r" * 32,
-        "model_sha256": "s" * 64,
-        "data_md5": "d" * 32,
-        "git_commit": "c0ffee",
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": None,
-        "decision_hash": "h" * 64,
-        "promoted_at": "2026-01-01T00:00:00Z",
-        "metrics": METRICS,
-    }
+    champion = pins.champion(policy_hash=None, metrics=METRICS)
     (carded / "deploy/staging.yaml").write_text(yaml.safe_dump({"environment": "staging", "champion": champion}))
     (carded / card.card_path("staging")).parent.mkdir()
     (carded / card.card_path("staging")).write_text(card.render(carded, "credit-risk", "3"))

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pins
 import pytest
 
 from {{ cookiecutter.package_name }} import gate, manifests, promotion, publish
@@ -13,20 +14,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
 REPOSITORY = "ghcr.io/acme/credit-risk"
 OVERLAY = manifests.overlay_path("staging")
-CHAMPION = {
-    "model_name": "credit-risk",
-    "version": "3",
-    "run_id": "r" * 32,
-    "model_sha256": "s" * 64,
-    "data_md5": "d" * 32,
-    "git_commit": "c0ffee",
-    "bento_tag": "credit-risk:4xq2kfa7lk3hmlg6",
-    "image_digest": None,
-    "policy_hash": "b" * 40,
-    "decision_hash": "h" * 64,
-    "promoted_at": "2026-01-01T00:00:00Z",
-    "metrics": {"roc_auc": 0.8125},
-}
+CHAMPION = pins.champion(bento_tag="credit-risk:4xq2kfa7lk3hmlg6")
 
 
 @pytest.fixture

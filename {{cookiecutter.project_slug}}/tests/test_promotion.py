@@ -10,6 +10,7 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pins
 import pytest
 import yaml
 
@@ -491,20 +492,7 @@ REPOSITORY = "ghcr.io/acme/credit-risk"
 
 def pinned(root: Path, champion: bool = True) -> bytes:
     """deploy/staging.yaml as promote writes it (a champion without a build yet), or with no champion."""
-    promoted = {
-        "model_name": "credit-risk",
-        "version": "3",
-        "run_id": "r" * 32,
-        "model_sha256": "s" * 64,
-        "data_md5": "d" * 32,
-        "git_commit": "c0ffee",
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": "b" * 40,
-        "decision_hash": "h" * 64,
-        "promoted_at": "2024-05-01T12:00:00Z",
-        "metrics": {"roc_auc": 0.8125, "f1": 0.7},
-    }
+    promoted = pins.champion(promoted_at="2024-05-01T12:00:00Z", metrics={"roc_auc": 0.8125, "f1": 0.7})
     return promotion.write_pin(root, "staging", promoted if champion else None).read_bytes()
 
 
