@@ -81,7 +81,10 @@ def _answer(url: str, want: str) -> tuple[bool, str]:
 
 def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
     """Score one valid record; its label and score, or ProjectError naming what was wrong."""
-    status, text = _request(f"{url}/predict", {"records": [record]})
+    try:
+        status, text = _request(f"{url}/predict", {"records": [record]})
+    except (urllib.error.URLError, OSError) as error:
+        raise ProjectError(f"{url}/predict: no answer ({getattr(error, 'reason', error)})") from None
     try:
         answer = json.loads(text)
         (result,) = answer
@@ -108,11 +111,11 @@ def check(root: Path, env: str, url: str, champion: dict, seconds: float, interv
         streak = streak + 1 if matched else 0
         if streak >= SETTLED:
             break
-        if time.monotonic() >= deadline:
+        if not matched and time.monotonic() >= deadline:  # a streak under way may finish past the deadline
             raise ProjectError(
                 f"{url_variable(env)}={url}: after {seconds:g} s it serves {seen}; deploy/{env}.yaml pins {pinned}"
             )
-        time.sleep(interval if not matched else 0.2)
+        time.sleep(0.2 if matched else interval)
     contract = load_contract(root)
     scored = _score(url, example_record(contract), {str(contract.positive_class), str(contract.negative_class)})
     return f"{url} serves {pinned}; one valid record scored {scored}"
