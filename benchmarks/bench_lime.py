@@ -20,16 +20,13 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchkit import bake, run
+from benchkit import Server, bake, free_port, run
 
 PACKAGE = "credit_risk"
 
@@ -73,13 +70,6 @@ print(json.dumps(figures))
 """
 
 
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def post(connection: http.client.HTTPConnection, path: str, body: bytes) -> float:
     """One POST on a kept-alive connection; its latency in milliseconds (the answer must be 200)."""
     started = time.perf_counter()
@@ -103,34 +93,13 @@ def latencies(port: int, path: str, body: bytes, count: int) -> dict[str, float]
     return {"median_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (count - 1))], 1)}
 
 
-def serve(project: Path, workdir: Path) -> tuple[subprocess.Popen, int]:
-    """`bentoml serve` of the project's service; returns once /readyz answers 200."""
+def serve(project: Path, workdir: Path) -> Server:
+    """`bentoml serve` of the project's service (one worker), once /readyz answers 200."""
     port = free_port()
     env = dict(os.environ, BENTOML_HOME=str(workdir / "bentoml"), BENTOML_DO_NOT_TRACK="true")
     command = [str(project / ".venv/bin/bentoml"), "serve", f"src.{PACKAGE}.service:Scorer"]
-    log = (workdir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=project,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"error: the server exited: {(workdir / 'serve.log').read_text()[-2000:]}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return process, port
-        except OSError:
-            pass
-        time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGKILL)
-    sys.exit("error: the server was not ready within 120 s")
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return Server(command, project, env, "/readyz", port, workdir / "serve.log")
 
 
 def main() -> None:
@@ -154,7 +123,8 @@ def main() -> None:
         "print(json.dumps([limit, json.loads(rows.head(limit).to_json(orient='records'))]))"
     )
     limit, records = json.loads(run([python, "-c", script], cwd=project).strip().splitlines()[-1])
-    process, port = serve(project, workdir)
+    server = serve(project, workdir)
+    port = server.port
     try:
         one = json.dumps({"records": records[:1]}).encode()
         many = json.dumps({"records": records}).encode()
@@ -164,8 +134,7 @@ def main() -> None:
         figures[f"explain_{limit}_records"] = batch
         figures["explain_ms_per_record_in_a_full_request"] = round(batch["median_ms"] / limit, 1)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
+        server.stop()
     print(json.dumps(figures, indent=2))
 
 

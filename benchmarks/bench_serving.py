@@ -21,16 +21,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchkit import bake, run
+from benchkit import Server, bake, free_port, run
 
 PACKAGE = "credit_risk"
 CLIENTS = 16
@@ -126,51 +122,6 @@ async def main(port, path, body_file, clients, seconds):
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
 """
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """A server process started in its own session, stopped by its id."""
-
-    def __init__(self, command: list[str], cwd: Path, env: dict, ready_path: str, port: int, log: Path) -> None:
-        self.port = port
-        with log.open("w") as handle:
-            self.process = subprocess.Popen(
-                command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        started = time.monotonic()
-        import http.client
-
-        while time.monotonic() - started < 300:
-            if self.process.poll() is not None:
-                sys.exit(f"error: server {command[:3]} exited; see {log}")
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", ready_path)
-                if connection.getresponse().status == 200:
-                    self.startup_s = time.monotonic() - started
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        sys.exit(f"error: server {command[:3]} not ready in 300 s; see {log}")
-
-    def stop(self) -> None:
-        """SIGTERM the process group we started, then wait."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
 
 
 def load(python: str, port: int, path: str, body: Path, seconds: float, workdir: Path) -> dict:

@@ -1,9 +1,14 @@
-"""What the benchmark scripts share: running a command loudly, and baking a default project to measure."""
+"""What the benchmark scripts share: running a command loudly, baking a default project, serving it."""
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -24,3 +29,46 @@ def bake(workdir: Path, *targets: str) -> Path:
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
     run(["make", "setup", *targets], cwd=project)
     return project
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """A server process started in its own session, stopped by its id."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict, ready_path: str, port: int, log: Path) -> None:
+        self.port = port
+        with log.open("w") as handle:
+            self.process = subprocess.Popen(
+                command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        started = time.monotonic()
+        while time.monotonic() - started < 300:
+            if self.process.poll() is not None:
+                sys.exit(f"error: server {command[:3]} exited; see {log}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                connection.request("GET", ready_path)
+                if connection.getresponse().status == 200:
+                    self.startup_s = time.monotonic() - started
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        sys.exit(f"error: server {command[:3]} not ready in 300 s; see {log}")
+
+    def stop(self) -> None:
+        """SIGTERM the process group we started, then wait."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)

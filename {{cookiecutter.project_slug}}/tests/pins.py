@@ -13,7 +13,7 @@ def champion(**changes) -> dict:
         "bento_tag": None,
         "image_digest": None,
         "policy_hash": "b" * 40,
-        "decision_hash": "h" * 64,
+        "decision_hash": "a" * 64,
         "promoted_at": "2026-01-01T00:00:00Z",
         "metrics": {"roc_auc": 0.8125},
     }
