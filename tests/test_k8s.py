@@ -1,9 +1,10 @@
 """Kubernetes: the baked manifests build and validate, Argo CD and Flux point at them, and the image follows the pin.
 
 Lint tier: `kubectl kustomize` builds each overlay and `kubernetes-validate --strict` accepts the output; the
-Deployment is probed, bounded and unprivileged; the Argo CD and Flux objects (CRDs, which no schema here knows)
-are checked for what they must say. E2e tier: in a set-up project, the project's own commands move the
-overlay's image digest with the release pin, flag drift and fail closed without an image.
+Deployment is probed, bounded and unprivileged; the Argo CD and Flux objects validate against their CRDs'
+schemas (npm @kubernetes-models, through tests/crd_schemas.mjs) and say what they must. E2e tier: in a set-up
+project, the project's own commands move the overlay's image digest with the release pin, flag drift and fail
+closed without an image.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import yaml
 from bakery import bake, bake_in_process, sh
 
 KUBERNETES = "1.37.0"  # the newest schema kubernetes-validate ships here
+TEMPLATE = Path(__file__).resolve().parents[1]
+CRD_SCHEMAS = TEMPLATE / "tests" / "crd_schemas.mjs"
 BIN = Path(sys.executable).parent
 UNPINNED = "sha256:" + "0" * 64
 DIGEST = "sha256:" + "ab" * 32
@@ -154,6 +157,39 @@ def test_argo_cd_and_flux_sync_each_environment_from_its_overlay(project: Path, 
     assert kustomization["metadata"]["namespace"] == repository["metadata"]["namespace"]
     assert (project / spec["path"]).resolve() == (project / source["path"]).resolve()
     assert spec["prune"] is (env == "staging")
+
+
+def crd_check(objects: list[list]) -> subprocess.CompletedProcess:
+    """tests/crd_schemas.mjs on [file, object] pairs: Node and the @kubernetes-models packages .ci/run installs."""
+    node = shutil.which("node")
+    assert node, "node is missing: .ci/run installs it (Debian npm)"
+    models = TEMPLATE / "node_modules" / "@kubernetes-models"
+    if not (models / "argo-cd").is_dir() or not (models / "flux-cd").is_dir():
+        pytest.fail("npm @kubernetes-models/argo-cd and flux-cd are missing: .ci/run installs them", pytrace=False)
+    return subprocess.run([node, str(CRD_SCHEMAS)], input=json.dumps(objects), capture_output=True, text=True)
+
+
+@pytest.mark.lint
+def test_argo_cd_and_flux_objects_match_their_crd_schemas(project: Path):
+    """Each Argo CD and Flux object passes its CRD's schema; a wrong type or a missing field is named by file."""
+    files = sorted((project / "deploy").glob("argocd/*.yaml")) + sorted((project / "deploy").glob("flux/*.yaml"))
+    objects = []
+    for path in files:
+        objects += [[str(path.relative_to(project)), item] for item in yaml.safe_load_all(path.read_text())]
+    done = crd_check(objects)
+    assert done.returncode == 0, done.stdout + done.stderr
+    kinds = ["Application", "Application", "Kustomization", "GitRepository", "Kustomization"]
+    assert done.stdout.splitlines() == [f"{name}: {kind} ok" for (name, _), kind in zip(objects, kinds, strict=True)]
+    broken = json.loads(json.dumps(objects[:4]))
+    broken[0][1]["spec"]["syncPolicy"]["automated"]["selfHeal"] = "yes"
+    del broken[3][1]["spec"]["url"]
+    done = crd_check([broken[0], broken[3], [objects[2][0], {"apiVersion": "v1", "kind": "Secret"}]])
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "deploy/argocd/production.yaml: data/spec/syncPolicy/automated/selfHeal must be boolean",
+        "deploy/flux/source.yaml: data/spec must have required property url",
+        "deploy/flux/production.yaml: no CRD schema here for v1 Secret",
+    ]
 
 
 # --------------------------------------------------------------------------- e2e tier: the image follows the pin
