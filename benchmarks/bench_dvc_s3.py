@@ -15,16 +15,12 @@ Nothing here is a test: it prints figures. The machine's cores are shared, so co
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchkit import TEMPLATE, run
-
-sys.path.insert(0, str(TEMPLATE / "tests"))
-from services import S3_CREDENTIALS, s3_endpoint  # noqa: E402
+from benchkit import bake, environment, run, services
 
 BUCKET = "dvc-bench"
 AUTHOR = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
@@ -38,16 +34,10 @@ def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, str]:
 
 
 def main() -> None:
-    from cookiecutter.main import cookiecutter
-
     work = Path(tempfile.mkdtemp(prefix="bench-dvc-s3-"))
-    context = {"dvc_remote": "s3", "dvc_remote_url": f"s3://{BUCKET}/credit-risk"}
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(work)))
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
-    env["PATH"] = f"{Path.home() / '.local/bin'}:{env.get('PATH', '')}"
-    run(["make", "setup"], cwd=project, env=env)
-    with s3_endpoint(work, (BUCKET,)) as endpoint:
-        env = {**env, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+    project = bake(work, context={"dvc_remote": "s3", "dvc_remote_url": f"s3://{BUCKET}/credit-risk"})
+    with services.s3_endpoint(work, (BUCKET,)) as endpoint:
+        env = environment({**services.S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
         cold, _ = timed(["make", "pipeline"], project, env)
         run(["git", "add", "--all"], cwd=project)
         run(["git", *AUTHOR, "commit", "-qm", "First run"], cwd=project)

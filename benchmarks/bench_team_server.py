@@ -13,30 +13,18 @@ Nothing here is a test: it prints figures. The machine's cores are shared, so co
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from benchkit import TEMPLATE, bake, run
+from benchkit import bake, environment, run, services
 
 TARGETS = (("make", "pipeline", "DVC_FLAGS=--force"), ("make", "register"), ("make", "promote", "ENV=staging"))
 
 
-def load_services():
-    """tests/services.py, the PostgreSQL and S3 services the tests start."""
-    spec = importlib.util.spec_from_file_location("services", TEMPLATE / "tests" / "services.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def flow(project: Path, tracking_uri: str | None) -> float:
     """Seconds for pipeline + register + promote, from untouched pins and no tuning study."""
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env = environment({"MLFLOW_TRACKING_URI": tracking_uri})
     run(["git", "checkout", "--", "deploy"], cwd=project)
     (project / "optuna.db").unlink(missing_ok=True)
     start = time.perf_counter()
@@ -46,7 +34,6 @@ def flow(project: Path, tracking_uri: str | None) -> float:
 
 
 def main() -> None:
-    services = load_services()
     with tempfile.TemporaryDirectory(prefix="bench-team-") as tmp:
         work = Path(tmp)
         project = bake(work, "EXTRA=team")  # `make setup EXTRA=team`: the server needs psycopg and boto3

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import TEMPLATE, run
+from benchkit import bake, run
 
 PACKAGE = "credit_risk"
 
@@ -85,11 +85,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-wandb-"))
     project = arguments.project
     if project is None:
-        from cookiecutter.main import cookiecutter
-
-        context = {"experiment_tracker": "mlflow+wandb"}
-        project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir), extra_context=context))
-        run(["make", "setup", "pipeline"], cwd=project)
+        project = bake(workdir, "pipeline", context={"experiment_tracker": "mlflow+wandb"})
     project = project.resolve()
     copy = workdir / "copy"
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".venv", ".git", "mlflow.db", "mlartifacts", "wandb"))

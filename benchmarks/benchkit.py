@@ -5,13 +5,17 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TEMPLATE / "tests"))  # the tests' own helpers: the services they start, a user's environment
+import services  # noqa: E402, F401  (the benchmarks' PostgreSQL, S3 and MLflow server)
+from services import free_port  # noqa: E402, F401
+
+from bakery import environment  # noqa: E402
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 1800) -> str:
@@ -22,20 +26,13 @@ def run(command: list[str], cwd: Path, env: dict | None = None, timeout: int = 1
     return done.stdout
 
 
-def bake(workdir: Path, *targets: str) -> Path:
-    """Bake the template with defaults into workdir, then run `make setup` and the other make targets given."""
+def bake(workdir: Path, *targets: str, context: dict[str, str] | None = None) -> Path:
+    """Bake the template (defaults, or these answers) into workdir, then `make setup` and the targets given."""
     from cookiecutter.main import cookiecutter
 
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir)))
-    run(["make", "setup", *targets], cwd=project)
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context or {}, output_dir=str(workdir)))
+    run(["make", "setup", *targets], cwd=project, env=environment())
     return project
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:

@@ -76,15 +76,42 @@ def bake_in_process(context: dict[str, str], output: Path) -> subprocess.Complet
     )
 
 
-def sh(project: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command in a baked project as a user would, capturing its output.
+def environment(changes: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment a user's shell gives a baked project; `changes` set variables (None: unset them).
 
     The template's own environment is left out, and uv is found where `make` installs it
     (~/.local/bin) on a machine that did not have it.
     """
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path.home() / '.local/bin'}:{env.get('PATH', '')}"
-    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env, check=False)
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def sh(
+    project: Path, *command: str, check: bool = True, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command in a baked project as a user would (environment(env)), capturing its output."""
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=environment(env), check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def set_up(output: Path, context: dict[str, str] | None = None) -> Path:
+    """Bake into output as a user would, then `make setup`: the project, ready to run."""
+    baked = bake_in_process(context or {}, output)
+    assert baked.returncode == 0, baked.stderr
+    project = output / "credit-risk"
+    sh(project, "make", "setup")
+    return project
+
+
+def commit(project: Path, message: str) -> None:
+    """Commit everything, as the author of a pull request would."""
+    sh(project, "git", "add", "--all")
+    sh(project, "git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", message)

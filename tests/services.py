@@ -83,6 +83,19 @@ def postgres_database() -> Iterator[str]:
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def s3_client(url: str):
+    """A boto3 client of the test endpoint at url, with its S3_CREDENTIALS: to look into buckets without DVC."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
+
+
 @contextlib.contextmanager
 def s3_endpoint(workdir: Path, buckets: tuple[str, ...] = ()) -> Iterator[str]:
     """An S3-compatible endpoint (moto's server) with the given buckets; yields its http:// URL.
@@ -90,8 +103,6 @@ def s3_endpoint(workdir: Path, buckets: tuple[str, ...] = ()) -> Iterator[str]:
     Clients find it with the S3_CREDENTIALS above and the URL as their endpoint
     (`AWS_ENDPOINT_URL`, `MLFLOW_S3_ENDPOINT_URL`, or DVC's `endpointurl`).
     """
-    import boto3
-
     port = free_port()
     log = workdir / f"moto-{port}.log"
     with log.open("w") as out:
@@ -104,13 +115,7 @@ def s3_endpoint(workdir: Path, buckets: tuple[str, ...] = ()) -> Iterator[str]:
     try:
         wait_for_port(port, process, log=log)
         url = f"http://127.0.0.1:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
+        client = s3_client(url)
         for bucket in buckets:
             client.create_bucket(Bucket=bucket)
         yield url

@@ -10,44 +10,25 @@ environment only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
-from services import S3_CREDENTIALS, s3_endpoint
+from services import S3_CREDENTIALS, s3_client, s3_endpoint
 
-from bakery import bake_in_process, sh
+from bakery import bake_in_process, commit, sh
 
 pytestmark = pytest.mark.e2e
 
 BUCKET = "dvc-store"
 PREFIX = "credit-risk"
-AUTHOR = ("-c", "user.name=e2e", "-c", "user.email=e2e@example.com")
-
-
-def run(project: Path, *command: str, check: bool = True, **env: str | None):
-    """Run a command in a project as `sh` does, with these environment variables set (None: unset)."""
-    saved = {name: os.environ.get(name) for name in env}
-    try:
-        for name, value in env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        return sh(project, *command, check=check)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def dvc_sh(project: Path, *command: str, endpoint: str | None = None, check: bool = True):
     """Run a command with the S3 credentials in the environment, and the endpoint when given."""
-    return run(project, *command, check=check, **S3_CREDENTIALS, AWS_ENDPOINT_URL=endpoint, **shared_env(project))
+    return sh(
+        project, *command, check=check, env={**S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, **shared_env(project)}
+    )
 
 
 def shared_env(project: Path) -> dict[str, str]:
@@ -90,13 +71,7 @@ def endpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def bucket(endpoint: str):
     """A boto3 client of the endpoint, to look into the bucket without DVC."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +87,7 @@ def origin(tmp_path_factory, endpoint: str) -> Path:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(project, "make", "setup")
     sh(project, "make", "pipeline")
-    sh(project, "git", "add", "--all")
-    sh(project, "git", *AUTHOR, "commit", "-qm", "First run")
+    commit(project, "First run")
     pushed = dvc_sh(project, "make", "push", endpoint=endpoint)
     output.joinpath("push.log").write_text(pushed.stdout + pushed.stderr)
     return project
@@ -128,7 +102,7 @@ def fresh_clone(origin: Path, name: str) -> Path:
     clone = origin.parent / name
     sh(origin.parent, "git", "clone", "-q", str(origin), str(clone))
     assert not (clone / ".dvc/cache").exists() and not (clone / "models").exists()
-    run(clone, "make", "setup", **shared_env(clone))
+    sh(clone, "make", "setup", env=shared_env(clone))
     return clone
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake_in_process, sh
+from bakery import commit, set_up, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +22,10 @@ pytestmark = pytest.mark.e2e
 def project(tmp_path_factory) -> Path:
     """The default bake after `make setup` and a first `make pipeline`, committed like a user would."""
     output = tmp_path_factory.mktemp("e2e")
-    assert bake_in_process({}, output).returncode == 0
-    project = output / "credit-risk"
-    sh(project, "make", "setup")
+    project = set_up(output)
     first = sh(project, "make", "pipeline")
     output.joinpath("first-run.log").write_text(first.stdout + first.stderr)
-    sh(project, "git", "add", "--all")
-    sh(project, "git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", "First run")
+    commit(project, "First run")
     return project
 
 

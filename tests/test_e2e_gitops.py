@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake_in_process, sh
+from bakery import commit, set_up, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -47,12 +47,6 @@ WEAK_MODEL = (
     )
     + "]"
 )
-
-
-def commit(project: Path, message: str) -> None:
-    """Commit everything, as the author of a pull request would."""
-    sh(project, "git", "add", "--all")
-    sh(project, "git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", message)
 
 
 def cli(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -89,10 +83,7 @@ def run_pipeline_with(project: Path, features_line: str) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A default bake, set up, with the first pipeline run committed."""
-    output = tmp_path_factory.mktemp("gitops")
-    assert bake_in_process({}, output).returncode == 0
-    project = output / "credit-risk"
-    sh(project, "make", "setup")
+    project = set_up(tmp_path_factory.mktemp("gitops"))
     sh(project, "make", "pipeline")
     commit(project, "First pipeline run")
     return project

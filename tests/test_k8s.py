@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake, bake_in_process, sh
+from bakery import bake, commit, set_up, sh
 
 KUBERNETES = "1.37.0"  # the newest schema kubernetes-validate ships here
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -198,11 +198,7 @@ def test_argo_cd_and_flux_objects_match_their_crd_schemas(project: Path):
 @pytest.fixture(scope="module")
 def setup_project(tmp_path_factory) -> Path:
     """A fresh default bake after `make setup` (no training: the pins are written as promote writes them)."""
-    output = tmp_path_factory.mktemp("k8s")
-    assert bake_in_process({}, output).returncode == 0
-    project = output / "credit-risk"
-    sh(project, "make", "setup")
-    return project
+    return set_up(tmp_path_factory.mktemp("k8s"))
 
 
 def cli(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -220,11 +216,11 @@ def pin_champion(project: Path) -> None:
     blob = sh(project, "git", "hash-object", "policies/promotion.yaml").stdout.strip()
     fields = {"version": "1", "policy_hash": blob, "metrics": metrics}
     code = (
-        "import sys, json; from pathlib import Path; from credit_risk import manifests, promotion; "
+        "import sys, json; from pathlib import Path; from credit_risk import files, manifests, promotion; "
         "sys.path.insert(0, 'tests'); from pins import champion; "  # the project tests' own well-formed champion
         "c = champion(**json.loads(sys.argv[1])); "
-        "manifests.write_with(manifests.planned(Path('.'), 'staging', c), "
-        "lambda: promotion.write_pin(Path('.'), 'staging', c))"
+        "files.write_together([*filter(None, [manifests.planned(Path('.'), 'staging', c)]), "
+        "promotion.pin_file(Path('.'), 'staging', c)])"
     )
     sh(project, "uv", "run", "--frozen", "python", "-c", code, json.dumps(fields))
 
@@ -254,8 +250,7 @@ def test_the_overlay_image_follows_the_release_pin_and_fails_closed(setup_projec
     assert (project / overlay).read_text() == shipped
 
     pin_champion(project)
-    sh(project, "git", "add", "--all")
-    sh(project, "git", "-c", "user.name=k", "-c", "user.email=k@e", "commit", "-qm", "Promote staging")
+    commit(project, "Promote staging")
     recorded = cli(
         project,
         "record-release",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery import bake_in_process, sh
+from bakery import set_up, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -73,10 +73,7 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """The default bake, set up and trained without tuning, with big.csv beside its data."""
-    output = tmp_path_factory.mktemp("spark")
-    assert bake_in_process({}, output).returncode == 0
-    project = output / "credit-risk"
-    sh(project, "make", "setup")
+    project = set_up(tmp_path_factory.mktemp("spark"))
     params = project / "params.yaml"
     params.write_text(re.sub(r"(?m)^(tune:\n  enabled:) true", r"\1 false", params.read_text(), count=1))
     sh(project, "uv", "run", "--frozen", "dvc", "repro", "train")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,17 +22,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import boto3
 import pytest
 import services
 import yaml
 
-from bakery import bake, bake_in_process, sh
+from bakery import bake, bake_in_process, commit, environment, sh
 
 BUCKET = "team-artifacts"
 ARTIFACTS = f"s3://{BUCKET}/mlflow"  # the server's --artifacts-destination
 N_TRIALS = 8  # per study, all workers together: small, so the module stays near two minutes
 MODEL = "credit-risk"
+NO_S3_CREDENTIALS = dict.fromkeys(services.S3_CREDENTIALS)  # a team member's client has none: the server does
 # The template environment's own copy first, even when that environment is not on PATH.
 CHECK_JSONSCHEMA = shutil.which("check-jsonschema", path=sysconfig.get_path("scripts")) or "check-jsonschema"
 
@@ -54,13 +53,7 @@ def api(team: Team, path: str, **query: str) -> dict:
 
 def as_client(team: Team, *command: str) -> subprocess.CompletedProcess:
     """Run a command in the project as a team member: the server's URL, and no S3 credentials at all."""
-    credentials = [arg for name in services.S3_CREDENTIALS for arg in ("-u", name)]
-    return sh(team.project, "env", *credentials, f"MLFLOW_TRACKING_URI={team.tracking_uri}", *command)
-
-
-def commit(project: Path, message: str) -> None:
-    sh(project, "git", "add", "--all")
-    sh(project, "git", "-c", "user.name=team", "-c", "user.email=team@example.com", "commit", "-qm", message)
+    return sh(team.project, *command, env={**NO_S3_CREDENTIALS, "MLFLOW_TRACKING_URI": team.tracking_uri})
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +100,7 @@ def test_the_pipeline_registers_and_promotes_through_the_team_server(team):
     assert version["version"] == str(champion["version"]) == "1"
     assert version["run_id"] == champion["run_id"] == lineage["run_id"]
 
-    s3 = boto3.client("s3", endpoint_url=team.s3_url, **s3_arguments())
+    s3 = services.s3_client(team.s3_url)
     keys = [
         item["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
@@ -132,16 +125,6 @@ def test_the_server_image_installs_the_versions_the_project_locks(team, tmp_path
     assert pins(team.project)["mlflow"] == running[0]
 
 
-def s3_arguments() -> dict[str, str]:
-    """boto3's keyword arguments for the test S3 endpoint's credentials."""
-    creds = services.S3_CREDENTIALS
-    return {
-        "aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
-        "region_name": creds["AWS_DEFAULT_REGION"],
-    }
-
-
 @pytest.mark.e2e
 def test_two_tuning_workers_share_one_study_in_postgresql(team, tmp_path):
     """Two workers on one PostgreSQL study run exactly n_trials between them, and both write the same best params."""
@@ -151,10 +134,10 @@ def test_two_tuning_workers_share_one_study_in_postgresql(team, tmp_path):
     (worker / "data/processed").mkdir(parents=True)
     shutil.copy2(project / "data/processed/train.parquet", worker / "data/processed/train.parquet")
 
-    credentials = [arg for name in services.S3_CREDENTIALS for arg in ("-u", name)]
-    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    env.update(MLFLOW_TRACKING_URI=team.tracking_uri, OPTUNA_STORAGE=team.optuna_storage)
-    command = ["env", *credentials, str(project / ".venv/bin/credit_risk"), "tune"]
+    env = environment(
+        {**NO_S3_CREDENTIALS, "MLFLOW_TRACKING_URI": team.tracking_uri, "OPTUNA_STORAGE": team.optuna_storage}
+    )
+    command = [str(project / ".venv/bin/credit_risk"), "tune"]
     workers = [
         subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for checkout in (project, worker)

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import yaml
 
-from bakery import bake, bake_in_process, sh
+from bakery import bake, set_up, sh
 
 WANDB = "wandb==0.31.0"
 
@@ -39,9 +39,7 @@ def test_the_answer_sets_the_package_the_switch_and_the_tests(tracker, on):
 @pytest.mark.e2e
 def test_a_wandb_project_logs_its_runs_to_wandb_offline(tmp_path):
     """In a `mlflow+wandb` project, set up from scratch, the W&B tests pass: the offline run mirrors MLflow's."""
-    assert bake_in_process(answers("mlflow+wandb"), tmp_path).returncode == 0
-    project = tmp_path / "credit-risk"
-    sh(project, "make", "setup")
+    project = set_up(tmp_path, answers("mlflow+wandb"))
     result = sh(project, "uv", "run", "--frozen", "pytest", "tests/test_wandb.py", "-q")
     tests = (project / "tests/test_wandb.py").read_text().count("\ndef test_")
     assert f"{tests} passed" in result.stdout

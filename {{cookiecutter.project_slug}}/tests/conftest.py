@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +13,13 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A local port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def without_tuning(root: Path) -> None:

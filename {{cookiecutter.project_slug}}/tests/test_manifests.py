@@ -7,7 +7,7 @@ from pathlib import Path
 import pins
 import pytest
 
-from {{ cookiecutter.package_name }} import gate, manifests, promotion, publish
+from {{ cookiecutter.package_name }} import files, gate, manifests, promotion, publish
 from {{ cookiecutter.package_name }}.errors import ProjectError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -26,9 +26,8 @@ def root(tmp_path: Path) -> Path:
 
 def pinned(root: Path) -> None:
     """Give staging a champion, as promote does: its overlay follows (no image yet)."""
-    manifests.write_with(
-        manifests.planned(root, "staging", CHAMPION), lambda: promotion.write_pin(root, "staging", CHAMPION)
-    )
+    overlay = manifests.planned(root, "staging", CHAMPION)
+    files.write_together([*([overlay] if overlay else []), promotion.pin_file(root, "staging", CHAMPION)])
 
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
@@ -123,18 +122,26 @@ def test_a_hand_edited_digest_is_drift_and_the_plan_puts_the_pinned_one_back(roo
     assert path == root / OVERLAY and text == good
 
 
-def test_a_failed_pin_write_puts_the_overlay_back(root: Path):
-    """The overlay is written first; when the pin cannot be written the old overlay is restored."""
+def test_a_failed_pin_write_puts_the_overlay_back(root: Path, monkeypatch):
+    """Overlay, card, then pin, as promote writes them: when the pin cannot be written the old overlay is
+    restored, the new card removed and the pin left as it was."""
     pinned(root)
-    before = (root / OVERLAY).read_bytes()
-    change = manifests.planned(root, "staging", {**CHAMPION, "image_digest": DIGEST}, REPOSITORY)
+    before = {path: path.read_bytes() for path in (root / OVERLAY, root / "deploy/staging.yaml")}
+    champion = {**CHAMPION, "image_digest": DIGEST}
+    change = manifests.planned(root, "staging", champion, REPOSITORY)
+    card = root / "deploy/cards/staging.md"
+    written = files.write_atomic
 
-    def fail() -> None:
-        raise OSError("disk full")
+    def full_disk(path: Path, data) -> None:
+        if path == root / "deploy/staging.yaml":
+            raise OSError("disk full")
+        written(path, data)
 
+    monkeypatch.setattr(files, "write_atomic", full_disk)
     with pytest.raises(OSError, match="disk full"):
-        manifests.write_with(change, fail)
-    assert (root / OVERLAY).read_bytes() == before
+        files.write_together([change, (card, "# Model Card\n"), promotion.pin_file(root, "staging", champion)])
+    assert {path: path.read_bytes() for path in before} == before
+    assert not card.exists()
 
 
 def test_a_project_without_kubernetes_is_left_alone(root: Path):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tomllib
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from pathlib import Path
 import pins
 import pytest
 import yaml
+from conftest import free_port
 
 from {{ cookiecutter.package_name }} import card, gate, policy, promotion
 
@@ -392,9 +392,7 @@ def test_the_check_smoke_tests_each_service_whose_url_is_set(repo: Path, monkeyp
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
     assert promotion.reconcile(repo, check=False) == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    nobody = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("SERVICE_URL_STAGING", nobody)
     monkeypatch.setenv("SERVICE_URL_PRODUCTION", nobody)  # production has no champion: nothing to check
     monkeypatch.setenv("SMOKE_TIMEOUT", "0")

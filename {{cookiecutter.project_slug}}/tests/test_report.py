@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pins
 import pytest
 import yaml
 
@@ -43,22 +44,10 @@ def write_decision(root: Path, env: str, outcome: str, code: int, failed=()) -> 
 
 
 def champion(**changes) -> dict:
-    """A well-formed champion, as promote writes it."""
-    pinned = {
-        "model_name": MODEL,
-        "version": "3",
-        "run_id": "run-3",
-        "model_sha256": "m" * 64,
-        "data_md5": "d" * 32,
-        "git_commit": "c" * 40,
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": None,
-        "decision_hash": HEX,
-        "promoted_at": "2026-01-01T00:00:00Z",
-        "metrics": {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
-    }
-    return {**pinned, **changes}
+    """A well-formed champion of this project's model, as promote writes it."""
+    metrics = {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3}
+    mine = {"model_name": MODEL, "run_id": "run-3", "model_sha256": "m" * 64, "git_commit": "c" * 40}
+    return pins.champion(**{**mine, "policy_hash": None, "decision_hash": HEX, "metrics": metrics, **changes})
 
 
 def write_pin(root: Path, env: str, pinned: dict | None) -> None:

@@ -20,9 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+import pins
 import pytest
 import yaml
-from conftest import without_tuning
+from conftest import free_port, without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,13 +58,6 @@ def make_project(root: Path) -> Path:
     config["service"]["timeout_s"] = TIMEOUT_S
     (root / "serving.yaml").write_text(yaml.safe_dump(config))
     return root
-
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -474,8 +468,7 @@ def test_metrics_expose_traffic_latency_and_model_counters(server, records):
 
 def pinned(trained, sha256=None) -> dict:
     """A release pin's champion for the served model file (or, given a sha256, for another model)."""
-    digest = sha256 or hashlib.sha256((trained / train.MODEL).read_bytes()).hexdigest()
-    return {"model_name": "credit-risk", "version": "3", "model_sha256": digest}
+    return pins.champion(model_sha256=sha256 or hashlib.sha256((trained / train.MODEL).read_bytes()).hexdigest())
 
 
 def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server, trained):

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import shutil
-import socket
 import struct
 import sys
 from base64 import b64encode
@@ -18,6 +17,7 @@ import joblib
 import pandas as pd
 import pytest
 import yaml
+from conftest import free_port
 from wandb.proto import wandb_internal_pb2
 
 from {{ cookiecutter.package_name }} import evaluate, local_explain, tracking
@@ -184,13 +184,6 @@ def test_wandb_writes_nothing_into_the_tree_or_the_pipeline_outputs(evaluated):
     assert "wandb/" in (project / ".dvcignore").read_text().split()
 
 
-def closed_port() -> int:
-    """A local port with nothing listening on it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def log_candidate(root: Path) -> None:
     """Log the trained model's run as evaluate does (tracking.wandb is on in the copy)."""
     model = joblib.load(root / MODEL)
@@ -211,7 +204,7 @@ def test_a_failed_wandb_call_is_one_line_naming_the_mlflow_run_which_is_logged(e
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
     import wandb
 

@@ -52,11 +52,9 @@ def rejects_path(output: Path) -> Path:
 
 
 def read_chunks(path: Path, rows: int, features: list[str]) -> Iterator:
-    """Yield DataFrames of at most `rows` rows; non-feature CSV columns are read as text, unchanged."""
+    """Yield DataFrames of at most `rows` rows from a path check_paths accepted; non-feature CSV columns stay text."""
     import pandas as pd
 
-    if not path.exists():
-        raise ProjectError(f"{path}: not found")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -67,8 +65,6 @@ def read_chunks(path: Path, rows: int, features: list[str]) -> Iterator:
         for batch in handle.iter_batches(batch_size=rows):
             yield batch.to_pandas()
         return
-    if path.suffix != ".csv":
-        raise ProjectError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
     try:
         header = list(pd.read_csv(path, nrows=0).columns)
         # Feature columns are left to type inference (checked per chunk); the others stay text so that

@@ -21,6 +21,23 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
+def write_together(writes: list[tuple[Path, bytes | str]]) -> None:
+    """Write each file atomically, in order; when one fails, put back those already written (new ones go)."""
+    done: list[tuple[Path, bytes | None]] = []
+    try:
+        for path, data in writes:
+            previous = path.read_bytes() if path.exists() else None
+            write_atomic(path, data)
+            done.append((path, previous))
+    except BaseException:
+        for path, previous in reversed(done):
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomic(path, previous)
+        raise
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically with sorted keys, so diffs and hashes are stable."""
     write_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -116,8 +116,6 @@ def check_profile(found: Any, columns: Columns, source: str) -> dict[str, Any]:
 
 def load_profile(root: Path, columns: Columns) -> dict[str, Any]:
     """reports/lime/profile.json, checked against the columns."""
-    import json
-
     try:
         found = json.loads((root / PROFILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -258,18 +256,18 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
 
     local = params.explain.local
     model = getattr(model, "pipeline", model)
-    columns = Columns.from_contract(load_contract(root))
+    contract = load_contract(root)
+    columns = Columns.from_contract(contract)
     differ = sorted(set(model.feature_names_in_) ^ set(columns.names))
     if differ:
         raise ProjectError(f"{params.validate.schema}: the model's columns and the contract's differ ({differ[0]})")
     found = profile(train, columns)
     test = test.reset_index(drop=True)
-    positive = params.data.positive_class
+    positive, negative, threshold = contract.positive_class, contract.negative_class, contract.threshold
     truth = test[params.data.target].astype(str)
-    negative = next((value for value in truth.unique() if value != positive), f"not {positive}")
     labels = (truth == positive).astype(int).to_numpy()
     scores = model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
-    planned = plan(labels, scores, params.evaluate.threshold, local)
+    planned = plan(labels, scores, threshold, local)
     positions = [position for position, _ in planned]
     from threadpoolctl import threadpool_limits
 
@@ -285,7 +283,7 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
                 "row": position,
                 "kind": kind,
                 "truth": truth.iloc[position],
-                "predicted": positive if score >= params.evaluate.threshold else negative,
+                "predicted": positive if score >= threshold else negative,
                 "score": round(score, 6),
                 **lime,
             }
@@ -295,7 +293,7 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
         "samples": local.samples,
         "seed": local.seed,
         "top_k": local.top_k,
-        "threshold": params.evaluate.threshold,
+        "threshold": threshold,
         "positive_class": positive,
         "negative_class": negative,
         "rows": rows,

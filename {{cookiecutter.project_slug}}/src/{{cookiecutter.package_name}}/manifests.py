@@ -13,14 +13,12 @@ A project without the overlay (deploy/k8s/ deleted: not deployed on Kubernetes) 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import yaml
 
 from .errors import ProjectError
-from .files import write_atomic
 from .gate import IMAGE_DIGEST
 
 BASE_IMAGE = "unpinned.invalid/model-service"  # the image deploy/k8s/base names; every overlay replaces it
@@ -142,18 +140,3 @@ def planned(root: Path, env: str, champion: dict | None, repository: str | None 
     if pinned_digest(champion) != UNPINNED and not pushed(after):
         raise ProjectError(f"{overlay.rel} records no image repository: give it with the digest (--image-repository)")
     return (Path(root) / overlay.rel, text) if text != overlay.text else None
-
-
-def write_with(change: tuple[Path, str] | None, write: Callable[[], object]) -> None:
-    """Write the overlay change, then call `write` (the pin); on failure put the old overlay back."""
-    if change is None:
-        write()
-        return
-    path, text = change
-    previous = path.read_bytes()
-    write_atomic(path, text)
-    try:
-        write()
-    except BaseException:
-        write_atomic(path, previous)
-        raise

@@ -130,10 +130,12 @@ def scan(frame: pd.DataFrame, threshold: float, skip: set[str] | frozenset[str] 
     """
     findings = []
     for column in frame.columns:
+        if column in skip:
+            continue
         values = frame[column]
         if pd.api.types.is_float_dtype(values):
             values = _whole_numbers(values)
-        if column in skip or values is None or pd.api.types.is_bool_dtype(values):
+        if values is None or pd.api.types.is_bool_dtype(values):
             continue
         finding = scan_column(values, str(column), threshold)
         if finding:

@@ -23,7 +23,7 @@ from . import card as card_module
 from . import gate, manifests, smoke
 from . import policy as policy_module
 from .errors import ProjectError
-from .files import write_atomic
+from .files import write_atomic, write_together
 
 PIN_HEADER = (
     "# Release pin: the model this environment should run. Written by `promote`, changed only by reviewed PRs.\n"
@@ -156,27 +156,18 @@ def pin_document(env: str, champion: dict | None) -> dict:
     return {"environment": env, "champion": champion}
 
 
-def write_pin(root: Path, env: str, champion: dict | None) -> Path:
-    """Write deploy/<env>.yaml atomically (temp file + os.replace), keeping its header comment."""
+def pin_file(root: Path, env: str, champion: dict | None) -> tuple[Path, str]:
+    """deploy/<env>.yaml and its text for champion, keeping the file's header comment."""
     path = Path(root) / gate.pin_path(env)
     body = yaml.safe_dump(pin_document(env, champion), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    write_atomic(path, _pin_header(path) + body)
+    return path, _pin_header(path) + body
+
+
+def write_pin(root: Path, env: str, champion: dict | None) -> Path:
+    """Write deploy/<env>.yaml atomically (temp file + os.replace), keeping its header comment."""
+    path, text = pin_file(root, env, champion)
+    write_atomic(path, text)
     return path
-
-
-def write_pin_and_card(root: Path, env: str, champion: dict, card: str) -> None:
-    """Write deploy/cards/<env>.md, then the pin, each atomically; a failed pin write puts the old card back."""
-    path = Path(root) / card_module.card_path(env)
-    previous = path.read_bytes() if path.exists() else None
-    write_atomic(path, card)
-    try:
-        write_pin(root, env, champion)
-    except OSError:
-        if previous is None:
-            path.unlink(missing_ok=True)
-        else:
-            write_atomic(path, previous)
-        raise
 
 
 def _set_field(text: str, key: str, value: str | None) -> str | None:
@@ -241,7 +232,7 @@ def record_release(
         print(f"record-release: {rel} already records {', '.join(f'{k} {v}' for k, v in wanted.items())}")
         return 0
     try:
-        manifests.write_with(overlay, lambda: write_atomic(root / rel, updated))
+        write_together([*([overlay] if overlay else []), (root / rel, updated)])  # the pin last: it is the release
     except OSError as error:
         return _fail(f"record-release: {rel}: cannot write: {error.strerror or error}")
     shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items()) or f"image {image_repository}"
@@ -303,9 +294,7 @@ def promote(root: Path, env: str) -> int:
         if build is not None:
             champion.update(bento_tag=build.bento_tag, image_digest=build.image_digest)
         overlay = manifests.planned(root, env, champion, build.repository if build else None)
-    except gate.CannotDecide as error:
-        return _fail(f"promote: {error}; {rel} is unchanged")
-    except ProjectError as error:
+    except (gate.CannotDecide, ProjectError) as error:
         return _fail(f"promote: {error}; {rel} is unchanged")
     # The card is rendered and logged before anything is written: a refused card leaves deploy/ untouched.
     card_rel = card_module.card_path(env)
@@ -322,7 +311,8 @@ def promote(root: Path, env: str) -> int:
             f"promote: MLflow: the model card was not logged: {gate.registry_error(error)}; {rel} is unchanged"
         )
     try:
-        manifests.write_with(overlay, lambda: write_pin_and_card(root, env, champion, card))
+        card_file = (root / card_module.card_path(env), card)
+        write_together([*([overlay] if overlay else []), card_file, pin_file(root, env, champion)])
     except OSError as error:
         return _fail(f"promote: {rel}: cannot write: {error.strerror or error}")
     if decision["would_block"]:

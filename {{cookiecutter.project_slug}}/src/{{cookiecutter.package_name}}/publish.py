@@ -347,7 +347,9 @@ def beats(root: Path, env: str, new: dict, old: dict | None) -> tuple[bool, str]
 
 def _card_section(env: str, card: str) -> list[str]:
     """The model card in the PR/MR body (without its metadata block), folded."""
-    rel = f"deploy/cards/{env}.md"
+    from .card import card_path
+
+    rel = card_path(env)
     body = card.split("\n---\n", 1)[1] if card.startswith("---\n") and "\n---\n" in card else card
     return [
         f"<details open><summary>Model card (<code>{rel}</code>, committed with the pin)</summary>",
@@ -524,7 +526,9 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
             return 0
         _say(f"promotion-request: the candidate beats the {env} champion: {why}")
     # No model card, no promotion: `promote` writes the card with the pin, so its absence means a hand-made pin.
-    card_rel = f"deploy/cards/{env}.md"
+    from .card import card_path
+
+    card_rel = card_path(env)
     try:
         card = (root / card_rel).read_text(encoding="utf-8")
     except OSError as error:

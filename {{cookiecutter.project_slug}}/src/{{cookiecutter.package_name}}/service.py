@@ -61,7 +61,9 @@ def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]
         path = root / LOCAL_MODEL
         if not path.exists():
             raise ProjectError(f"{LOCAL_MODEL}: not found; run `make pipeline` first")
-        return joblib.load(path), {"tag": "local", "source": str(LOCAL_MODEL), "model_sha256": _sha256(path)}
+        from .tracking import file_sha256
+
+        return joblib.load(path), {"tag": "local", "source": str(LOCAL_MODEL), "model_sha256": file_sha256(path)}
     import bentoml
 
     try:
@@ -79,13 +81,6 @@ def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]
     if (folder / "mlflow_model" / "MLmodel").exists():
         return _load_mlflow_sklearn(folder / "mlflow_model"), info
     return joblib.load(folder / LOCAL_MODEL.name), info
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of the model file: what its release pin records."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_mlflow_sklearn(folder: Path):
@@ -325,7 +320,9 @@ def container(root: Path, bento: str | None = None, env: str | None = None, repo
         bento = (champion or {}).get("bento_tag")
         if not bento:
             raise ProjectError(f"container: {gate.pin_path(env)} records no bento; run `make package ENV={env}` first")
-    if repository is not None and not re.fullmatch(r"[a-z0-9]+([._:/-][a-z0-9]+)*", repository):
+    from .manifests import REPOSITORY
+
+    if repository is not None and not REPOSITORY.fullmatch(repository):
         raise ProjectError(f"container: image repository {repository!r} is not a lowercase <registry>/<path>")
     tag = bento or f"{model_name(root)}:latest"
     docker = shutil.which("docker")

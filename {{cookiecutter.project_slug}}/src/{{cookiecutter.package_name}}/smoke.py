@@ -24,7 +24,7 @@ TIMEOUT_VARIABLE = "SMOKE_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
 # A rolling update answers from old and new pods alike: the pinned model must answer this many times in a row.
 SETTLED = 3
-MODEL_INFO = re.compile(r"^model_info\{([^}]*)\}\s+1(?:\.0)?\s*$", re.MULTILINE)
+POLL_S = 2.0  # between answers that are not yet the pinned model
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -58,10 +58,13 @@ def _request(url: str, body: dict | None = None) -> tuple[int, str]:
 
 def served_models(url: str) -> list[dict[str, str]]:
     """The `model_info` series of the service's /metrics: one per model it serves (tag, source, model_sha256)."""
+    from .service import MODEL_INFO
+
     status, text = _request(f"{url}/metrics")
     if status != 200:
         return []
-    return [dict(LABEL.findall(labels)) for labels in MODEL_INFO.findall(text)]
+    series = re.compile("^" + re.escape(MODEL_INFO) + r"\{([^}]*)\}\s+1(?:\.0)?\s*$", re.MULTILINE)
+    return [dict(LABEL.findall(labels)) for labels in series.findall(text)]
 
 
 def _answer(url: str, want: str) -> tuple[bool, str]:
@@ -96,7 +99,7 @@ def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
     return f"{label} ({score:.3f})"
 
 
-def check(root: Path, env: str, url: str, champion: dict, seconds: float, interval: float = 2.0) -> str:
+def check(root: Path, env: str, url: str, champion: dict, seconds: float) -> str:
     """Wait until url serves champion's model, then score one record: a line saying so, or ProjectError."""
     from .schema import load_contract
     from .service import example_record
@@ -115,7 +118,7 @@ def check(root: Path, env: str, url: str, champion: dict, seconds: float, interv
             raise ProjectError(
                 f"{url_variable(env)}={url}: after {seconds:g} s it serves {seen}; deploy/{env}.yaml pins {pinned}"
             )
-        time.sleep(0.2 if matched else interval)
+        time.sleep(0.2 if matched else POLL_S)
     contract = load_contract(root)
     scored = _score(url, example_record(contract), {str(contract.positive_class), str(contract.negative_class)})
     return f"{url} serves {pinned}; one valid record scored {scored}"

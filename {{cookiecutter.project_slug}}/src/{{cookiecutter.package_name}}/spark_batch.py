@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from . import batch
+from . import batch, tracking
 from .errors import ProjectError
 from .schema import Contract, load_contract, load_settings
 from .service import load_model
@@ -67,6 +67,8 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     source, output = root / source, root / output
     batch.check_paths(source, output)
     _require_spark()
+    from pyspark import StorageLevel
+
     model, info = load_model(root, model_tag)
     started = time.perf_counter()
     parts = output.with_name(f".{output.name}.spark")  # beside the output: the merge is a local copy
@@ -74,7 +76,8 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="spark-") as scratch, _session(Path(scratch), settings) as spark:
             startup = time.perf_counter() - started
-            frame = _read(spark, source)
+            # Counted, then split into rejects and valid rows: read and parse the file once, not three times.
+            frame = _read(spark, source).persist(StorageLevel.MEMORY_AND_DISK)
             offsets, total = _offsets(frame)
             if total == 0:
                 raise ProjectError(f"{source}: no rows to score")
@@ -250,7 +253,6 @@ def _score(valid, model, contract: Contract, scratch: Path):
 
     import mlflow.pyfunc
     import mlflow.sklearn
-    import skops.io
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType
 
@@ -263,8 +265,7 @@ def _score(valid, model, contract: Contract, scratch: Path):
     mlflow.sklearn.save_model(
         model,
         str(path),
-        serialization_format="skops",
-        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        **tracking.skops_format(model),
         pyfunc_predict_fn="predict_proba",
         pip_requirements=[],
     )

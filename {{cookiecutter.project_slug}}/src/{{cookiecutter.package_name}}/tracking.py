@@ -69,6 +69,20 @@ def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
+def skops_format(model) -> dict[str, Any]:
+    """How every model of this project is saved as an MLflow model: skops, trusting exactly the types it needs.
+
+    skops loads without executing arbitrary code; the types are listed in the MLmodel file, so every loader
+    (pyfunc, serving, Spark) trusts exactly those.
+    """
+    import skops.io
+
+    return {
+        "serialization_format": "skops",
+        "skops_trusted_types": skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+    }
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes: what a release pin records for the model artifact."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -167,15 +181,15 @@ def log_run(
 
     import mlflow
     import sklearn
-    import skops.io
     from mlflow.models import infer_signature
 
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # "no pip version": uv envs have no pip
     logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)  # "detected uv project", every run
     use_experiment(root)
+    logged = flat_params(applied(root, params))  # the hyperparameters train used: tuned ones
     with mlflow.start_run() as run:
         mlflow.set_tags({key: str(value) for key, value in tags.items()})
-        mlflow.log_params(flat_params(applied(root, params)))  # the hyperparameters train used: tuned ones
+        mlflow.log_params(logged)
         mlflow.log_metrics(metrics)
         for artifact in artifacts:
             if artifact.is_dir():
@@ -193,16 +207,12 @@ def log_run(
             input_example=example.head(3),
             # Explicit requirements: inferring them imports the model in a subprocess (10-25 s).
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-            # skops loads without executing arbitrary code; the types this model needs are listed
-            # in its MLmodel file, so every loader (pyfunc, serving) trusts exactly those.
-            serialization_format="skops",
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+            **skops_format(model),
         )
         if params.tracking.wandb:  # a second view of the same run; MLflow above stays the evidence
             from . import wandb_tracking
             from .train import MODEL
 
-            logged = flat_params(applied(root, params))
             links = wandb_tracking.log_run(root, run, logged, metrics, artifacts, tags, root / MODEL, display_uri(root))
             mlflow.set_tags(links)
         return run.info.run_id

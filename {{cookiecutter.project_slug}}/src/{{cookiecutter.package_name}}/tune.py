@@ -44,9 +44,10 @@ def tune(root: Path, params: Params) -> None:
     _check_metric(params)  # before a study is created in the storage
     study, storage = open_study(root, params)
     target = trial_budget(params)
-    if completed(study) < target:
-        run_trials(root, params, study, target)
     done = completed(study)
+    if done < target:
+        run_trials(root, params, study, target)
+        done = completed(study)
     best = study.best_trial
     chosen = {**params.train.hyperparameters, **best.params}
     found = {"best_score": best.value, "n_trials": done, "study": study.study_name, "storage": storage}

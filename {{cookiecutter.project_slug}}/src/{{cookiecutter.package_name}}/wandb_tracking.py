@@ -87,7 +87,8 @@ def log_run(
     Any W&B failure (no package, no network, a refused key) is one line; the MLflow run is already logged.
     WANDB_MODE=disabled (W&B's own off switch) logs nothing to W&B and says so.
     """
-    if mode() == "disabled":
+    chosen = mode()
+    if chosen == "disabled":
         print("evaluate: W&B disabled by WANDB_MODE=disabled; the run is in MLflow only")
         return {"wandb.mode": "disabled"}
     wandb = _import_wandb()
@@ -104,7 +105,7 @@ def log_run(
             name=mlflow_run.info.run_name,
             job_type="evaluate",
             dir=os.environ.get("WANDB_DIR") or str(root),
-            mode=mode(),
+            mode=chosen,
             config={
                 **params,
                 "lineage": tags,
@@ -122,8 +123,8 @@ def log_run(
             for path in files:
                 evidence.add_file(str(path), name=f"{path.parent.name}/{path.name}")
             run.log_artifact(evidence)
-            links = {"wandb.run_path": run.path, "wandb.mode": mode(), "wandb.run_dir": str(Path(run.dir).parent)}
-            if mode() == "online":
+            links = {"wandb.run_path": run.path, "wandb.mode": chosen, "wandb.run_dir": str(Path(run.dir).parent)}
+            if chosen == "online":
                 links["wandb.url"] = run.url
         where = links.get("wandb.url") or f"offline in {links['wandb.run_dir']} (upload: `wandb sync <that folder>`)"
         print(f"evaluate: W&B run {run.path} {where}")
