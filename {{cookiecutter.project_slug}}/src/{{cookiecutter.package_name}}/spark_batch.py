@@ -67,8 +67,6 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     source, output = root / source, root / output
     batch.check_paths(source, output)
     _require_spark()
-    from pyspark import StorageLevel
-
     model, info = load_model(root, model_tag)
     started = time.perf_counter()
     parts = output.with_name(f".{output.name}.spark")  # beside the output: the merge is a local copy
@@ -76,8 +74,9 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="spark-") as scratch, _session(Path(scratch), settings) as spark:
             startup = time.perf_counter() - started
-            # Counted, then split into rejects and valid rows: read and parse the file once, not three times.
-            frame = _read(spark, source).persist(StorageLevel.MEMORY_AND_DISK)
+            # Read three times (count, rejects, valid rows) on purpose: persisting it measured slower (1M rows,
+            # 2 cores: 36.5 s against 41.5 s for parquet, 41.7 s against 43.4 s for CSV).
+            frame = _read(spark, source)
             offsets, total = _offsets(frame)
             if total == 0:
                 raise ProjectError(f"{source}: no rows to score")
