@@ -10,9 +10,10 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from {{ cookiecutter.package_name }} import explain, train
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.features import preprocessor
+from {{ cookiecutter.package_name }}.ml import explain, pipeline
+from {{ cookiecutter.package_name }}.core import contract
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.ml.features import preprocessor
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
     params = load_params(PROJECT)
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, model=model))
     frame, labels = decided()
-    explained = explain.explain(fitted(train.build_model(params), frame, labels), frame, params)
+    explained = explain.explain(fitted(pipeline.build_model(params), frame, labels), frame, params)
     assert explained["explainer"] == kind
     assert explained["rows"] == len(frame)  # exact explainers explain every row
     ranked = [item["feature"] for item in explained["top_features"]]
@@ -74,9 +75,9 @@ def test_the_explanation_is_written_for_reviewers(tmp_path):
         "top_features": [{"feature": "a", "mean_abs_shap": 0.3}, {"feature": "b", "mean_abs_shap": 0.1}],
     }
     explain.write(tmp_path, explained)
-    assert json.loads((tmp_path / explain.TOP_FEATURES).read_text()) == explained
+    assert json.loads((tmp_path / contract.TOP_FEATURES).read_text()) == explained
     assert pd.read_csv(tmp_path / explain.IMPORTANCE_CSV).to_dict("records") == explained["top_features"]
-    assert sorted(path.name for path in (tmp_path / explain.EXPLAIN_DIR).iterdir()) == [
+    assert sorted(path.name for path in (tmp_path / contract.EXPLAIN_DIR).iterdir()) == [
         "importance.csv",
         "top_features.json",
     ]

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import data, evaluate, explain, fairness, train, validate
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, estimators, evaluate, explain, fairness, train, validate
+from {{ cookiecutter.package_name }}.core import contract
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def test_numeric_features_are_grouped_by_their_bins():
     frame = pd.DataFrame({"age": [19, 24, 25, 39, 40, 59, 60, 75]})
     grouped = fairness.groups(frame, "age", params)
     assert grouped.tolist() == ["<25", "<25", "25-39", "25-39", "40-59", "40-59", "60+", "60+"]
-    assert fairness.group_labels([0.5, 1.5]) == ["<0.5", "0.5-<1.5", "1.5+"]
+    assert estimators.group_labels([0.5, 1.5]) == ["<0.5", "0.5-<1.5", "1.5+"]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
     for step in (data.ingest, validate.validate, data.split, train.train, evaluate.evaluate):
         step(project, params)
     assert isinstance(joblib.load(project / train.MODEL), fairness.ThresholdMitigated)
-    fair = json.loads((project / fairness.FAIRNESS).read_text())
+    fair = json.loads((project / contract.FAIRNESS).read_text())
     assert fair["mitigation"] == "threshold_optimizer"
     assert set(fair["by_group"]["age"]) <= {"<25", "25-39", "40-59", "60+"}
     run_id = json.loads((project / evaluate.LINEAGE).read_text())["run_id"]
@@ -160,4 +161,4 @@ def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
     model = mlflow.sklearn.load_model(f"runs:/{run_id}/model")  # skops, trusting the types its MLmodel lists
     test = pd.read_parquet(project / data.TEST)
     assert model.predict_proba(test).shape == (len(test), 2)
-    assert (project / explain.TOP_FEATURES).exists()
+    assert (project / contract.TOP_FEATURES).exists()

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }} import gate, policy
+from {{ cookiecutter.package_name }}.ops import gate, policy
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"

@@ -7,8 +7,9 @@ from pathlib import Path
 import pins
 import pytest
 
-from {{ cookiecutter.package_name }} import files, gate, manifests, promotion, publish
-from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.core import files
+from {{ cookiecutter.package_name }}.ops import gate, manifests, promotion, publish
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
 
 PROJECT = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32

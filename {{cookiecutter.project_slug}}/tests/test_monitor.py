@@ -10,8 +10,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }} import data, monitor
-from {{ cookiecutter.package_name }}.schema import load_contract
+from {{ cookiecutter.package_name }}.ml import data
+from {{ cookiecutter.package_name }}.serving import monitor
+from {{ cookiecutter.package_name }}.ml.schema import load_contract
 
 PROJECT = Path(__file__).resolve().parents[1]
 MONITORING = PROJECT / "monitoring"

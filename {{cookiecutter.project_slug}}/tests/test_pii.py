@@ -14,10 +14,10 @@ import pytest
 import yaml
 from conftest import without_tuning
 
-from {{ cookiecutter.package_name }} import data, evaluate, pii, train, validate
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import ProjectError
-from {{ cookiecutter.package_name }}.schema import load_contract
+from {{ cookiecutter.package_name }}.ml import data, evaluate, pii, train, validate
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml.schema import load_contract
 
 SALT = "test-salt-not-a-secret"
 
@@ -212,7 +212,7 @@ def served_project(root: Path) -> Path:
     for name in ("pyproject.toml", "params.yaml", "serving.yaml", "bentofile.yaml", "data/schema.yaml"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(project / name, root / name)
-    package = Path(data.__file__).parent
+    package = Path(data.__file__).parents[1]
     shutil.copytree(package, root / "src" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     without_tuning(root)
     params = load_params(root)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import data, evaluate, train, tune, validate
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, evaluate, train, tune, validate
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
 
 
 def set_param(root, dotted: str, value) -> None:

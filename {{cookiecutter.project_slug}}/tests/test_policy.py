@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import gate, policy
+from {{ cookiecutter.package_name }}.ops import gate, policy
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"

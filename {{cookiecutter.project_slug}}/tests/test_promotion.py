@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import free_port
 
-from {{ cookiecutter.package_name }} import card, gate, policy, promotion
+from {{ cookiecutter.package_name }}.ops import card, gate, policy, promotion
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
@@ -561,7 +561,8 @@ def test_the_gate_passes_with_a_recorded_build(repo: Path):
 
 def test_production_runs_the_image_staging_built_and_ran(repo: Path, capsys):
     """Build once: production's pin and overlay take staging's bento and image, and `package` builds nothing."""
-    from {{ cookiecutter.package_name }} import manifests, service
+    from {{ cookiecutter.package_name }}.ops import manifests
+    from {{ cookiecutter.package_name }}.ops import package
 
     shutil.copytree(PROJECT / "deploy" / "k8s", repo / "deploy" / "k8s")
     assert promotion.register(repo) == 0
@@ -572,7 +573,7 @@ def test_production_runs_the_image_staging_built_and_ran(repo: Path, capsys):
     overlay = manifests.read(repo, "production")
     assert (overlay.repository, overlay.digest) == (REPOSITORY, DIGEST)
     assert f"keeps staging's build of this model: bento {BENTO}, image {DIGEST}" in capsys.readouterr().out
-    assert service.package(repo, "production") == 0
+    assert package.package(repo, "production") == 0
     assert f"runs staging's image {DIGEST} (bento {BENTO}); nothing to build" in capsys.readouterr().out
 
 
@@ -586,9 +587,9 @@ def test_production_of_a_model_staging_never_built_records_no_build(repo: Path):
 
 def test_the_image_is_built_only_from_a_recorded_bento(tmp_path: Path):
     """`make image` refuses, before touching Docker, a pin that records no bento yet."""
-    from {{ cookiecutter.package_name }} import service
-    from {{ cookiecutter.package_name }}.errors import ProjectError
+    from {{ cookiecutter.package_name }}.core.errors import ProjectError
+    from {{ cookiecutter.package_name }}.ops import package
 
     pinned(tmp_path)
     with pytest.raises(ProjectError, match="records no bento; run `make package ENV=staging` first"):
-        service.container(tmp_path, env="staging", repository="ghcr.io/acme/credit-risk")
+        package.container(tmp_path, env="staging", repository="ghcr.io/acme/credit-risk")

@@ -10,7 +10,8 @@ import pins
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import config, publish, report
+from {{ cookiecutter.package_name }}.core import config
+from {{ cookiecutter.package_name }}.ops import publish, report
 
 PROJECT = Path(__file__).resolve().parents[1]
 HEX = "a" * 64

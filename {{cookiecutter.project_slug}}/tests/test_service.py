@@ -27,13 +27,16 @@ from conftest import free_port, without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }} import data, monitor, service, smoke, train, validate
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import ProjectError
-from {{ cookiecutter.package_name }}.schema import load_contract, load_settings
+from {{ cookiecutter.package_name }}.ml import data, train, validate
+from {{ cookiecutter.package_name }}.ops import package, smoke
+from {{ cookiecutter.package_name }}.serving import monitor, service
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
-PACKAGE = Path(service.__file__).parent.name
+PACKAGE = Path(service.__file__).parents[1].name
 TIMEOUT_S = 3  # the test server's request timeout, short so that the 504 case is quick
 TRACE = re.compile(r"Traceback|File \"|line \d+, in |pydantic_core")
 SENTINEL = "ZQX"  # every hostile value carries it, so an echo anywhere is easy to find
@@ -591,7 +594,7 @@ def test_package_builds_an_offline_bento_with_pinned_image_and_packages(trained)
     home = trained.parent / "bentoml-home"  # outside the project, as `package` demands
     code = (
         "import sys; from pathlib import Path; "
-        f"from {PACKAGE} import service; sys.exit(service.package(Path.cwd(), 'dev'))"
+        f"from {PACKAGE}.ops import package; sys.exit(package.package(Path.cwd(), 'dev'))"
     )
     env = dict(os.environ, BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", PIP_NO_INDEX="1")
     done = subprocess.run([sys.executable, "-c", code], cwd=trained, env=env, capture_output=True, text=True)
@@ -615,5 +618,5 @@ def test_container_fails_in_one_line_without_a_docker_engine(trained):
     if docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0:
         pytest.skip("a Docker engine is reachable here")
     with pytest.raises(ProjectError, match="no Docker engine is reachable") as raised:
-        service.container(trained)
+        package.container(trained)
     assert "\n" not in str(raised.value)

@@ -6,9 +6,10 @@ import joblib
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import data, tracking, train, tune, validate
-from {{ cookiecutter.package_name }}.config import load_params, model_name
-from {{ cookiecutter.package_name }}.errors import ProjectError
+from {{ cookiecutter.package_name }}.core import tracking
+from {{ cookiecutter.package_name }}.ml import data, train, tune, validate
+from {{ cookiecutter.package_name }}.core.config import load_params, model_name
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
 
 
 def configure(root, **tune_values) -> None:

@@ -1,6 +1,6 @@
 """The one command line: DVC stages, the Makefile, CI and people all call these commands.
 
-Heavy libraries are imported inside each command, so `--help` and light commands start fast.
+Heavy libraries are imported inside the functions that need them, so `--help` and light commands start fast.
 Every command runs in the project root (the current directory), where params.yaml lives.
 """
 
@@ -12,9 +12,29 @@ from pathlib import Path
 
 import click
 
-from .errors import ProjectError
+from .core.config import load_params
+from .core.contract import ENVIRONMENTS as PINNED
+from .core.contract import PACKAGE_ENVIRONMENTS
+from .core.errors import ProjectError
+from .ml import data, evaluate, local_explain, train, tune, validate
+from .ops import erase as erase_module
+from .ops import gate as gate_module
+from .ops import package as package_module
+from .ops import promotion, publish, signing
+from .ops import report as report_module
+from .serving import batch, spark_batch
+from .serving import monitor as drift
 
-ENVIRONMENTS = click.Choice(["staging", "production"])
+ENVIRONMENTS = click.Choice(PINNED)
+STAGES = {
+    "ingest": data.ingest,
+    "validate": validate.validate,
+    "split": data.split,
+    "tune": tune.tune,
+    "train": train.train,
+    "evaluate": evaluate.evaluate,
+    "local_explain": local_explain.local_explain,
+}
 
 
 def run(step: Callable[[], int | None]) -> None:
@@ -31,16 +51,11 @@ def run(step: Callable[[], int | None]) -> None:
 
 
 def stage(name: str) -> Callable[[], None]:
-    """A pipeline stage: load params.yaml, then call `<module>.<name>(root, params)`."""
+    """A pipeline stage: load params.yaml, then call the stage with (root, params)."""
 
     def step() -> None:
-        from importlib import import_module
-
-        from .config import load_params
-
         root = Path.cwd()
-        module = {"ingest": "data", "split": "data"}.get(name, name)
-        getattr(import_module(f".{module}", __package__), name)(root, load_params(root))
+        STAGES[name](root, load_params(root))
 
     return step
 
@@ -90,16 +105,12 @@ def local_explain() -> None:
 @click.option("--env", "env", type=ENVIRONMENTS, default="staging", show_default=True)
 def gate(env: str) -> None:
     """Evaluate the promotion policy for the candidate: exit 0 pass, 1 block, 2 cannot decide."""
-    from . import gate as gate_module
-
     run(lambda: gate_module.run(Path.cwd(), env))
 
 
 @main.command()
 def register() -> None:
     """Register the candidate's MLflow run as a model version (once per run)."""
-    from . import promotion
-
     run(lambda: promotion.register(Path.cwd()))
 
 
@@ -107,8 +118,6 @@ def register() -> None:
 @click.option("--env", "env", type=ENVIRONMENTS, required=True)
 def promote(env: str) -> None:
     """Gate the candidate and, on pass, write the release pin deploy/<env>.yaml."""
-    from . import promotion
-
     run(lambda: promotion.promote(Path.cwd(), env))
 
 
@@ -116,8 +125,6 @@ def promote(env: str) -> None:
 @click.option("--check", is_flag=True, help="Only report drift between the registry and the pins; exit 1 on drift.")
 def reconcile(check: bool) -> None:
     """Point each environment's MLflow alias at the version pinned in Git."""
-    from . import promotion
-
     run(lambda: promotion.reconcile(Path.cwd(), check))
 
 
@@ -125,18 +132,14 @@ def reconcile(check: bool) -> None:
 @click.option("--base", required=True, help="The git ref to compare the policy against, e.g. origin/main.")
 def policy_guard(base: str) -> None:
     """List every loosening of the policy since BASE; exit 1 unless the PR/MR carries the approval label."""
-    from . import publish
-
     run(lambda: publish.policy_guard(Path.cwd(), base))
 
 
 @main.command()
-@click.option("--env", "env", type=click.Choice(["dev", "staging", "production"]), default="dev", show_default=True)
+@click.option("--env", "env", type=click.Choice(PACKAGE_ENVIRONMENTS), default="dev", show_default=True)
 def package(env: str) -> None:
     """Build the Bento offline: dev packages models/model.joblib, staging|production the pinned version."""
-    from . import service
-
-    run(lambda: service.package(Path.cwd(), env))
+    run(lambda: package_module.package(Path.cwd(), env))
 
 
 @main.command()
@@ -145,9 +148,7 @@ def package(env: str) -> None:
 @click.option("--push", "repository", default=None, help="Tag the image <REPOSITORY>:<bento version> and push it.")
 def container(bento: str | None, env: str | None, repository: str | None) -> None:
     """Build the Bento's container image; fails with one line where no Docker engine is reachable."""
-    from . import service
-
-    run(lambda: service.container(Path.cwd(), bento, env, repository))
+    run(lambda: package_module.container(Path.cwd(), bento, env, repository))
 
 
 @main.command("record-release")
@@ -157,8 +158,6 @@ def container(bento: str | None, env: str | None, repository: str | None) -> Non
 @click.option("--image-repository", default=None, help="Where the image was pushed; the Kubernetes overlay records it.")
 def record_release(env: str, bento_tag: str | None, image_digest: str | None, image_repository: str | None) -> None:
     """Record the service build (bento tag, image digest) of the champion pinned in deploy/<env>.yaml."""
-    from . import promotion
-
     run(lambda: promotion.record_release(Path.cwd(), env, bento_tag, image_digest, image_repository))
 
 
@@ -184,11 +183,7 @@ def record_release(env: str, bento_tag: str | None, image_digest: str | None, im
 )
 def predict(source: Path, output: Path, model_tag: str | None, engine: str) -> None:
     """Score a file in bounded-memory chunks; exit 1 when more rows are rejected than serving.yaml allows."""
-    from . import batch
-
     if engine == "spark":
-        from . import spark_batch
-
         run(lambda: spark_batch.predict(Path.cwd(), source, output, model_tag))
         return
     run(lambda: batch.predict(Path.cwd(), source, output, model_tag))
@@ -205,8 +200,6 @@ def predict(source: Path, output: Path, model_tag: str | None, engine: str) -> N
 @click.option("--model", "model_tag", default=None, help="A BentoML model tag; default: models/model.joblib.")
 def monitor(reference: Path | None, current: Path, model_tag: str | None) -> None:
     """Check data and prediction drift: exit 0 none, 1 drift, 2 too little data; reports/drift.md."""
-    from . import monitor as drift
-
     run(lambda: drift.monitor(Path.cwd(), reference, current, model_tag))
 
 
@@ -215,8 +208,6 @@ def monitor(reference: Path | None, current: Path, model_tag: str | None) -> Non
 @click.option("--base", default="", help="The commit to compare with (the PR/MR target); empty: no comparison.")
 def report(env: str, base: str) -> None:
     """Write reports/report.md: the gate's verdict per rule, params, metrics and data diff against BASE."""
-    from . import report as report_module
-
     run(lambda: report_module.build(Path.cwd(), env, base))
 
 
@@ -224,16 +215,12 @@ def report(env: str, base: str) -> None:
 @click.option("--env", "env", type=ENVIRONMENTS, default="staging", show_default=True)
 def verdict(env: str) -> None:
     """Exit with the gate's written decision for ENV: 0 pass, 1 block, 2 cannot decide."""
-    from . import report as report_module
-
     run(lambda: report_module.verdict(Path.cwd(), env))
 
 
 @main.command("publish-report")
 def publish_report() -> None:
     """Post reports/report.md as the sticky PR comment or MR note (skipped, with the reason, without a token)."""
-    from . import publish
-
     run(lambda: publish.publish_report(Path.cwd()))
 
 
@@ -242,16 +229,12 @@ def publish_report() -> None:
 @click.option("--improved-only", is_flag=True, help="Only when the candidate beats the champion (scheduled runs).")
 def promotion_request(env: str, improved_only: bool) -> None:
     """Open or update the PR/MR that carries the release pin deploy/<env>.yaml written by promote."""
-    from . import publish
-
     run(lambda: publish.promotion_request(Path.cwd(), env, improved_only))
 
 
 @main.command("verify-pin")
 def verify_pin() -> None:
     """Re-check every release pin before a deploy: policy, decision, bounds, environment order, registry."""
-    from . import report as report_module
-
     run(lambda: report_module.verify_pin(Path.cwd()))
 
 
@@ -267,16 +250,12 @@ def tune() -> None:
 @click.option("--force", is_flag=True, help="Erase objects even when they are the workspace's current data.")
 def erase(rev: str | None, md5s: tuple[str, ...], force: bool) -> None:
     """Purge a data version from the DVC cache and the default remote (refuses the current data)."""
-    from . import erase as erase_module
-
     run(lambda: erase_module.erase(Path.cwd(), rev, md5s, force))
 
 
 @main.command("signing-key")
 def signing_key() -> None:
     """Write a model-signing key pair: private to .signing/ (a CI secret), public to deploy/ (commit it)."""
-    from . import signing
-
     run(lambda: signing.generate_keys(Path.cwd()))
 
 
@@ -286,6 +265,4 @@ def signing_key() -> None:
 )
 def sign(key: Path | None) -> None:
     """Sign the candidate's registered model version; the signature is stored with its MLflow run."""
-    from . import signing
-
     run(lambda: signing.sign(Path.cwd(), key))

@@ -1,0 +1,1 @@
+"""Core: config, errors, atomic files, tracking and the contract between the layers. Imports no other layer."""

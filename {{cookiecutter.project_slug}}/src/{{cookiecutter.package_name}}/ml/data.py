@@ -1,0 +1,118 @@
+"""Ingest (read the source, remove PII) and split (stratified, seeded) stages."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core.config import Params
+from ..core.contract import INGESTED, TEST, TRAIN, VALIDATION
+from ..core.errors import ProjectError
+from . import pii as detectors
+
+if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
+    import pandas as pd
+
+
+def stage_input(root: Path, relative: Path | str) -> Path:
+    """The path of a file an earlier stage writes, or one clear line saying to run that stage first."""
+    path = root / relative
+    if not path.exists():
+        raise ProjectError(f"{relative}: not found; run the earlier pipeline stages first (make pipeline)")
+    return path
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or parquet file, naming the file in any error."""
+    import pandas as pd
+
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except FileNotFoundError as error:
+        raise ProjectError(f"{path}: not found") from error
+    except (ValueError, OSError) as error:  # pandas and pyarrow parse errors
+        raise ProjectError(f"{path}: cannot be read ({type(error).__name__}: {error})") from error
+    raise ProjectError(f"{path}: unsupported file type '{path.suffix}' (use .csv or .parquet)")
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write parquet atomically, so a failed run never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    frame.to_parquet(partial, index=False)
+    partial.replace(path)
+
+
+def remove_pii(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Drop declared PII columns and replace the hashed ones by salted SHA-256 digests."""
+    pii = params.data.pii
+    declared = pii.drop + pii.hash
+    missing = [column for column in declared if column not in frame.columns]
+    if missing:
+        raise ProjectError(f"params.yaml: PII column '{missing[0]}' is not in {params.data.source}")
+    frame = frame.drop(columns=pii.drop)
+    if pii.hash:
+        salt = os.environ.get(pii.salt_env, "")
+        if not salt:
+            # An unsalted hash of a name or an e-mail is reversible by lookup: refuse rather than leak.
+            raise ProjectError(f"params.yaml: data.pii.hash is set but ${pii.salt_env} (the salt) is empty")
+        for column in pii.hash:
+            frame[column] = frame[column].map(lambda value: hashlib.sha256(f"{salt}{value}".encode()).hexdigest())
+    return frame
+
+
+def refuse_undeclared_pii(frame: pd.DataFrame, params: Params) -> None:
+    """Stop before writing when an undeclared column looks like PII.
+
+    Validate would catch it too, but only after ingest had written it to data/interim and DVC had
+    cached it: refusing here keeps it out of every file. The error names the column and kind, no value.
+    """
+    found = detectors.scan(frame, params.data.pii.scan_threshold, skip=set(params.data.pii.hash))
+    if found:
+        first = found[0]
+        raise ProjectError(
+            f"{params.data.source}: column '{first.column}' looks like PII ({first.kind} in {first.share:.0%} of "
+            f"sampled values); declare it in params.yaml data.pii.drop or data.pii.hash"
+            + (f" ({len(found) - 1} more column(s) flagged)" if len(found) > 1 else "")
+        )
+
+
+def ingest(root: Path, params: Params) -> None:
+    """Read the source data, remove PII and write it as parquet."""
+    frame = read_table(root / params.data.source)
+    needed = [params.data.target, *params.data.sensitive_features]
+    absent = [column for column in needed if column not in frame.columns]
+    if absent:
+        raise ProjectError(f"{params.data.source}: declared column '{absent[0]}' is missing")
+    cleaned = remove_pii(frame, params)
+    refuse_undeclared_pii(cleaned, params)
+    write_parquet(cleaned, root / INGESTED)
+    print(f"ingest: {len(frame)} rows from {params.data.source} -> {INGESTED}")
+
+
+def split(root: Path, params: Params) -> None:
+    """Split the validated data into stratified, seeded train and test sets.
+
+    Stratified by sampling the same fraction of every class; done in pandas because importing
+    scikit-learn alone would cost this stage most of its run time.
+    """
+    import json
+
+    import pandas as pd
+
+    validation = json.loads(stage_input(root, VALIDATION).read_text())
+    if not validation.get("passed"):
+        raise ProjectError(f"{VALIDATION}: the data failed validation; nothing is split")
+    frame = pd.read_parquet(stage_input(root, INGESTED))
+    test = frame.groupby(params.data.target, group_keys=False).sample(
+        frac=params.split.test_size, random_state=params.split.seed
+    )
+    train = frame.drop(index=test.index)
+    write_parquet(train, root / TRAIN)
+    write_parquet(test, root / TEST)
+    print(f"split: {len(train)} train rows -> {TRAIN}, {len(test)} test rows -> {TEST}")

@@ -1,0 +1,87 @@
+"""Classes stored inside trained models, and what they need to score: the service loads them.
+
+A saved model names its classes by import path, so this module is part of the contract with every model
+already registered: moving a class out of it needs an alias at the old path (see the package's fairness.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..core.errors import ProjectError
+
+
+def group_labels(edges: list[float]) -> list[str]:
+    """Names of the bins that edges cut a number line into: [25, 40] -> <25, 25-39, 40+ (integer edges)."""
+    integers = all(float(edge).is_integer() for edge in edges)
+    shown = [f"{edge:g}" for edge in edges]
+    middle = [
+        f"{low}-{int(high) - 1}" if integers else f"{low}-<{high}" for low, high in zip(shown, edges[1:], strict=False)
+    ]
+    return [f"<{shown[0]}", *middle, f"{shown[-1]}+"]
+
+
+def bin_column(column, edges: list[float] | None, feature: str):
+    """The group of every value: its category as text, or its bin when the column is numeric."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if not numeric:
+        if edges is not None:
+            raise ProjectError(f"params.yaml: fairness.bins.{feature}: '{feature}' is not numeric, it needs no bins")
+        return column.astype(str).rename(feature)
+    if edges is None:
+        raise ProjectError(f"params.yaml: fairness.bins.{feature} is missing: a numeric sensitive feature needs bins")
+    binned = pd.cut(column, bins=[-math.inf, *edges, math.inf], labels=group_labels(edges), right=False)
+    return binned.astype(str).rename(feature)
+
+
+class ThresholdMitigated:
+    """A trained pipeline with one decision threshold per group: still one estimator to save, log and serve.
+
+    The thresholds are those fairlearn's ThresholdOptimizer fitted, copied out as plain numbers: the
+    optimizer itself keeps pandas objects that skops (the MLflow model format) cannot store.
+    `predict_proba(frame)` reads the sensitive column from the frame (listed in `feature_names_in_`) and
+    returns the probability that the mitigated classifier says positive, so thresholding it at 0.5 is the
+    mitigated decision. The column must be present when scoring: the input contract of the service and
+    of batch scoring excludes it, so they refuse a mitigated model with a one-line error naming the column.
+    """
+
+    def __init__(self, pipeline, feature: str, edges: list[float] | None, rules: dict[str, dict[str, Any]]) -> None:
+        """Wrap pipeline; rules holds each group's interpolated thresholds, groups are `feature` binned by edges."""
+        self.pipeline = pipeline
+        self.feature = feature
+        self.edges = edges
+        self.rules = rules
+        self.classes_ = pipeline.classes_
+        self.feature_names_in_ = [*pipeline.feature_names_in_, feature]
+
+    def predict_proba(self, frame):
+        """[P(negative), P(positive)] of the mitigated decision for every row."""
+        import numpy as np
+
+        if self.feature not in frame.columns:
+            raise ProjectError(f"model: mitigated by threshold_optimizer, it needs column '{self.feature}' to score")
+        base = self.pipeline.predict_proba(frame[list(self.pipeline.feature_names_in_)])[:, 1]
+        grouped = bin_column(frame[self.feature], self.edges, self.feature).to_numpy()
+        unseen = sorted(set(grouped) - set(self.rules))
+        if unseen:  # fairlearn would score them 0 (never positive): refuse instead of deciding blindly
+            raise ProjectError(f"model: {self.feature} group '{unseen[0]}' has no fitted threshold")
+        positive = np.zeros(len(base))
+        for group, rule in self.rules.items():
+            value = rule["p0"] * _passes(base, rule["operator0"], rule["threshold0"])
+            value = value + rule["p1"] * _passes(base, rule["operator1"], rule["threshold1"])
+            if "p_ignore" in rule:
+                value = rule["p_ignore"] * rule["prediction_constant"] + (1 - rule["p_ignore"]) * value
+            positive[grouped == group] = value[grouped == group]
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, frame):
+        """The mitigated decision (1 = positive) of every row."""
+        return (self.predict_proba(frame)[:, 1] >= 0.5).astype(int)
+
+
+def _passes(scores, operator: str, threshold: float):
+    """1.0 where fairlearn's ThresholdOperation holds: the score is above ('>') or below ('<') the threshold."""
+    return ((scores > threshold) if operator == ">" else (scores < threshold)).astype(float)

@@ -1,0 +1,154 @@
+"""Evaluate stage: measure the candidate, write metrics, plots, fairness and explanation, log the MLflow run."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from ..core import tracking
+from ..core.config import Params, model_name
+from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOTS, TEST, TOP_FEATURES, VALIDATION
+from ..core.files import write_json
+from . import explain, fairness
+from .data import stage_input
+from .tune import applied
+
+
+def quality(labels, scores, threshold: float) -> dict[str, float]:
+    """Ranking, threshold and probability-quality metrics of the positive class."""
+    from sklearn import metrics
+
+    predicted = (scores >= threshold).astype(int)
+    return {
+        "roc_auc": metrics.roc_auc_score(labels, scores),
+        "average_precision": metrics.average_precision_score(labels, scores),
+        "f1": metrics.f1_score(labels, predicted, zero_division=0),
+        "accuracy": metrics.accuracy_score(labels, predicted),
+        "precision": metrics.precision_score(labels, predicted, zero_division=0),
+        "recall": metrics.recall_score(labels, predicted, zero_division=0),
+        "log_loss": metrics.log_loss(labels, scores, labels=[0, 1]),
+        "brier": metrics.brier_score_loss(labels, scores),
+    }
+
+
+def latency_p95_ms(model, features, repeats: int, rounds: int = 5) -> float:
+    """95th percentile of single-row prediction time in milliseconds: the median over several rounds.
+
+    One thread, as a service worker scores one request: OpenMP threads that wait for busy cores
+    turn a 5 ms prediction into seconds on a shared machine. The median of rounds shrugs off a
+    burst of load from elsewhere, so the gate's latency budget measures the model, not the neighbours.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    row = features.head(1)
+    per_round = max(repeats // rounds, 20)
+    p95s = []
+    with threadpool_limits(limits=1):
+        model.predict_proba(row)  # warm-up: the first call pays one-off costs
+        for _ in range(rounds):
+            timings = []
+            for _ in range(per_round):
+                start = time.perf_counter()
+                model.predict_proba(row)
+                timings.append((time.perf_counter() - start) * 1000)
+            p95s.append(np.percentile(timings, 95))
+    return float(np.median(p95s))
+
+
+def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str, str]) -> None:
+    """ROC, precision-recall, confusion and calibration data as CSV for `dvc plots`."""
+    import pandas as pd
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(6).to_csv(folder / "roc.csv", index=False)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    pd.DataFrame({"recall": recall, "precision": precision}).round(6).to_csv(
+        folder / "precision_recall.csv", index=False
+    )
+    negative, positive = names
+    as_name = {0: negative, 1: positive}
+    pd.DataFrame(
+        {
+            "actual": labels.map(as_name),
+            "predicted": pd.Series((scores >= threshold).astype(int)).map(as_name),
+        }
+    ).to_csv(folder / "confusion.csv", index=False)
+    fraction, mean_predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    pd.DataFrame({"mean_predicted": mean_predicted, "fraction_positive": fraction}).round(6).to_csv(
+        folder / "calibration.csv", index=False
+    )
+
+
+def evaluate(root: Path, params: Params) -> None:
+    """Measure the trained model on the test split and record everything as evidence."""
+    import joblib
+    import pandas as pd
+
+    # A failed run must not leave the previous run's lineage or fairness beside new metrics: the gate would pair them.
+    for stale in (LINEAGE, FAIRNESS, TOP_FEATURES):
+        (root / stale).unlink(missing_ok=True)
+    model = joblib.load(stage_input(root, MODEL))
+    test = pd.read_parquet(stage_input(root, TEST))
+    features = test[list(model.feature_names_in_)]
+    labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).reset_index(drop=True)
+    scores = model.predict_proba(features)[:, 1]
+    measured = quality(labels, scores, params.evaluate.threshold)
+    measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats)
+    measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
+    measured = {name: round(float(value), 6) for name, value in measured.items()}
+    predicted = (scores >= params.evaluate.threshold).astype(int)
+    fair = fairness.measure(test.reset_index(drop=True), labels, predicted, params)
+    explained = explain.explain(model, test, params)
+
+    negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
+    write_plots(root / PLOTS, labels, scores, params.evaluate.threshold, (negative, params.data.positive_class))
+    write_json(root / METRICS, measured)
+    write_json(root / FAIRNESS, fair)
+    explain.write(root, explained)
+
+    facts = tracking.lineage(root, params, root / MODEL)
+    with tempfile.TemporaryDirectory() as scratch:
+        # The chart goes to MLflow only (its UI shows images): a generated PNG does not belong in git.
+        chart = Path(scratch) / EXPLAIN_DIR.name
+        explain.chart(explained, chart / explain.CHART.name)
+        run_id = tracking.log_run_or_fail(
+            root,
+            applied(root, params),  # the hyperparameters train used: the tuned ones
+            model,
+            features,
+            measured,
+            artifacts=[
+                root / METRICS,
+                root / PLOTS,
+                root / VALIDATION,
+                root / FAIRNESS,
+                root / EXPLAIN_DIR,
+                chart,
+            ],
+            tags=facts,
+        )
+    write_json(
+        root / LINEAGE,
+        {
+            **facts,
+            "run_id": run_id,
+            "experiment": model_name(root),
+            "model_path": str(MODEL),
+        },
+    )
+    summary = ", ".join(f"{name} {measured[name]:.3f}" for name in ("roc_auc", "f1", "latency_p95_ms"))
+    print(f"evaluate: {summary} -> {METRICS}, plots in {PLOTS}/")
+    top = ", ".join(item["feature"] for item in explained["top_features"][:3])
+    print(f"evaluate: top features {top} ({explained['explainer']} SHAP) -> {TOP_FEATURES}")
+    parity = ", ".join(
+        f"{feature} {values['demographic_parity_difference']:.3f}"
+        for feature, values in fair["sensitive_features"].items()
+        if "demographic_parity_difference" in values
+    )
+    print(f"evaluate: demographic parity difference {parity or 'not measured'} -> {FAIRNESS}")
+    print(f"evaluate: MLflow run {run_id} in {tracking.display_uri(root)} (open it with `make mlflow-ui`)")

@@ -1,0 +1,133 @@
+"""Explainability: the candidate's global feature importance, as mean |SHAP value| per original column.
+
+The final estimator is explained on the features the pipeline gives it, with the explainer that fits it:
+exact TreeExplainer for tree ensembles, LinearExplainer for linear models, and otherwise a sampled,
+model-agnostic PermutationExplainer on at most `explain.max_rows` rows against a background sample
+(its cost grows with rows x background x features). One-hot columns are folded back into the column
+they encode (sum of |SHAP|), so the ranking names the columns of the data.
+
+Outputs (reports/explain/, DVC outputs): top_features.json for the PR report and the model card, and
+importance.csv, drawn by `dvc plots` as a bar chart that `dvc plots diff` compares across commits. The same
+bars as a PNG (`chart`) go only to the MLflow run, whose UI shows images: a generated binary stays out of git.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.config import Params
+from ..core.contract import EXPLAIN_DIR, TOP_FEATURES
+from ..core.files import write_atomic, write_json
+
+IMPORTANCE_CSV = EXPLAIN_DIR / "importance.csv"
+CHART = EXPLAIN_DIR / "importance.png"  # the name in the MLflow run's artifacts; never written to reports/
+TREE_MODELS = (
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "DecisionTreeClassifier",
+)
+SEED = 0  # fixed: the same candidate always gets the same sample, so its explanation is reproducible
+
+
+def explainer_kind(estimator) -> str:
+    """'tree', 'linear' or 'sampled': the SHAP explainer that fits this estimator."""
+    if type(estimator).__name__ in TREE_MODELS:
+        return "tree"
+    if hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
+        return "linear"
+    return "sampled"
+
+
+def original_columns(transformer) -> list[str]:
+    """The input column behind every output column of a fitted ColumnTransformer (one-hot columns repeat it)."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    names: list[str] = []
+    for _, step, columns in transformer.transformers_:
+        if step == "drop" or len(columns) == 0:
+            continue
+        columns = [transformer.feature_names_in_[c] if isinstance(c, int) else c for c in columns]
+        if isinstance(step, OneHotEncoder):
+            drops = step.drop_idx_ if step.drop_idx_ is not None else [None] * len(columns)
+            for column, categories, dropped in zip(columns, step.categories_, drops, strict=True):
+                names += [column] * (len(categories) - (dropped is not None))
+        else:
+            names += list(columns)
+    return names
+
+
+def shap_matrix(kind: str, estimator, rows, background):
+    """SHAP values of the positive class: one row per explained row, one column per model input."""
+    import numpy as np
+    import shap
+
+    if kind == "tree":
+        values = shap.TreeExplainer(estimator).shap_values(rows, check_additivity=False)
+    elif kind == "linear":
+        values = shap.LinearExplainer(estimator, shap.maskers.Independent(background)).shap_values(rows)
+    else:
+
+        def positive(matrix):
+            return estimator.predict_proba(matrix)[:, 1]
+
+        explainer = shap.PermutationExplainer(positive, shap.maskers.Independent(background), seed=SEED)
+        values = explainer(rows, silent=True).values
+    values = np.asarray(values)
+    return values[..., 1] if values.ndim == 3 else values  # forests give one slice per class
+
+
+def explain(model, frame, params: Params) -> dict[str, Any]:
+    """top_features.json for a trained model: explainer, rows explained, columns by mean |SHAP|, descending."""
+    import numpy as np
+    import pandas as pd
+
+    pipeline = getattr(model, "pipeline", model)  # a mitigated model: explain the scores its thresholds cut
+    transformer, estimator = pipeline[:-1], pipeline[-1]
+    matrix = np.asarray(transformer.transform(frame[list(pipeline.feature_names_in_)]), dtype=float)
+    kind = explainer_kind(estimator)
+    generator = np.random.default_rng(SEED)
+    background = matrix[generator.permutation(len(matrix))[: params.explain.background_rows]]
+    rows = matrix
+    if kind == "sampled" and len(matrix) > params.explain.max_rows:
+        rows = matrix[generator.permutation(len(matrix))[: params.explain.max_rows]]
+    values = shap_matrix(kind, estimator, rows, background)
+    columns = original_columns(transformer[-1])
+    per_column = pd.Series(np.abs(values).mean(axis=0), index=columns).groupby(level=0, sort=False).sum()
+    ranked = per_column.sort_values(ascending=False, kind="stable")
+    return {
+        "explainer": kind,
+        "rows": len(rows),
+        "top_features": [
+            {"feature": str(name), "mean_abs_shap": round(float(value), 6)} for name, value in ranked.items()
+        ],
+    }
+
+
+def write(root: Path, explained: dict[str, Any]) -> None:
+    """top_features.json, and the same ranking as bar chart data for `dvc plots`."""
+    import pandas as pd
+
+    write_json(root / TOP_FEATURES, explained)
+    write_atomic(root / IMPORTANCE_CSV, pd.DataFrame(explained["top_features"]).to_csv(index=False))
+
+
+def chart(explained: dict[str, Any], path: Path, shown: int = 15) -> None:
+    """The `shown` most important features as a horizontal bar chart (PNG), the largest on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: CI and DVC stages have none
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    bars = pd.DataFrame(explained["top_features"]).head(shown).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.3 * len(bars) + 1.2))
+    axes.barh(bars["feature"], bars["mean_abs_shap"], color="#4c72b0")
+    axes.set_xlabel(f"mean |SHAP value| ({explained['explainer']} explainer, {explained['rows']} rows)")
+    axes.set_title("Global feature importance")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

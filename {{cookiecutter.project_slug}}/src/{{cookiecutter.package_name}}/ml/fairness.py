@@ -1,0 +1,201 @@
+"""Fairness: the candidate's decisions by sensitive group (fairlearn), and the optional threshold mitigation.
+
+`measure` gives reports/fairness.json: per sensitive feature, the disparity metrics the gate bounds
+(`sensitive_features`) and the rates of every group (`by_group`) that the model card and the PR report show.
+Numeric features (age) are grouped by the bins in params.yaml. A group smaller than
+`fairness.min_group_size` is still listed with its count, but left out of the disparity metrics: a rate
+measured on a handful of rows swings by tens of points and would make the gate block on noise.
+
+`mitigate` (train stage) applies fairlearn's ThresholdOptimizer to the trained pipeline when params.yaml
+chooses it: one threshold per group of one sensitive feature, chosen to meet a parity constraint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..core.config import Params, is_number
+from ..core.errors import ProjectError
+from .estimators import ThresholdMitigated, bin_column
+
+CONSTRAINTS = ("demographic_parity", "equalized_odds")
+METHODS = ("none", "threshold_optimizer")
+
+
+def groups(frame, feature: str, params: Params):
+    """The group of every row of frame for one sensitive feature."""
+    if feature not in frame.columns:
+        raise ProjectError(f"params.yaml: data.sensitive_features names '{feature}', which is not a data column")
+    return bin_column(frame[feature], params.fairness.bins.get(feature), feature)
+
+
+def check_params(params: Params) -> None:
+    """The fairness section agrees with itself and with data.sensitive_features; one line naming the key if not."""
+    for feature, edges in params.fairness.bins.items():
+        if feature not in params.data.sensitive_features:
+            raise ProjectError(f"params.yaml: fairness.bins.{feature}: not one of data.sensitive_features")
+        valid = isinstance(edges, list) and edges and all(is_number(edge) for edge in edges)
+        if not valid or any(low >= high for low, high in zip(edges, edges[1:], strict=False)):
+            raise ProjectError(f"params.yaml: fairness.bins.{feature} must be a list of increasing numbers")
+    if params.fairness.min_group_size < 1:
+        raise ProjectError("params.yaml: fairness.min_group_size must be at least 1")
+    mitigation = params.fairness.mitigation
+    if mitigation.method not in METHODS:
+        raise ProjectError(f"params.yaml: fairness.mitigation.method must be one of {', '.join(METHODS)}")
+    if mitigation.constraint not in CONSTRAINTS:
+        raise ProjectError(f"params.yaml: fairness.mitigation.constraint must be one of {', '.join(CONSTRAINTS)}")
+    if mitigation.feature not in params.data.sensitive_features:
+        raise ProjectError("params.yaml: fairness.mitigation.feature must be one of data.sensitive_features")
+
+
+def _rate(value: Any) -> float | None:
+    """A rate rounded for the report; None when it is undefined (a group without positives has no TPR)."""
+    value = float(value)
+    return None if math.isnan(value) else round(value, 6)
+
+
+def by_group(labels, predicted, grouped) -> dict[str, dict[str, Any]]:
+    """Count, selection rate, true and false positive rates and accuracy of every group (fairlearn MetricFrame)."""
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score
+
+    def defined(metric):
+        """The metric, undefined (NaN) when the group lacks the class it divides by."""
+
+        def safe(y_true, y_pred):
+            classes = set(y_true.tolist()) if hasattr(y_true, "tolist") else set(y_true)
+            if metric is true_positive_rate and 1 not in classes:
+                return math.nan
+            if metric is false_positive_rate and 0 not in classes:
+                return math.nan
+            return metric(y_true, y_pred, pos_label=1)
+
+        return safe
+
+    frame = MetricFrame(
+        metrics={
+            "count": count,
+            "selection_rate": lambda y_true, y_pred: selection_rate(y_true, y_pred, pos_label=1),
+            "true_positive_rate": defined(true_positive_rate),
+            "false_positive_rate": defined(false_positive_rate),
+            "accuracy": accuracy_score,
+        },
+        y_true=labels,
+        y_pred=predicted,
+        sensitive_features=grouped,
+    ).by_group
+    return {
+        str(group): {
+            "count": int(row["count"]),
+            **{name: _rate(row[name]) for name in ("selection_rate", "true_positive_rate", "false_positive_rate")},
+            "accuracy": _rate(row["accuracy"]),
+        }
+        for group, row in frame.iterrows()
+    }
+
+
+def disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, float]:
+    """Demographic parity difference and ratio, equalized odds difference, over the groups large enough to judge.
+
+    Fewer than two such groups compare nothing: no metric. A metric whose rate is undefined in a judged group
+    (no positives to measure a true positive rate on) is left out. The gate cannot decide a rule whose metric
+    is missing, so it blocks: missing evidence never passes.
+    """
+    judged = [rates for rates in found.values() if rates["count"] >= min_size]
+    if len(judged) < 2:
+        return {}
+    selection = [rates["selection_rate"] for rates in judged]
+    result = {
+        "demographic_parity_difference": round(max(selection) - min(selection), 6),
+        # No group selected at all is parity.
+        "demographic_parity_ratio": round(min(selection) / max(selection), 6) if max(selection) else 1.0,
+    }
+    spreads = []
+    for rate in ("true_positive_rate", "false_positive_rate"):
+        values = [rates[rate] for rates in judged]
+        if None in values:
+            return result
+        spreads.append(max(values) - min(values))
+    result["equalized_odds_difference"] = round(max(spreads), 6)
+    return result
+
+
+def measure(frame, labels, predicted, params: Params) -> dict[str, Any]:
+    """reports/fairness.json for decisions `predicted` (0/1) on `frame`, whose true outcomes are `labels`."""
+    import numpy as np
+
+    check_params(params)
+    labels = np.asarray(labels).astype(int)
+    predicted = np.asarray(predicted).astype(int)
+    features, groups_by_feature = {}, {}
+    for feature in params.data.sensitive_features:
+        found = by_group(labels, predicted, groups(frame, feature, params).reset_index(drop=True))
+        groups_by_feature[feature] = found
+        features[feature] = disparities(found, params.fairness.min_group_size)
+        if not features[feature]:
+            print(
+                f"fairness: {feature} not compared: fewer than two groups have fairness.min_group_size="
+                f"{params.fairness.min_group_size} rows (a gate rule on it cannot decide)"
+            )
+    return {
+        "sensitive_features": features,
+        "by_group": groups_by_feature,
+        "threshold": params.evaluate.threshold,
+        "mitigation": params.fairness.mitigation.method,
+    }
+
+
+def fitted_rules(optimizer) -> dict[str, dict[str, Any]]:
+    """A fitted ThresholdOptimizer's interpolated thresholds per group, as plain numbers and strings."""
+    rules = {}
+    for group, interpolation in optimizer.interpolated_thresholder_.interpolation_dict.items():
+        rule = {
+            "p0": float(interpolation.p0),
+            "operator0": interpolation.operation0.operator,
+            "threshold0": float(interpolation.operation0.threshold),
+            "p1": float(interpolation.p1),
+            "operator1": interpolation.operation1.operator,
+            "threshold1": float(interpolation.operation1.threshold),
+        }
+        if "p_ignore" in interpolation:
+            rule["p_ignore"] = float(interpolation.p_ignore)
+            rule["prediction_constant"] = float(interpolation.prediction_constant)
+        rules[str(group)] = rule
+    return rules
+
+
+def fit_threshold_optimizer(pipeline, frame, labels, params: Params):
+    """The ThresholdOptimizer (fairlearn) of the trained, prefit pipeline, fitted on frame's rows."""
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    mitigation = params.fairness.mitigation
+    optimizer = ThresholdOptimizer(
+        estimator=pipeline, constraints=mitigation.constraint, prefit=True, predict_method="predict_proba"
+    )
+    try:
+        optimizer.fit(
+            frame[list(pipeline.feature_names_in_)],
+            labels,
+            sensitive_features=groups(frame, mitigation.feature, params),
+        )
+    except ValueError as error:
+        raise ProjectError(f"params.yaml: fairness.mitigation: ThresholdOptimizer failed ({error})") from error
+    return optimizer
+
+
+def mitigate(pipeline, frame, labels, params: Params):
+    """The model train saves: the pipeline, or the pipeline with the thresholds ThresholdOptimizer fits on frame."""
+    check_params(params)
+    mitigation = params.fairness.mitigation
+    if mitigation.method == "none":
+        return pipeline
+    optimizer = fit_threshold_optimizer(pipeline, frame, labels, params)
+    edges = params.fairness.bins.get(mitigation.feature)
+    return ThresholdMitigated(pipeline, mitigation.feature, edges, fitted_rules(optimizer))

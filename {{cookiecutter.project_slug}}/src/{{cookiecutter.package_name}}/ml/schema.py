@@ -1,0 +1,127 @@
+"""The data contract as the model sees it: feature columns in model order, their rules, and the classes.
+
+It is derived from data/schema.yaml and params.yaml, so training, the service and the batch job all agree on
+it. `check_frame()` applies the rules to a whole DataFrame at once, for the batch job and drift checks, where
+validating row by row in Python would cost more than the prediction itself; the service's request model
+(serving/request.py) applies the same rules to one request, and a test holds the two to the same verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.config import load_params
+from .features import feature_columns
+from .validate import load_schema
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The input contract of the model: feature columns in model order and their rules."""
+
+    numeric: list[str]
+    categorical: list[str]
+    rules: dict[str, dict[str, Any]]
+    positive_class: str
+    negative_class: str
+    threshold: float
+
+    @property
+    def columns(self) -> list[str]:
+        """Feature columns in the order the model was trained on."""
+        return self.numeric + self.categorical
+
+
+def load_contract(root: Path) -> Contract:
+    """The model's input contract from params.yaml and data/schema.yaml."""
+    params = load_params(root)
+    schema = load_schema(root / params.validate.schema)
+    numeric, categorical = feature_columns(schema, params)
+    target = schema.get(params.data.target, {})
+    classes = [str(item) for item in target.get("allowed", [])]
+    others = [item for item in classes if item != params.data.positive_class]
+    return Contract(
+        numeric=numeric,
+        categorical=categorical,
+        rules={name: schema[name] for name in numeric + categorical},
+        positive_class=params.data.positive_class,
+        negative_class=others[0] if others else f"not {params.data.positive_class}",
+        threshold=params.evaluate.threshold,
+    )
+
+
+def example_record(contract: Contract) -> dict[str, Any]:
+    """A valid record built from the contract alone (first category, lower bound): used to warm up."""
+    record: dict[str, Any] = {}
+    for name in contract.columns:
+        rule = contract.rules[name]
+        if rule["type"] == "category":
+            record[name] = str(rule["allowed"][0])
+        else:
+            low = rule.get("min", 0)
+            record[name] = int(low) if rule["type"] == "integer" else float(low)
+    return record
+
+
+def check_frame(frame, contract: Contract):
+    """Validate every row of a DataFrame at once with the request model's rules.
+
+    Returns (clean feature frame in model order, reasons): `reasons` is a Series of strings
+    indexed like `frame`, empty for a valid row, else "column: rule; column: rule".
+    """
+    import numpy as np
+    import pandas as pd
+
+    problems: dict[str, np.ndarray] = {}
+    clean: dict[str, pd.Series] = {}
+    size = len(frame)
+    for name in contract.columns:
+        rule = contract.rules[name]
+        if name not in frame.columns:
+            problems[name] = np.full(size, "missing")
+            clean[name] = pd.Series([None] * size, index=frame.index, dtype=object)
+            continue
+        values = frame[name]
+        missing = values.isna().to_numpy()
+        reason = np.where(missing, "missing", "")
+        if rule["type"] == "category":
+            text = values.astype("string")
+            allowed = text.isin([str(item) for item in rule["allowed"]]).fillna(False).to_numpy(dtype=bool)
+            reason = np.where(~missing & ~allowed, "category", reason)
+            clean[name] = text.astype(object)
+        else:
+            numbers = _as_numbers(values)
+            finite = np.isfinite(numbers)
+            bad_type = ~missing & ~finite
+            if rule["type"] == "integer":
+                bad_type |= finite & (np.floor(numbers) != numbers)
+            reason = np.where(bad_type, "type", reason)
+            low, high = rule.get("min", -np.inf), rule.get("max", np.inf)
+            with np.errstate(invalid="ignore"):
+                outside = finite & ~bad_type & ((numbers < low) | (numbers > high))
+            reason = np.where(outside, "range", reason)
+            kind = "int64" if rule["type"] == "integer" else "float64"
+            clean[name] = pd.Series(np.where(reason == "", numbers, 0), index=frame.index).astype(kind)
+        problems[name] = reason
+    reasons = pd.Series([""] * size, index=frame.index, dtype=object)
+    for name, reason in problems.items():
+        bad = reason != ""
+        if bad.any():
+            tagged = pd.Series(np.where(bad, name + ": " + reason.astype(object), ""), index=frame.index)
+            reasons = reasons.where(~bad, np.where(reasons == "", tagged, reasons + "; " + tagged))
+    return pd.DataFrame(clean, index=frame.index)[contract.columns], reasons
+
+
+def _as_numbers(values):
+    """Numeric view of a column: strings that are not numbers become NaN, booleans are not numbers."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values):
+        return np.full(len(values), np.nan)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    as_text = values.astype("string").str.strip()
+    return pd.to_numeric(as_text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

@@ -1,0 +1,167 @@
+"""Validate stage: check the ingested data against data/schema.yaml before anything is trained.
+
+Every failing check is recorded (column, rule, count of bad rows) in reports/validation.json,
+which the gate reads as evidence; a failure exits non-zero so DVC runs nothing downstream.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.config import Params, read_yaml
+from ..core.contract import INGESTED, VALIDATION
+from ..core.errors import ProjectError
+from ..core.files import write_json
+from . import pii as detectors
+from .data import stage_input
+
+if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
+    import pandas as pd
+
+REPORT = VALIDATION
+COLUMN_TYPES = ("integer", "number", "category")
+
+
+def load_schema(path: Path) -> dict[str, dict[str, Any]]:
+    """Read the column contract, refusing a malformed one."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict) or not raw["columns"]:
+        raise ProjectError(f"{path}: must have a non-empty 'columns' mapping")
+    for name, rule in raw["columns"].items():
+        if not isinstance(rule, dict) or rule.get("type") not in COLUMN_TYPES:
+            raise ProjectError(f"{path}: column '{name}' needs a type, one of {', '.join(COLUMN_TYPES)}")
+        if rule["type"] == "category" and not rule.get("allowed"):
+            raise ProjectError(f"{path}: category column '{name}' needs a non-empty 'allowed' list")
+    return raw["columns"]
+
+
+def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params) -> list[dict[str, Any]]:
+    """Return one failure record per broken rule; an empty list means the data is valid."""
+    failures: list[dict[str, Any]] = []
+
+    def fail(column: str, rule: str, bad_rows: int, detail: str) -> None:
+        failures.append({"column": column, "rule": rule, "bad_rows": int(bad_rows), "detail": detail})
+
+    if len(frame) < params.validate.min_rows:
+        fail("*", "min_rows", len(frame), f"{len(frame)} rows, at least {params.validate.min_rows} needed")
+    for column in params.data.pii.drop:
+        if column in frame.columns:
+            fail(column, "pii_present", len(frame), "a declared PII column survived ingest")
+    for column in params.data.pii.hash:
+        raw_share = detectors.unhashed_share(frame[column]) if column in frame.columns else 0.0
+        if raw_share:
+            fail(column, "pii_unhashed", round(raw_share * len(frame)), "declared for hashing, holds non-digest values")
+    for found in detectors.scan(frame, params.data.pii.scan_threshold, skip=set(params.data.pii.hash)):
+        # Only the column and the kind: a validation report is evidence that CI uploads and PRs quote.
+        detail = f"looks like PII: {found.kind} in {found.share:.0%} of {found.sampled} sampled values"
+        fail(found.column, "pii_detected", round(found.share * len(frame)), detail)
+    target = params.data.target
+    if target not in frame.columns:
+        fail(target, "missing_column", len(frame), "the target column is missing")
+    else:
+        labels = frame[target]
+        if labels.isna().any():
+            fail(target, "null_target", labels.isna().sum(), "rows without a label")
+        classes = set(labels.dropna().astype(str).unique())
+        if len(classes) != 2 or params.data.positive_class not in classes:
+            fail(
+                target,
+                "binary_target",
+                len(frame),
+                f"needs exactly two classes including '{params.data.positive_class}', found {len(classes)}",
+            )
+    for column, rule in schema.items():
+        if column == target:
+            continue
+        if column not in frame.columns:
+            fail(column, "missing_column", len(frame), "declared in the schema but absent")
+            continue
+        failures.extend(_check_column(frame[column], column, rule, params.validate.max_null_fraction))
+    allowed_extra = set(params.data.pii.hash) | {target}
+    for column in frame.columns:
+        if column not in schema and column not in allowed_extra:
+            fail(column, "unexpected_column", len(frame), "not declared in the schema")
+    return failures
+
+
+def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_nulls: float) -> list[dict]:
+    """Check one column's nulls, type, range and categories."""
+    import pandas as pd
+
+    found = []
+    nulls = values.isna()
+    if nulls.mean() > max_nulls:
+        found.append(
+            {
+                "column": column,
+                "rule": "nulls",
+                "bad_rows": int(nulls.sum()),
+                "detail": f"null fraction {nulls.mean():.3f} > {max_nulls}",
+            }
+        )
+    present = values[~nulls]
+    if rule["type"] == "category":
+        bad = ~present.astype(str).isin([str(item) for item in rule["allowed"]])
+        if bad.any():
+            found.append(
+                {
+                    "column": column,
+                    "rule": "category",
+                    "bad_rows": int(bad.sum()),
+                    "detail": "values outside the allowed categories",
+                }
+            )
+        return found
+    numbers = pd.to_numeric(present, errors="coerce")
+    not_numeric = numbers.isna()
+    if rule["type"] == "integer":
+        not_numeric |= (numbers % 1 != 0) & numbers.notna()
+    if not_numeric.any():
+        found.append(
+            {
+                "column": column,
+                "rule": "type",
+                "bad_rows": int(not_numeric.sum()),
+                "detail": f"values that are not of type {rule['type']}",
+            }
+        )
+    numbers = numbers[~not_numeric]
+    low, high = rule.get("min", float("-inf")), rule.get("max", float("inf"))
+    outside = (numbers < low) | (numbers > high)
+    if outside.any():
+        found.append(
+            {
+                "column": column,
+                "rule": "range",
+                "bad_rows": int(outside.sum()),
+                "detail": f"values outside [{low}, {high}]",
+            }
+        )
+    return found
+
+
+def validate(root: Path, params: Params) -> None:
+    """Run every check, write the report, and fail loudly when any check fails."""
+    import pandas as pd
+
+    frame = pd.read_parquet(stage_input(root, INGESTED))
+    failures = check(frame, load_schema(root / params.validate.schema), params)
+    report = {
+        "passed": not failures,
+        "n_rows": len(frame),
+        "source": params.data.source,
+        "failures": failures,
+    }
+    write_json(root / REPORT, report)
+    if failures:
+        print(f"validate: FAILED, {len(failures)} problem(s) in {params.data.source}:", file=sys.stderr)
+        print(f"  {'column':<24} {'rule':<18} {'bad rows':>8}  detail", file=sys.stderr)
+        for item in failures:
+            print(
+                f"  {item['column']:<24} {item['rule']:<18} {item['bad_rows']:>8}  {item['detail']}",
+                file=sys.stderr,
+            )
+        raise ProjectError(f"validate: {len(failures)} check(s) failed; details in {REPORT}")
+    print(f"validate: {len(frame)} rows pass every check in {params.validate.schema} -> {REPORT}")

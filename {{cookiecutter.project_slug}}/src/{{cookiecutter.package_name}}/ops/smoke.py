@@ -1,0 +1,144 @@
+"""The smoke test of a deployed service: ready, serving the very model its release pin names, and scoring.
+
+Argo CD or Flux roll an overlay out in their own time after a promotion merges, so `reconcile --check` (the
+deploy job's last step) waits, for each environment whose service URL is set (SERVICE_URL_STAGING,
+SERVICE_URL_PRODUCTION), until the service reports the pinned model's sha256 in its `model_info` metric,
+then scores one valid record through /predict. A service still on another model at the deadline
+(SMOKE_TIMEOUT seconds, default 300), unreachable, or answering badly is one line and a failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..core.contract import MODEL_INFO
+from ..core.errors import ProjectError
+from ..ml.schema import example_record, load_contract
+
+TIMEOUT_VARIABLE = "SMOKE_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+# A rolling update answers from old and new pods alike: the pinned model must answer this many times in a row.
+SETTLED = 3
+POLL_S = 2.0  # between answers that are not yet the pinned model
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def url_variable(env: str) -> str:
+    """The variable that names env's service URL."""
+    return f"SERVICE_URL_{env.upper()}"
+
+
+def timeout(environ: dict[str, str]) -> float:
+    """Seconds to wait for a rollout, from SMOKE_TIMEOUT."""
+    text = environ.get(TIMEOUT_VARIABLE) or str(DEFAULT_TIMEOUT)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ProjectError(f"{TIMEOUT_VARIABLE}={text!r}: not a number of seconds")
+    return seconds
+
+
+def _request(url: str, body: dict | None = None) -> tuple[int, str]:
+    """(status, text) of a GET, or of a JSON POST when body is given; URLError when nothing answers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (the team's own service URL)
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def served_models(url: str) -> list[dict[str, str]]:
+    """The `model_info` series of the service's /metrics: one per model it serves (tag, source, model_sha256)."""
+    status, text = _request(f"{url}/metrics")
+    if status != 200:
+        return []
+    series = re.compile("^" + re.escape(MODEL_INFO) + r"\{([^}]*)\}\s+1(?:\.0)?\s*$", re.MULTILINE)
+    return [dict(LABEL.findall(labels)) for labels in series.findall(text)]
+
+
+def _answer(url: str, want: str) -> tuple[bool, str]:
+    """(serves the wanted model and is ready, what it answered in a few words)."""
+    try:
+        ready, _ = _request(f"{url}/readyz")
+        models = served_models(url)
+    except (urllib.error.URLError, OSError) as error:
+        return False, f"no answer ({getattr(error, 'reason', error)})"
+    shown = ", ".join(f"{m.get('tag', '?')} (sha256 {m.get('model_sha256', '?')[:12]})" for m in models)
+    if ready != 200:
+        return False, f"/readyz {ready}, model {shown or 'unknown'}"
+    if not models:
+        return False, "no model_info metric on /metrics"
+    return [m.get("model_sha256") for m in models] == [want], f"model {shown}"
+
+
+def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
+    """Score one valid record; its label and score, or ProjectError naming what was wrong."""
+    try:
+        status, text = _request(f"{url}/predict", {"records": [record]})
+    except (urllib.error.URLError, OSError) as error:
+        raise ProjectError(f"{url}/predict: no answer ({getattr(error, 'reason', error)})") from None
+    try:
+        answer = json.loads(text)
+        (result,) = answer
+        label, score = str(result["label"]), float(result["score"])
+    except (ValueError, TypeError, KeyError):
+        raise ProjectError(f"{url}/predict: HTTP {status}, not one scored record: {text[:120]!r}") from None
+    if status != 200 or label not in classes or not 0.0 <= score <= 1.0:
+        raise ProjectError(f"{url}/predict: HTTP {status}, label {label!r}, score {score}: not a valid answer")
+    return f"{label} ({score:.3f})"
+
+
+def check(root: Path, env: str, url: str, champion: dict, seconds: float) -> str:
+    """Wait until url serves champion's model, then score one record: a line saying so, or ProjectError."""
+    url = url.rstrip("/")
+    want = str(champion["model_sha256"])
+    pinned = f"{champion['model_name']} v{champion['version']} (sha256 {want[:12]})"
+    deadline = time.monotonic() + seconds
+    streak = 0
+    while True:
+        matched, seen = _answer(url, want)
+        streak = streak + 1 if matched else 0
+        if streak >= SETTLED:
+            break
+        if not matched and time.monotonic() >= deadline:  # a streak under way may finish past the deadline
+            raise ProjectError(
+                f"{url_variable(env)}={url}: after {seconds:g} s it serves {seen}; deploy/{env}.yaml pins {pinned}"
+            )
+        time.sleep(0.2 if matched else POLL_S)
+    contract = load_contract(root)
+    scored = _score(url, example_record(contract), {str(contract.positive_class), str(contract.negative_class)})
+    return f"{url} serves {pinned}; one valid record scored {scored}"
+
+
+def check_services(root: Path, champions: dict[str, dict | None], environ: dict[str, str] | None = None) -> int:
+    """Smoke-test the service of each environment whose URL is set; print a line each; the number that failed.
+
+    A malformed SMOKE_TIMEOUT is a ProjectError before anything is checked: the check cannot decide.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    urls = {env: environ.get(url_variable(env), "").strip() for env in champions}
+    seconds = timeout(environ) if any(urls.values()) else 0.0
+    failed = 0
+    for env, champion in champions.items():
+        if not urls[env]:
+            continue
+        if champion is None:
+            print(f"reconcile: {env} service {urls[env]}: deploy/{env}.yaml has no champion; nothing to check")
+            continue
+        try:
+            print(f"reconcile: {env} service {check(root, env, urls[env], champion, seconds)}")
+        except ProjectError as error:
+            failed += 1
+            print(f"reconcile: DRIFT {env} service: {error}")
+    return failed

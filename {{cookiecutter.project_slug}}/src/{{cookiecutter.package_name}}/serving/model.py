@@ -1,0 +1,67 @@
+"""Loading and scoring a trained model: the local pipeline output, or a model from the BentoML store.
+
+The service, the batch job, Spark and drift checks all score through `score`, so they agree on every label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.contract import MODEL
+from ..core.errors import ProjectError
+from ..core.tracking import file_sha256
+from ..ml.schema import Contract
+
+
+def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]:
+    """Load the scikit-learn pipeline and a description of where it came from.
+
+    With a tag, from the BentoML model store: an MLflow model (imported from the registry) is read
+    with skops, trusting exactly the types its MLmodel file lists; a development model is a joblib
+    file. Without a tag, from the local pipeline output models/model.joblib.
+    """
+    import joblib
+
+    if tag is None:
+        path = root / MODEL
+        if not path.exists():
+            raise ProjectError(f"{MODEL}: not found; run `make pipeline` first")
+        return joblib.load(path), {"tag": "local", "source": str(MODEL), "model_sha256": file_sha256(path)}
+    import bentoml
+
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound as error:
+        raise ProjectError(f"BentoML model store: model '{tag}' not found; run `make package` first") from error
+    folder = Path(stored.path)
+    # model_sha256: what the release pin records for this model, so a deploy check can tell which one runs.
+    labels = stored.info.labels
+    info = {
+        "tag": str(stored.tag),
+        "source": labels.get("source", "bentoml"),
+        "model_sha256": labels.get("model_sha256", ""),
+    }
+    if (folder / "mlflow_model" / "MLmodel").exists():
+        return _load_mlflow_sklearn(folder / "mlflow_model"), info
+    return joblib.load(folder / MODEL.name), info
+
+
+def _load_mlflow_sklearn(folder: Path):
+    """Read an MLflow scikit-learn model saved with skops, without importing MLflow."""
+    import skops.io
+    import yaml
+
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
+    if flavor.get("serialization_format") != "skops":
+        raise ProjectError(f"{folder}/MLmodel: expected a skops model, got {flavor.get('serialization_format')}")
+    return skops.io.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or [])
+
+
+def score(model, frame, contract: Contract):
+    """Probability of the positive class and the label at the evaluation threshold."""
+    import numpy as np
+
+    scores = model.predict_proba(frame[contract.columns])[:, 1]
+    labels = np.where(scores >= contract.threshold, contract.positive_class, contract.negative_class)
+    return scores, labels

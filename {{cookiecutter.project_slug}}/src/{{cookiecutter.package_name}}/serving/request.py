@@ -1,0 +1,41 @@
+"""The request contract of the service: a pydantic model of one record, derived from the data contract.
+
+Its verdicts match `check_frame()` (ml/schema.py), which the batch job applies to whole files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ml.schema import Contract
+
+
+def request_model(contract: Contract):
+    """A pydantic model of one record: unknown fields, NaN/inf, out-of-range values and categories fail.
+
+    Numbers are strict (a JSON string "30", a boolean or 30.0 is not an integer); fields are declared
+    by alias, so a column named like a pydantic attribute (`schema`, `json`) still works.
+    """
+    from typing import Annotated, Literal
+
+    from pydantic import ConfigDict, Field, create_model
+
+    definitions: dict[str, Any] = {}
+    for index, name in enumerate(contract.columns):
+        rule = contract.rules[name]
+        bounds = {bound: rule[key] for key, bound in (("min", "ge"), ("max", "le")) if key in rule}
+        if rule["type"] == "category":
+            kind: Any = Literal[tuple(str(item) for item in rule["allowed"])]
+            field = Field(alias=name)
+        elif rule["type"] == "integer":
+            kind = int
+            field = Field(alias=name, strict=True, **bounds)
+        else:
+            kind = float
+            field = Field(alias=name, strict=True, allow_inf_nan=False, **bounds)
+        definitions[f"f{index}"] = (Annotated[kind, field], ...)
+    return create_model(
+        "Record",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False, frozen=True),
+        **definitions,
+    )

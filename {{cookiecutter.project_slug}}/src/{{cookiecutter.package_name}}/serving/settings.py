@@ -1,0 +1,80 @@
+"""The serving settings: limits of the service, batch scoring, drift checks and POST /explain.
+
+They live in serving.yaml, which DVC does not read: changing a timeout must not retrain the model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.config import build, read_yaml
+from ..core.errors import ProjectError
+
+SETTINGS_FILE = "serving.yaml"
+SETTINGS_ENV = "SERVING_CONFIG"  # another settings file, e.g. per environment (relative to the project root)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Limits of the HTTP service: each one turns overload into a clear status, never a 500."""
+
+    workers: int
+    max_concurrency: int
+    timeout_s: float
+    max_body_bytes: int
+    max_records: int
+    max_batch_size: int
+    max_latency_ms: int
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Batch inference: chunk size (bounds memory) and the tolerated share of rejected rows."""
+
+    chunk_rows: int
+    max_reject_fraction: float
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Drift checks: the default reference data and the thresholds that fail the check."""
+
+    reference: str
+    bins: int
+    min_rows: int
+    feature_psi: float
+    prediction_psi: float
+    max_drifted_features: int
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """POST /explain (LIME): on or off, and its own record limit, since each record costs thousands of predictions."""
+
+    enabled: bool
+    max_records: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of serving.yaml."""
+
+    service: ServiceSettings
+    batch: BatchSettings
+    monitor: MonitorSettings
+    explain: ExplainSettings
+
+
+def load_settings(root: Path) -> Settings:
+    """Load serving.yaml (or the file named by $SERVING_CONFIG) from the project root."""
+    source = os.environ.get(SETTINGS_ENV) or SETTINGS_FILE
+    settings = build(Settings, read_yaml(root / source), "serving", source)
+    for section, values in vars(settings).items():
+        for name, value in vars(values).items():
+            if isinstance(value, int | float) and value < 0:
+                raise ProjectError(f"{source}: '{section}.{name}' must not be negative, got {value!r}")
+    if settings.service.workers < 1 or settings.service.max_concurrency < 1 or settings.batch.chunk_rows < 1:
+        raise ProjectError(f"{source}: workers, max_concurrency and chunk_rows must be at least 1")
+    return settings
