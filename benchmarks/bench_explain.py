@@ -34,8 +34,8 @@ import dataclasses, json, statistics, sys, time
 from pathlib import Path
 import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier
-from {package} import evaluate, explain, fairness, train
-from {package}.config import load_params
+from {package}.core.config import load_params
+from {package}.ml import explain, fairness, train
 
 root = Path.cwd()
 params = load_params(root)

@@ -19,8 +19,8 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parents[1]
 IN_ONE_PROCESS = """
 from pathlib import Path
-from credit_risk import data, evaluate, train, tune, validate
-from credit_risk.config import load_params
+from credit_risk.core.config import load_params
+from credit_risk.ml import data, evaluate, train, tune, validate
 root = Path.cwd()
 params = load_params(root)
 for step in (data.ingest, validate.validate, data.split, tune.tune, train.train, evaluate.evaluate):

@@ -38,9 +38,9 @@ import lime.lime_tabular  # noqa: F401
 lime_import_s = time.perf_counter() - started
 import joblib, pandas as pd
 from threadpoolctl import threadpool_limits
-from {package} import local_explain
-from {package}.config import load_params
-from {package}.schema import load_contract
+from {package}.core.config import load_params
+from {package}.ml import lime_explainer as local_explain
+from {package}.ml.schema import load_contract
 
 root = Path.cwd()
 params = load_params(root)
@@ -97,7 +97,7 @@ def serve(project: Path, workdir: Path) -> Server:
     """`bentoml serve` of the project's service (one worker), once /readyz answers 200."""
     port = free_port()
     env = dict(os.environ, BENTOML_HOME=str(workdir / "bentoml"), BENTOML_DO_NOT_TRACK="true")
-    command = [str(project / ".venv/bin/bentoml"), "serve", f"src.{PACKAGE}.service:Scorer"]
+    command = [str(project / ".venv/bin/bentoml"), "serve", f"src.{PACKAGE}.serving.service:Scorer"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     return Server(command, project, env, "/readyz", port, workdir / "serve.log")
 
@@ -116,7 +116,7 @@ def main() -> None:
     figures = json.loads(run([python, "-c", MEASURE.format(package=PACKAGE)], cwd=project).strip().splitlines()[-1])
     script = (
         "import json, pandas as pd; from pathlib import Path\n"
-        f"from {PACKAGE}.schema import load_contract, load_settings\n"
+        f"from {PACKAGE}.ml.schema import load_contract\nfrom {PACKAGE}.serving.settings import load_settings\n"
         "root = Path.cwd(); contract = load_contract(root)\n"
         "rows = pd.read_parquet(root / 'data/processed/test.parquet')[contract.columns]\n"
         "limit = load_settings(root).explain.max_records\n"

@@ -242,7 +242,7 @@ def serve_and_send(project: Path, planted: list[str], columns: list[str]) -> Pat
         port = probe.getsockname()[1]
     log = project / "server.log"
     env = dict(os.environ, BENTOML_HOME=str(project.parent / "bentoml"), BENTOML_DO_NOT_TRACK="true")
-    command = [sys.executable, "-m", "bentoml", "serve", f"src.{pkg}.service:Scorer", "--port", str(port)]
+    command = [sys.executable, "-m", "bentoml", "serve", f"src.{pkg}.serving.service:Scorer", "--port", str(port)]
     with log.open("w") as handle:
         server = subprocess.Popen(
             [*command, "--host", "127.0.0.1"],
@@ -297,8 +297,8 @@ def measure(project: Path, rows: int, per_kind: int) -> None:
     sys.path.insert(0, str(project / "src"))
     package = argparse.Namespace(
         **{
-            module: importlib.import_module(f"{name}.{module}")
-            for module in ("pii", "config", "data", "validate", "train", "evaluate", "schema")
+            module.rsplit(".", 1)[-1]: importlib.import_module(f"{name}.{module}")
+            for module in ("ml.pii", "core.config", "ml.data", "ml.validate", "ml.train", "ml.evaluate", "ml.schema")
         }
     )
     rng = random.Random(0)

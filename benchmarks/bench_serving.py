@@ -64,8 +64,8 @@ print(json.dumps({"rows": len(frame), "seconds": elapsed, "rss_mb": rss_mb}))
 BATCH_OURS = """
 import json, resource, sys, time
 from pathlib import Path
-from {package} import batch, service
-service.load_model(Path.cwd())  # import cost paid before the clock starts, as for the bare run
+from {package}.serving import batch, model
+model.load_model(Path.cwd())  # import cost paid before the clock starts, as for the bare run
 start = time.perf_counter()
 code = batch.predict(Path.cwd(), Path(sys.argv[1]), Path(sys.argv[2]))
 elapsed = time.perf_counter() - start
@@ -176,8 +176,8 @@ def main() -> None:
 
     # Bento build time: the whole `package --env dev` process, as `make package ENV=dev` runs it.
     code = (
-        f"import sys; from pathlib import Path; from {PACKAGE} import service; "
-        "sys.exit(service.package(Path.cwd(), 'dev'))"
+        f"import sys; from pathlib import Path; from {PACKAGE}.ops import package; "
+        "sys.exit(package.package(Path.cwd(), 'dev'))"
     )
     started = time.perf_counter()
     out = run([python, "-c", code], cwd=project, env=env)

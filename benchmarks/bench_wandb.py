@@ -33,18 +33,16 @@ MEASURE = """
 import dataclasses, json, statistics, sys, time
 from pathlib import Path
 import joblib, pandas as pd
-from {package} import evaluate, explain, fairness, tracking
-from {package}.config import Tracking, load_params
-from {package}.data import TEST
-from {package}.train import MODEL
+from {package}.core import tracking
+from {package}.core.config import Tracking, load_params
+from {package}.core.contract import EXPLAIN_DIR, FAIRNESS, METRICS, MODEL, PLOTS, TEST
 
 root, repeats = Path.cwd(), int(sys.argv[1])
 params = load_params(root)
 model = joblib.load(root / MODEL)
 features = pd.read_parquet(root / TEST)[list(model.feature_names_in_)]
-metrics = json.loads((root / evaluate.METRICS).read_text())
-artifacts = [root / evaluate.METRICS, root / evaluate.PLOTS, root / "reports/validation.json",
-             root / fairness.FAIRNESS, root / explain.EXPLAIN_DIR]
+metrics = json.loads((root / METRICS).read_text())
+artifacts = [root / METRICS, root / PLOTS, root / "reports/validation.json", root / FAIRNESS, root / EXPLAIN_DIR]
 tags = tracking.lineage(root, params, root / MODEL)
 times = {{False: [], True: []}}
 for on in [False, True] * (repeats + 1):  # the first pair warms both paths up and is not counted

@@ -93,7 +93,7 @@ FLOWS = [
         "push",
         (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("ci.yml", "promote-staging")),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM},
-        ("src/credit_risk/train.py",),
+        ("src/credit_risk/ml/train.py",),
     ),
     Flow(
         "default branch, image registry",
@@ -105,7 +105,7 @@ FLOWS = [
             ("ci.yml", "image-staging"),
         ),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM, **REGISTRY},
-        ("src/credit_risk/train.py",),
+        ("src/credit_risk/ml/train.py",),
     ),
     Flow(
         "schedule",
@@ -128,12 +128,28 @@ FLOWS = [
         {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
         ("policies/promotion.yaml",),
     ),
+    # The code that applies the policy: a weaker gate in code loosens the gate as surely as a lower threshold.
+    Flow(
+        "policy code changed",
+        "pull_request",
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("policy.yml", "policy-guard")),
+        {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
+        ("src/credit_risk/ops/gate.py",),
+    ),
+    # The model's code is the data scientist's: the pipeline and the gate judge it, the policy guard does not run.
+    Flow(
+        "model code changed",
+        "pull_request",
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain")),
+        {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
+        ("src/credit_risk/ml/train.py",),
+    ),
     Flow(
         "production promotion",
         "workflow_dispatch",
         (("promote.yml", "promote-production"),),
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM},
-        ("src/credit_risk/train.py",),
+        ("src/credit_risk/ml/train.py",),
         manual=True,
     ),
 ]
@@ -475,6 +491,11 @@ def test_every_provider_runs_the_same_commands_in_the_same_order(flow: Flow) -> 
     """Per flow, the same jobs run the same `make` commands in the same order on GitHub, GitLab, Jenkins, CircleCI."""
     for workflow, _ in flow.github_jobs:
         assert github_triggers(workflow, flow.github_event, flow.changed), f"{workflow} does not start for {flow.name}"
+    if not flow.manual:  # a person picks the one workflow to dispatch; any other event starts every match
+        listed = {workflow for workflow, _ in flow.github_jobs}
+        for path in sorted(GITHUB_DIR.glob("*.yml")):
+            started = github_triggers(path.name, flow.github_event, flow.changed)
+            assert started == (path.name in listed), f"{path.name} starts for {flow.name}"
     github = [(job, github_commands(workflow, job)) for workflow, job in flow.github_jobs]
     jobs = gitlab_jobs(flow.gitlab_variables, flow.changed, flow.manual)
     assert [(job, gitlab_commands(job)) for job in jobs] == github, "GitLab"
@@ -483,6 +504,39 @@ def test_every_provider_runs_the_same_commands_in_the_same_order(flow: Flow) -> 
     circleci = circleci_jobs(circleci_values(flow), flow.manual)
     assert [(job, circleci_commands(job)) for job in circleci] == github, "CircleCI"
     assert all(commands for _, commands in github), "a job with no project command"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("changed", "guarded"),
+    [
+        ("policies/promotion.yaml", True),
+        ("src/credit_risk/ops/gate.py", True),
+        ("src/credit_risk/ops/clients/gitlab.py", True),  # a nested module of ops/
+        ("src/fraud_model/ops/promote.py", True),  # any package name: the CI files hold no Jinja
+        ("src/credit_risk/ml/train.py", False),
+        ("src/credit_risk/serving/service.py", False),
+        ("src/credit_risk/cli.py", False),
+    ],
+)
+def test_every_provider_runs_the_policy_guard_for_the_policy_and_the_code_that_applies_it(
+    changed: str, guarded: bool
+) -> None:
+    """A pull request changing only this file runs the policy guard on all four providers, or on none."""
+    flow = Flow(
+        "pull request",
+        "pull_request",
+        (),
+        {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
+        (changed,),
+    )
+    runs = {
+        "GitHub": github_triggers("policy.yml", flow.github_event, flow.changed),
+        "GitLab": "policy-guard" in gitlab_jobs(flow.gitlab_variables, flow.changed),
+        "Jenkins": "policy-guard" in jenkins_jobs(jenkins_build(flow)),
+        "CircleCI": "policy-guard" in circleci_jobs(circleci_values(flow)),
+    }
+    assert runs == dict.fromkeys(runs, guarded)
 
 
 @pytest.mark.fast

@@ -2,7 +2,7 @@
 
 One server serves the whole module (started once by a fixture, stopped with SIGTERM); the shutdown
 test starts its own, because it stops it. The server runs from a copy of the project with a model
-trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.service:Scorer`.
+trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.serving.service:Scorer`.
 """
 
 import hashlib
@@ -74,7 +74,7 @@ class Server:
         # A home per server: BentoML keeps its metrics files there and clears them at start-up.
         home = root.parent / f"bentoml-home-{self.port}"
         env = dict(os.environ, BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", SERVING_CONFIG=settings_file)
-        command = [sys.executable, "-m", "bentoml", "serve", f"src.{PACKAGE}.service:Scorer"]
+        command = [sys.executable, "-m", "bentoml", "serve", f"src.{PACKAGE}.serving.service:Scorer"]
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [*command, "--host", "127.0.0.1", "--port", str(self.port)],
@@ -608,7 +608,8 @@ def test_package_builds_an_offline_bento_with_pinned_image_and_packages(trained)
     info = yaml.safe_load((bento / "bento.yaml").read_text())
     assert info["args"]["model_tag"] == info["services"][0]["models"][0]["tag"]
     assert ":dev-" in info["args"]["model_tag"]
-    assert (bento / "src/src" / PACKAGE / "service.py").exists()
+    for layer in ("serving", "ml", "core"):  # the service imports the layers below it: the bento carries them all
+        assert list((bento / "src/src" / PACKAGE / layer).glob("*.py")), layer
     assert not list(bento.rglob("*.joblib"))  # the model travels in the model store, not in the code
 
 
