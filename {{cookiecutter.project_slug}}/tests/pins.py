@@ -1,5 +1,7 @@
 """A release pin's champion as `promote` writes it, for the tests: each varies the fields it is about."""
 
+from {{ cookiecutter.package_name }}.core.contract import ReleasePin
+
 
 def champion(**changes) -> dict:
     """A well-formed champion with no build recorded yet; `changes` replace fields."""
@@ -18,3 +20,8 @@ def champion(**changes) -> dict:
         "metrics": {"roc_auc": 0.8125},
     }
     return {**pinned, **changes}
+
+
+def release_pin(**changes) -> ReleasePin:
+    """The same champion, typed as load_pin returns it and promote writes it."""
+    return ReleasePin.from_mapping(champion(**changes))

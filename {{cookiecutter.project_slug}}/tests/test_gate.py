@@ -12,7 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from {{ cookiecutter.package_name }}.core.contract import ReleasePin
 from {{ cookiecutter.package_name }}.ops import gate, policy
+from {{ cookiecutter.package_name }}.ops.gate import rules
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
@@ -418,6 +420,33 @@ def test_regression_at_the_exact_tolerance_passes(proj: Path, registry):
     write_json(proj, M, {**METRICS, "roc_auc": 0.79})
     write_pin(proj, "staging", champion(registry["champion_run"], roc_auc=0.80))
     assert gate.run(proj, "staging") == 0
+
+
+def test_a_value_at_an_exact_bound_is_within_it_despite_rounding():
+    """within_bounds, which the gate and verify-pin share, tolerates float rounding at a bound, not more."""
+    assert rules.within_bounds({"min": 0.3}, 0.1 + 0.2) and rules.within_bounds({"max": 0.3}, 0.1 + 0.2)
+    assert rules.within_bounds({"min": 0.75, "max": 0.9}, 0.8)
+    assert not rules.within_bounds({"min": 0.75}, 0.7499) and not rules.within_bounds({"max": 100.0}, 100.001)
+
+
+def test_better_means_strictly_better_on_the_primary_metric_and_no_worse_on_the_others():
+    """beats reads the directions and the metrics from env's no_regression rules; the first is the primary."""
+    policy_document = with_rules(
+        "staging",
+        _rule("auc", "no_regression", metric="roc_auc", tolerance=0.01),
+        _rule("loss", "no_regression", metric="log_loss", relative_tolerance=0.05),
+    )
+
+    def pin(**metrics) -> ReleasePin:
+        return ReleasePin.from_mapping(champion("run", **metrics))
+
+    old = pin(roc_auc=0.80, log_loss=0.50)
+    assert rules.beats(policy_document, "staging", pin(roc_auc=0.81, log_loss=0.49), old)[0]
+    assert rules.beats(policy_document, "staging", pin(roc_auc=0.81, log_loss=0.50), None)[0]
+    assert not rules.beats(policy_document, "staging", pin(roc_auc=0.80, log_loss=0.40), old)[0]  # not strictly
+    why = rules.beats(policy_document, "staging", pin(roc_auc=0.81, log_loss=0.51), old)
+    assert why == (False, "better on roc_auc but worse on log_loss")
+    assert not rules.beats(with_rules("staging"), "staging", pin(roc_auc=0.9), old)[0]  # nothing says what better is
 
 
 @pytest.mark.parametrize(

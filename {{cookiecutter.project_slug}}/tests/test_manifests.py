@@ -1,5 +1,6 @@
 """The Kubernetes overlays follow the release pins: the image digest is written with the pin, never by hand."""
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -8,14 +9,15 @@ import pins
 import pytest
 
 from {{ cookiecutter.package_name }}.core import files
-from {{ cookiecutter.package_name }}.ops import gate, manifests, promotion, publish
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ops import gate, manifests, promotion, publish
+from {{ cookiecutter.package_name }}.ops import pins as release_pins
 
 PROJECT = Path(__file__).resolve().parents[1]
 DIGEST = "sha256:" + "ab" * 32
 REPOSITORY = "ghcr.io/acme/credit-risk"
 OVERLAY = manifests.overlay_path("staging")
-CHAMPION = pins.champion(bento_tag="credit-risk:4xq2kfa7lk3hmlg6")
+CHAMPION = pins.release_pin(bento_tag="credit-risk:4xq2kfa7lk3hmlg6")
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def root(tmp_path: Path) -> Path:
 def pinned(root: Path) -> None:
     """Give staging a champion, as promote does: its overlay follows (no image yet)."""
     overlay = manifests.planned(root, "staging", CHAMPION)
-    files.write_together([*([overlay] if overlay else []), promotion.pin_file(root, "staging", CHAMPION)])
+    files.write_together([*([overlay] if overlay else []), release_pins.pin_file(root, "staging", CHAMPION)])
 
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
@@ -50,7 +52,7 @@ def test_recording_the_image_writes_the_pin_and_the_overlay_together(root: Path)
     before = (root / OVERLAY).read_text()
     shipped = manifests.read(root, "staging").repository
     assert promotion.record_release(root, "staging", image_digest=DIGEST, image_repository=REPOSITORY) == 0
-    assert gate.load_pin(root, "staging")["image_digest"] == DIGEST
+    assert gate.load_pin(root, "staging").image_digest == DIGEST
     assert changed_lines(before, (root / OVERLAY).read_text()) == [
         (f"    newName: {shipped}", f"    newName: {REPOSITORY}"),
         (f"    digest: {manifests.UNPINNED}", f"    digest: {DIGEST}"),
@@ -128,7 +130,7 @@ def test_a_failed_pin_write_puts_the_overlay_back(root: Path, monkeypatch):
     restored, the new card removed and the pin left as it was."""
     pinned(root)
     before = {path: path.read_bytes() for path in (root / OVERLAY, root / "deploy/staging.yaml")}
-    champion = {**CHAMPION, "image_digest": DIGEST}
+    champion = dataclasses.replace(CHAMPION, image_digest=DIGEST)
     change = manifests.planned(root, "staging", champion, REPOSITORY)
     card = root / "deploy/cards/staging.md"
     written = files.write_atomic
@@ -140,7 +142,7 @@ def test_a_failed_pin_write_puts_the_overlay_back(root: Path, monkeypatch):
 
     monkeypatch.setattr(files, "write_atomic", full_disk)
     with pytest.raises(OSError, match="disk full"):
-        files.write_together([change, (card, "# Model Card\n"), promotion.pin_file(root, "staging", champion)])
+        files.write_together([change, (card, "# Model Card\n"), release_pins.pin_file(root, "staging", champion)])
     assert {path: path.read_bytes() for path in before} == before
     assert not card.exists()
 
@@ -148,7 +150,7 @@ def test_a_failed_pin_write_puts_the_overlay_back(root: Path, monkeypatch):
 def test_a_project_without_kubernetes_is_left_alone(root: Path):
     """Deleting deploy/k8s opts out: record-release records the pin only."""
     shutil.rmtree(root / "deploy/k8s")
-    promotion.write_pin(root, "staging", CHAMPION)
+    release_pins.write_pin(root, "staging", CHAMPION)
     assert promotion.record_release(root, "staging", image_digest=DIGEST) == 0
     assert manifests.read(root, "staging") is None and not (root / "deploy/k8s").exists()
 

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from conftest import free_port
 
-from {{ cookiecutter.package_name }}.ops import card, gate, policy, promotion
+from {{ cookiecutter.package_name }}.ops import card, gate, policy, promotion, reconcile
+from {{ cookiecutter.package_name }}.ops import pins as release_pins
 
 PROJECT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
@@ -369,41 +370,41 @@ def test_reconcile_sets_aliases_and_detects_drift(repo: Path, store, capsys):
 
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
-    assert promotion.reconcile(repo, check=True) == 1  # merged but not yet reconciled
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=True) == 1  # merged but not yet reconciled
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") == 1 and alias(repo, "production") is None
-    assert promotion.reconcile(repo, check=True) == 0
+    assert reconcile.reconcile(repo, check=True) == 0
 
     evidence(repo, store["b"])
     assert promotion.register(repo) == 0
     mlflow.MlflowClient(store["uri"]).set_registered_model_alias(model_name(repo), "staging", "2")  # by hand
     capsys.readouterr()
-    assert promotion.reconcile(repo, check=True) == 1
+    assert reconcile.reconcile(repo, check=True) == 1
     assert "DRIFT" in capsys.readouterr().out
     assert alias(repo, "staging") == 2  # --check changes nothing
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") == 1
-    assert promotion.reconcile(repo, check=False) == 0  # idempotent: a second run converges
-    assert promotion.reconcile(repo, check=True) == 0
+    assert reconcile.reconcile(repo, check=False) == 0  # idempotent: a second run converges
+    assert reconcile.reconcile(repo, check=True) == 0
 
 
 def test_the_check_smoke_tests_each_service_whose_url_is_set(repo: Path, monkeypatch, capsys):
     """With SERVICE_URL_STAGING set, an in-sync registry still fails the check while that service does not answer."""
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     nobody = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("SERVICE_URL_STAGING", nobody)
     monkeypatch.setenv("SERVICE_URL_PRODUCTION", nobody)  # production has no champion: nothing to check
     monkeypatch.setenv("SMOKE_TIMEOUT", "0")
     capsys.readouterr()
-    assert promotion.reconcile(repo, check=True) == 1
+    assert reconcile.reconcile(repo, check=True) == 1
     out, err = capsys.readouterr()
     assert f"reconcile: DRIFT staging service: SERVICE_URL_STAGING={nobody}: after 0 s it serves no answer" in out
     assert f"reconcile: production service {nobody}: deploy/production.yaml has no champion; nothing to check" in out
     assert "1 service(s) do not serve their pinned model" in err
     monkeypatch.setenv("SMOKE_TIMEOUT", "soon")
-    assert promotion.reconcile(repo, check=True) == 2
+    assert reconcile.reconcile(repo, check=True) == 2
     assert capsys.readouterr().err.strip() == "reconcile: SMOKE_TIMEOUT='soon': not a number of seconds"
 
 
@@ -411,23 +412,23 @@ def test_revert_rolls_back(repo: Path, store):
     """Reverting a promotion commit and reconciling moves the alias back to the previous version."""
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") == 1
 
     evidence(repo, store["b"])
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") == 2
 
     git(repo, "revert", "--no-edit", "HEAD")
     assert pin(repo, "staging")["version"] == "1"
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") == 1
 
     git(repo, "revert", "--no-edit", "HEAD~2")  # the first promotion: staging has no champion again
     assert pin(repo, "staging") is None
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     assert alias(repo, "staging") is None
 
 
@@ -450,10 +451,10 @@ def test_reconcile_refuses_a_pin_the_registry_does_not_know(repo: Path, capsys):
     """A pin naming an unknown version: exit 2 and no alias moves."""
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
     text = (repo / "deploy/staging.yaml").read_text().replace("version: '1'", "version: '7'")
     (repo / "deploy/staging.yaml").write_text(text)
-    assert promotion.reconcile(repo, check=False) == 2
+    assert reconcile.reconcile(repo, check=False) == 2
     assert "does not know" in capsys.readouterr().err
     assert alias(repo, "staging") == 1
 
@@ -475,10 +476,10 @@ def test_concurrent_reconciles_converge(repo: Path):
     assert promotion.register(repo) == 0
     promote_and_commit(repo, "staging")
     with ThreadPoolExecutor(max_workers=4) as pool:
-        codes = list(pool.map(lambda _: promotion.reconcile(repo, check=False), range(4)))
+        codes = list(pool.map(lambda _: reconcile.reconcile(repo, check=False), range(4)))
     assert codes == [0, 0, 0, 0]
     assert alias(repo, "staging") == 1 and alias(repo, "production") is None
-    assert promotion.reconcile(repo, check=True) == 0
+    assert reconcile.reconcile(repo, check=True) == 0
 
 
 # --------------------------------------------------------------------------- release builds in the pin
@@ -490,8 +491,17 @@ REPOSITORY = "ghcr.io/acme/credit-risk"
 
 def pinned(root: Path, champion: bool = True) -> bytes:
     """deploy/staging.yaml as promote writes it (a champion without a build yet), or with no champion."""
+    promoted = pins.release_pin(promoted_at="2024-05-01T12:00:00Z", metrics={"roc_auc": 0.8125, "f1": 0.7})
+    return release_pins.write_pin(root, "staging", promoted if champion else None).read_bytes()
+
+
+def test_a_pin_read_and_written_again_keeps_its_bytes(tmp_path: Path):
+    """load_pin gives the champion promote wrote, typed; writing it back changes no byte of the file."""
+    written = pinned(tmp_path)
+    champion = gate.load_pin(tmp_path, "staging")
     promoted = pins.champion(promoted_at="2024-05-01T12:00:00Z", metrics={"roc_auc": 0.8125, "f1": 0.7})
-    return promotion.write_pin(root, "staging", promoted if champion else None).read_bytes()
+    assert champion.to_mapping() == promoted
+    assert release_pins.write_pin(tmp_path, "staging", champion).read_bytes() == written
 
 
 def test_record_release_changes_only_the_build_fields(tmp_path: Path):
@@ -504,13 +514,13 @@ def test_record_release_changes_only_the_build_fields(tmp_path: Path):
     ]
     assert promotion.record_release(tmp_path, "staging", image_digest=DIGEST) == 0
     champion = gate.load_pin(tmp_path, "staging")
-    assert champion["bento_tag"] == BENTO and champion["image_digest"] == DIGEST
+    assert champion.bento_tag == BENTO and champion.image_digest == DIGEST
     final = (tmp_path / "deploy/staging.yaml").read_text().splitlines()
     assert [a for a, b in zip(before, final, strict=True) if a != b] == ["  bento_tag: null", "  image_digest: null"]
     assert not list((tmp_path / "deploy").glob(".*tmp"))
     # A new bento has no image yet: the previous bento's digest is cleared with it.
     assert promotion.record_release(tmp_path, "staging", bento_tag="credit-risk:newer") == 0
-    assert gate.load_pin(tmp_path, "staging")["image_digest"] is None
+    assert gate.load_pin(tmp_path, "staging").image_digest is None
 
 
 @pytest.mark.parametrize(
@@ -556,13 +566,12 @@ def test_the_gate_passes_with_a_recorded_build(repo: Path):
     assert promotion.record_release(repo, "staging", bento_tag=BENTO, image_digest=DIGEST) == 0
     assert pin(repo, "staging")["bento_tag"] == BENTO
     assert gate.run(repo, "staging") == 0
-    assert promotion.reconcile(repo, check=False) == 0
+    assert reconcile.reconcile(repo, check=False) == 0
 
 
 def test_production_runs_the_image_staging_built_and_ran(repo: Path, capsys):
     """Build once: production's pin and overlay take staging's bento and image, and `package` builds nothing."""
-    from {{ cookiecutter.package_name }}.ops import manifests
-    from {{ cookiecutter.package_name }}.ops import package
+    from {{ cookiecutter.package_name }}.ops import manifests, package
 
     shutil.copytree(PROJECT / "deploy" / "k8s", repo / "deploy" / "k8s")
     assert promotion.register(repo) == 0

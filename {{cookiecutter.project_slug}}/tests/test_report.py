@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.core import config
-from {{ cookiecutter.package_name }}.ops import publish, report
+from {{ cookiecutter.package_name }}.core.contract import ReleasePin
+from {{ cookiecutter.package_name }}.ops import codehost, policy, publish, report, verify
+from {{ cookiecutter.package_name }}.ops.gate import rules
 
 PROJECT = Path(__file__).resolve().parents[1]
 HEX = "a" * 64
@@ -140,17 +142,17 @@ def test_the_verdict_is_the_gate_decision_exit_code(repo, capsys):
 def test_pins_are_verified_against_the_policy(repo, monkeypatch):
     """A consistent pin passes; a pin whose metrics break a bound, or that staging does not hold, fails."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert report.verify_pin(repo) == 0  # nothing pinned
+    assert verify.verify_pin(repo) == 0  # nothing pinned
     blob = git(repo, "hash-object", "policies/promotion.yaml")
     write_pin(repo, "staging", champion(policy_hash=blob))
-    assert report.verify_pin(repo) == 0
+    assert verify.verify_pin(repo) == 0
     write_pin(repo, "production", champion(policy_hash=blob, run_id="run-2"))
-    assert report.verify_pin(repo) == 1  # production must pin staging's run
+    assert verify.verify_pin(repo) == 1  # production must pin staging's run
     write_pin(repo, "production", None)
     write_pin(repo, "staging", champion(policy_hash=blob, metrics={**champion()["metrics"], "roc_auc": 0.5}))
-    assert report.verify_pin(repo) == 1
+    assert verify.verify_pin(repo) == 1
     write_pin(repo, "staging", champion(policy_hash="f" * 40))
-    assert report.verify_pin(repo) == 1
+    assert verify.verify_pin(repo) == 1
 
 
 # --- publish: the sticky report -----------------------------------------------------------------------
@@ -304,7 +306,7 @@ def test_a_retraining_request_carries_the_drift_report(repo):
     """When the run checked drift (the scheduled flow), the promotion body includes reports/drift.md."""
     write_decision(repo, "staging", "pass", 0)
     (repo / "reports" / "drift.md").write_text("## Drift check: DRIFT\n\n| feature | psi |\n|---|---|\n| age | 0.4 |\n")
-    body = publish._promotion_body(repo, "staging", champion(), None, "# Model Card\n")
+    body = publish._promotion_body(repo, "staging", ReleasePin.from_mapping(champion()), None, "# Model Card\n")
     assert "## Drift check: DRIFT" in body and "| age | 0.4 |" in body
     assert body.index("Gate (staging)") < body.index("Drift check")
 
@@ -319,7 +321,9 @@ def test_a_scheduled_run_proposes_only_a_better_model(repo, host, capsys):
     env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": "s"}
     assert publish.promotion_request(repo, "staging", improved_only=True, environ=env) == 0
     assert server.requests == [] and "does not beat" in capsys.readouterr().out
-    better, why = publish.beats(repo, "staging", champion(metrics={**worse["metrics"], "roc_auc": 0.81}), champion())
+    loaded, _ = policy.load(repo)
+    better_pin = ReleasePin.from_mapping(champion(metrics={**worse["metrics"], "roc_auc": 0.81}))
+    better, why = rules.beats(loaded, "staging", better_pin, ReleasePin.from_mapping(champion()))
     assert better, why
 
 
@@ -475,5 +479,5 @@ def test_clone_urls_name_the_repository():
         "ssh://git@github.com:22/acme/model",
         "https://github.com/acme/model/",
     ):
-        assert publish._repository(url) == "acme/model", url
-    assert publish._repository("https://gitlab.example.com/group/sub/model.git") == "group/sub/model"
+        assert codehost.repository_of(url) == "acme/model", url
+    assert codehost.repository_of("https://gitlab.example.com/group/sub/model.git") == "group/sub/model"

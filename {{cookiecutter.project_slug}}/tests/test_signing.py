@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.ops import signing
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ops import signing
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from .ml import data, evaluate, local_explain, train, tune, validate
 from .ops import erase as erase_module
 from .ops import gate as gate_module
 from .ops import package as package_module
-from .ops import promotion, publish, signing
+from .ops import promotion, publish, signing, verify
+from .ops import reconcile as reconcile_module
 from .ops import report as report_module
 from .serving import batch, spark_batch
 from .serving import monitor as drift
@@ -125,7 +126,7 @@ def promote(env: str) -> None:
 @click.option("--check", is_flag=True, help="Only report drift between the registry and the pins; exit 1 on drift.")
 def reconcile(check: bool) -> None:
     """Point each environment's MLflow alias at the version pinned in Git."""
-    run(lambda: promotion.reconcile(Path.cwd(), check))
+    run(lambda: reconcile_module.reconcile(Path.cwd(), check))
 
 
 @main.command("policy-guard")
@@ -235,7 +236,7 @@ def promotion_request(env: str, improved_only: bool) -> None:
 @main.command("verify-pin")
 def verify_pin() -> None:
     """Re-check every release pin before a deploy: policy, decision, bounds, environment order, registry."""
-    run(lambda: report_module.verify_pin(Path.cwd()))
+    run(lambda: verify.verify_pin(Path.cwd()))
 
 
 @main.command()

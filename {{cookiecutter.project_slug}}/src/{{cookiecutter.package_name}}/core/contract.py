@@ -8,7 +8,10 @@ Standard library only: every layer imports it, the service and the CLI's light c
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 # --------------------------------------------------------------------------- pipeline artefacts (DVC outputs)
 INGESTED = Path("data/interim/dataset.parquet")
@@ -56,6 +59,48 @@ IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 def pin_path(env: str) -> str:
     """The release pin of an environment, relative to the project root."""
     return f"deploy/{env}.yaml"
+
+
+@dataclass(frozen=True)
+class ReleasePin:
+    """The champion of a release pin: deploy/<env>.yaml's `champion`, field for field, in the order `promote` writes.
+
+    Building one checks nothing (ops/pins.py's load_pin checks a pin before it builds one); it only gives the
+    fields names and types. `to_mapping` gives back the mapping YAML writes, so a pin read and written again
+    keeps its bytes; keys this version does not know are kept, after the known ones.
+    """
+
+    model_name: str
+    version: str  # the registry version, always a string (YAML may hold 3 or '3')
+    run_id: str
+    model_sha256: str | None = None
+    data_md5: str | None = None
+    git_commit: str | None = None
+    bento_tag: str | None = None  # set by `package`; BENTO_TAG
+    image_digest: str | None = None  # set by `container --push`; IMAGE_DIGEST
+    policy_hash: str | None = None  # the git blob of the policy the gate evaluated
+    decision_hash: str | None = None  # sha256 of reports/gate/<env>.json
+    # As YAML read it: a string when `promote` wrote it (quoted), a datetime when written by hand unquoted.
+    promoted_at: Any = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # unknown keys, kept so a rewrite loses nothing
+
+    @classmethod
+    def from_mapping(cls, champion: Mapping[str, Any]) -> ReleasePin:
+        """A pin's champion mapping as a ReleasePin; missing fields are None (the identity ones empty)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {key: champion[key] for key in known if key in champion}
+        for key in ("model_name", "version", "run_id"):
+            values[key] = "" if champion.get(key) is None else str(champion[key])
+        metrics = champion.get("metrics")
+        values["metrics"] = dict(metrics) if isinstance(metrics, Mapping) else {}
+        return cls(**values, extra={key: value for key, value in champion.items() if key not in known})
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The champion mapping deploy/<env>.yaml holds, fields in the order `promote` writes them."""
+        mapping = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        mapping["metrics"] = dict(self.metrics)
+        return {**mapping, **self.extra}
 
 
 # --------------------------------------------------------------------------- what the service exports

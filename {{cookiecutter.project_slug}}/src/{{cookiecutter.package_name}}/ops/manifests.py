@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import yaml
 
-from ..core.contract import IMAGE_DIGEST
+from ..core.contract import IMAGE_DIGEST, ReleasePin
 from ..core.errors import ProjectError
 
 BASE_IMAGE = "unpinned.invalid/model-service"  # the image deploy/k8s/base names; every overlay replaces it
@@ -86,9 +86,9 @@ def parse(text: str, rel: str) -> Overlay:
     return Overlay(rel, text, entry["newName"], entry["digest"])
 
 
-def pinned_digest(champion: dict | None) -> str:
+def pinned_digest(champion: ReleasePin | None) -> str:
     """The digest the overlay must carry for a pin's champion."""
-    return (champion or {}).get("image_digest") or UNPINNED
+    return (champion.image_digest if champion else None) or UNPINNED
 
 
 def pushed(overlay: Overlay) -> bool:
@@ -96,7 +96,7 @@ def pushed(overlay: Overlay) -> bool:
     return overlay.repository.split("/", 1)[0] != NO_REPOSITORY_HOST
 
 
-def state(overlay: Overlay, env: str, champion: dict | None) -> tuple[str, str]:
+def state(overlay: Overlay, env: str, champion: ReleasePin | None) -> tuple[str, str]:
     """(state, one line for people): how the overlay stands against deploy/<env>.yaml's champion."""
     want = pinned_digest(champion)
     if overlay.digest != want:
@@ -124,7 +124,9 @@ def _set(text: str, key: str, value: str, rel: str) -> str:
     return line.sub(lambda match: f"{match.group(1)}{key}: {value}", text)
 
 
-def planned(root: Path, env: str, champion: dict | None, repository: str | None = None) -> tuple[Path, str] | None:
+def planned(
+    root: Path, env: str, champion: ReleasePin | None, repository: str | None = None
+) -> tuple[Path, str] | None:
     """(path, new text) of the overlay following champion (and a newly pushed repository); None: nothing to do."""
     overlay = read(root, env)
     if overlay is None:

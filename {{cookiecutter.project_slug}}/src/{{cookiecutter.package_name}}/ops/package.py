@@ -19,8 +19,10 @@ from ..core import tracking
 from ..core.config import model_name, read_yaml
 from ..core.contract import DEV, MODEL, PACKAGE_ENVIRONMENTS, pin_path
 from ..core.errors import ProjectError
-from . import gate, promotion, signing
+from . import promotion, signing
+from .errors import CannotDecide
 from .manifests import REPOSITORY
+from .pins import load_pin
 
 # What the serving image needs beyond BentoML itself; `package` pins each to the version in uv.lock.
 SERVING_PACKAGES = ("scikit-learn", "pandas", "pyarrow", "pyyaml", "skops", "lime")
@@ -46,38 +48,40 @@ def import_model(root: Path, env: str) -> str:
             with bentoml.models.create(tag, labels=labels) as stored:
                 Path(stored.path, MODEL.name).write_bytes(path.read_bytes())
         return tag
-    pin_file = root / pin_path(env)
-    pin = read_yaml(pin_file) or {}
-    champion = pin.get("champion") if isinstance(pin, dict) else None
-    if not isinstance(champion, dict) or not champion.get("version"):
-        raise ProjectError(f"{pin_file.relative_to(root)}: no champion pinned; promote one first (make promote)")
-    version = str(champion["version"])
-    tag = f"{champion.get('model_name') or name}:v{version}"
+    rel = pin_path(env)
+    try:
+        champion = load_pin(root, env)
+    except CannotDecide as error:
+        raise ProjectError(str(error)) from None
+    if champion is None:
+        raise ProjectError(f"{rel}: no champion pinned; promote one first (make promote)")
+    version = champion.version
+    tag = f"{champion.model_name or name}:v{version}"
     if not _stored(tag):
         os.environ.setdefault("MLFLOW_TRACKING_URI", tracking.tracking_uri(root))
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         labels = {"source": "mlflow-registry", "registry_version": version, "env": env}
-        labels.update({key: str(champion[key]) for key in ("run_id", "model_sha256") if champion.get(key)})
-        uri = f"models:/{champion.get('model_name') or name}/{version}"
+        pinned = {"run_id": champion.run_id, "model_sha256": champion.model_sha256}
+        labels.update({key: value for key, value in pinned.items() if value})
+        uri = f"models:/{champion.model_name or name}/{version}"
         try:
             bentoml.mlflow.import_model(tag, uri, labels=labels)
         except Exception as error:  # MLflow raises its own types for a missing version or store
-            raise ProjectError(f"{pin_file.relative_to(root)}: cannot import {uri} ({type(error).__name__})") from error
+            raise ProjectError(f"{rel}: cannot import {uri} ({type(error).__name__})") from error
     stored = bentoml.models.get(tag)
     mlmodel = Path(stored.path) / "mlflow_model" / "MLmodel"
-    if champion.get("run_id") and mlmodel.exists():
+    if champion.run_id and mlmodel.exists():
         run_id = (yaml.safe_load(mlmodel.read_text()) or {}).get("run_id")
-        if run_id and run_id != champion["run_id"]:
+        if run_id and run_id != champion.run_id:
             # The registry version no longer points at the pinned run: refuse rather than ship it.
             raise ProjectError(
-                f"{pin_file.relative_to(root)}: registry version {version} is run {run_id}, "
-                f"but the pin says run {champion['run_id']}"
+                f"{rel}: registry version {version} is run {run_id}, but the pin says run {champion.run_id}"
             )
 
     # Fail closed: nothing is built from a model whose signature is missing or does not match.
     if not mlmodel.exists():
-        raise ProjectError(f"{pin_file.relative_to(root)}: model {tag} is not an MLflow model; cannot verify it")
-    run_id = str(champion.get("run_id") or (yaml.safe_load(mlmodel.read_text()) or {}).get("run_id") or "")
+        raise ProjectError(f"{rel}: model {tag} is not an MLflow model; cannot verify it")
+    run_id = str(champion.run_id or (yaml.safe_load(mlmodel.read_text()) or {}).get("run_id") or "")
     signing.verify_model(root, mlmodel.parent, run_id)
     return tag
 
@@ -169,13 +173,13 @@ def _tested_image(root: Path, env: str) -> str | None:
         return None
 
     try:
-        champion = gate.load_pin(root, env)
+        champion = load_pin(root, env)
         build = promotion.tested_build(root, env, champion) if champion else None
-    except gate.CannotDecide as error:
+    except CannotDecide as error:
         raise ProjectError(f"package: {error}") from None
     if build is None or not build.image_digest:
         return None
-    if (champion.get("bento_tag"), champion.get("image_digest")) != (build.bento_tag, build.image_digest):
+    if (champion.bento_tag, champion.image_digest) != (build.bento_tag, build.image_digest):
         return None
     return f"{pin_path(env)} runs {build.env}'s image {build.image_digest} (bento {build.bento_tag})"
 
@@ -197,10 +201,10 @@ def container(root: Path, bento: str | None = None, env: str | None = None, repo
     """
     if env is not None and bento is None:
         try:
-            champion = gate.load_pin(root, env)
-        except gate.CannotDecide as error:
+            champion = load_pin(root, env)
+        except CannotDecide as error:
             raise ProjectError(f"container: {error}") from None
-        bento = (champion or {}).get("bento_tag")
+        bento = champion.bento_tag if champion else None
         if not bento:
             raise ProjectError(f"container: {pin_path(env)} records no bento; run `make package ENV={env}` first")
 

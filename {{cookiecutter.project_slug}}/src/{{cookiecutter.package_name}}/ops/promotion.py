@@ -1,8 +1,8 @@
-"""Promotion: register the candidate, write release pins, and reconcile MLflow aliases with git.
+"""Promotion: register the candidate, write its release pin, and record the service build the pin runs.
 
 Git is the source of truth. `promote` only writes deploy/<env>.yaml and its model card deploy/cards/<env>.md
-(after the gate passes); a reviewed PR merges them; `reconcile` then moves the MLflow alias named after the
-environment to the pinned version. `reconcile` is the only writer of aliases, and it only ever sets them to
+(after the gate passes); a reviewed PR merges them; `reconcile` (reconcile.py) then moves the MLflow alias named after
+the environment to the pinned version. `reconcile` is the only writer of aliases, and it only ever sets them to
 what git says, so running it twice, or twice at once, converges on the same state; reverting a pin and
 reconciling is a rollback. The Kubernetes overlay of each environment (manifests.py) follows its pin in the
 same writes, and `reconcile` rewrites one that disagrees. A model is built once: promoted onward, it keeps the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,16 +21,15 @@ from typing import Any, NamedTuple
 import yaml
 
 from ..core import tracking
-from ..core.contract import ENVIRONMENTS, EVIDENCE_FILES, pin_path
+from ..core.contract import ENVIRONMENTS, ReleasePin, pin_path
 from ..core.errors import ProjectError
-from ..core.files import write_atomic, write_together
+from ..core.files import write_together
 from ..core.tracking import registry_error
 from . import card as card_module
-from . import gate, manifests, smoke
+from . import gate, manifests
+from .pins import RELEASE_FIELDS, load_pin, pin_file, pin_text
+from .registry import registered_versions, registry_model_name
 
-PIN_HEADER = (
-    "# Release pin: the model this environment should run. Written by `promote`, changed only by reviewed PRs.\n"
-)
 # Lineage recorded as tags on the registered version, so the registry alone can say where a model came from.
 LINEAGE_TAGS = ("run_id", "git_commit", "git_dirty", "data_md5", "model_md5", "params_md5", "model_sha256")
 
@@ -38,12 +38,6 @@ def _fail(message: str, code: int = 2) -> int:
     """Print one error line on stderr and return the exit code."""
     print(" ".join(message.split()), file=sys.stderr)
     return code
-
-
-def candidate_lineage(root: Path) -> dict:
-    """reports/lineage.json, checked the way the gate checks it."""
-    rel = EVIDENCE_FILES["lineage"]
-    return gate._check_lineage(rel, gate._read_json(root, rel))
 
 
 def _logged_model_source(client: Any, run: Any) -> tuple[str, str | None]:
@@ -73,14 +67,14 @@ def register(root: Path) -> int:
 
     root = Path(root)
     try:
-        lineage = candidate_lineage(root)
-        name = gate.registry_model_name(root)
+        lineage = gate.candidate_lineage(root)
+        name = registry_model_name(root)
     except gate.CannotDecide as error:
         return _fail(f"register: {error}")
     run_id = lineage["run_id"]
     client = tracking.client(root)
     try:
-        existing = gate.registered_versions(root, name, run_id)
+        existing = registered_versions(root, name, run_id)
         if existing:
             print(f"register: run {run_id} is already {name} v{existing[0]}; nothing to do")
             return 0
@@ -119,55 +113,22 @@ class Build(NamedTuple):
     repository: str | None  # where the image was pushed, from that environment's overlay
 
 
-def tested_build(root: Path, env: str, champion: dict) -> Build | None:
+def tested_build(root: Path, env: str, champion: ReleasePin) -> Build | None:
     """The build of this very model (same run, same file) recorded in the nearest earlier environment, if any.
 
     Rebuilding for production would ship an image nobody tested; the one staging ran goes on instead.
     """
     earlier = ENVIRONMENTS[: ENVIRONMENTS.index(env)]
     for upstream_env in reversed(earlier):
-        upstream = gate.load_pin(root, upstream_env)
-        if not upstream or not upstream.get("bento_tag"):
+        upstream = load_pin(root, upstream_env)
+        if not upstream or not upstream.bento_tag:
             continue
-        if (str(upstream["run_id"]), upstream["model_sha256"]) != (str(champion["run_id"]), champion["model_sha256"]):
+        if (upstream.run_id, upstream.model_sha256) != (champion.run_id, champion.model_sha256):
             continue
-        overlay = manifests.read(root, upstream_env) if upstream.get("image_digest") else None
+        overlay = manifests.read(root, upstream_env) if upstream.image_digest else None
         repository = overlay.repository if overlay is not None and manifests.pushed(overlay) else None
-        return Build(upstream_env, upstream["bento_tag"], upstream.get("image_digest"), repository)
+        return Build(upstream_env, upstream.bento_tag, upstream.image_digest, repository)
     return None
-
-
-def _pin_header(path: Path) -> str:
-    """Keep the comment block at the top of an existing pin (it explains the file to reviewers)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    except OSError:
-        return PIN_HEADER
-    header = []
-    for line in lines:
-        if not line.startswith("#"):
-            break
-        header.append(line if line.endswith("\n") else line + "\n")
-    return "".join(header) or PIN_HEADER
-
-
-def pin_document(env: str, champion: dict | None) -> dict:
-    """The release pin as a mapping, fields in the contract's order."""
-    return {"environment": env, "champion": champion}
-
-
-def pin_file(root: Path, env: str, champion: dict | None) -> tuple[Path, str]:
-    """deploy/<env>.yaml and its text for champion, keeping the file's header comment."""
-    path = Path(root) / pin_path(env)
-    body = yaml.safe_dump(pin_document(env, champion), sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return path, _pin_header(path) + body
-
-
-def write_pin(root: Path, env: str, champion: dict | None) -> Path:
-    """Write deploy/<env>.yaml atomically (temp file + os.replace), keeping its header comment."""
-    path, text = pin_file(root, env, champion)
-    write_atomic(path, text)
-    return path
 
 
 def _set_field(text: str, key: str, value: str | None) -> str | None:
@@ -200,11 +161,11 @@ def record_release(
     if not wanted and image_repository is None:
         return _fail(f"record-release: nothing to record for {rel} (give a bento tag or an image digest)")
     for key, value in wanted.items():
-        pattern, what = gate.RELEASE_FIELDS[key]
+        pattern, what = RELEASE_FIELDS[key]
         if not pattern.fullmatch(value):
             return _fail(f"record-release: {key} {value!r} is not {what}; {rel} is unchanged")
     try:
-        champion = gate.load_pin(root, env)
+        champion = load_pin(root, env)
         text = (root / rel).read_text(encoding="utf-8")
     except gate.CannotDecide as error:
         return _fail(f"record-release: {error}")
@@ -212,7 +173,7 @@ def record_release(
         return _fail(f"record-release: {rel}: cannot read: {error.strerror or error}")
     if champion is None:
         return _fail(f"record-release: {rel} has no champion: promote one first; {rel} is unchanged")
-    if "bento_tag" in wanted and wanted["bento_tag"] != champion.get("bento_tag") and "image_digest" not in wanted:
+    if "bento_tag" in wanted and wanted["bento_tag"] != champion.bento_tag and "image_digest" not in wanted:
         wanted["image_digest"] = None  # the recorded image was built from the previous bento
     updated: str | None = text
     for key, value in wanted.items():
@@ -221,11 +182,9 @@ def record_release(
     document["champion"].update(wanted)
     if updated is None or yaml.safe_load(updated) != document:
         # A pin not laid out the way write_pin lays it out: rewrite it whole, same content otherwise.
-        updated = _pin_header(root / rel) + yaml.safe_dump(
-            pin_document(env, document["champion"]), sort_keys=False, default_flow_style=False, allow_unicode=True
-        )
+        updated = pin_text(root / rel, env, document["champion"])
     try:
-        overlay = manifests.planned(root, env, document["champion"], image_repository)
+        overlay = manifests.planned(root, env, ReleasePin.from_mapping(document["champion"]), image_repository)
     except ProjectError as error:
         return _fail(f"record-release: {error}; {rel} is unchanged")
     if updated == text and overlay is None:
@@ -236,7 +195,7 @@ def record_release(
     except OSError as error:
         return _fail(f"record-release: {rel}: cannot write: {error.strerror or error}")
     shown = ", ".join(f"{key} {value or 'null'}" for key, value in wanted.items()) or f"image {image_repository}"
-    print(f"record-release: {rel}: {champion['model_name']} v{champion['version']} now records {shown}")
+    print(f"record-release: {rel}: {champion.model_name} v{champion.version} now records {shown}")
     if overlay is not None:
         print(f"record-release: {manifests.overlay_path(env)} follows it")
     return 0
@@ -258,9 +217,9 @@ def promote(root: Path, env: str) -> int:
     candidate = decision["candidate"]
     run_id = candidate["run_id"]
     try:
-        name = gate.registry_model_name(root)
-        versions = gate.registered_versions(root, name, run_id)
-        current = gate.load_pin(root, env)
+        name = registry_model_name(root)
+        versions = registered_versions(root, name, run_id)
+        current = load_pin(root, env)
     except gate.CannotDecide as error:
         return _fail(f"promote: {error}")
     except MlflowException as error:
@@ -271,28 +230,26 @@ def promote(root: Path, env: str) -> int:
         )
     # The oldest version is the registration; a second one can only come from a race or a manual step.
     version = versions[0]
-    if current and str(current["run_id"]) == run_id and current["version"] == version and current["model_name"] == name:
+    if current and (current.run_id, current.version, current.model_name) == (run_id, version, name):
         print(f"promote: {rel} already pins {name} v{version} (run {run_id}); nothing to change")
         return 0
-    champion = {
-        "model_name": name,
-        "version": version,
-        "run_id": run_id,
-        "model_sha256": candidate["model_sha256"],
-        "data_md5": candidate["data_md5"],
-        "git_commit": candidate.get("git_commit"),
-        "bento_tag": None,
-        "image_digest": None,
-        "policy_hash": decision["policy"]["blob"],
-        "decision_hash": gate.decision_hash(data),
-        "promoted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "metrics": dict(sorted(candidate["metrics"].items())),
-    }
+    champion = ReleasePin(
+        model_name=name,
+        version=version,
+        run_id=run_id,
+        model_sha256=candidate["model_sha256"],
+        data_md5=candidate["data_md5"],
+        git_commit=candidate.get("git_commit"),
+        policy_hash=decision["policy"]["blob"],
+        decision_hash=gate.decision_hash(data),
+        promoted_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        metrics=dict(sorted(candidate["metrics"].items())),
+    )
     # The overlay runs no image until this version's image is recorded (its digest follows the pin).
     try:
         build = tested_build(root, env, champion)
         if build is not None:
-            champion.update(bento_tag=build.bento_tag, image_digest=build.image_digest)
+            champion = replace(champion, bento_tag=build.bento_tag, image_digest=build.image_digest)
         overlay = manifests.planned(root, env, champion, build.repository if build else None)
     except (gate.CannotDecide, ProjectError) as error:
         return _fail(f"promote: {error}; {rel} is unchanged")
@@ -324,121 +281,3 @@ def promote(root: Path, env: str) -> int:
         image = f", image {build.image_digest}" if build.image_digest else ""
         print(f"promote: {rel} keeps {build.env}'s build of this model: bento {build.bento_tag}{image}")
     return 0
-
-
-def _alias_version(client: Any, name: str, alias: str) -> str | None:
-    """The version an alias points at, or None when the alias (or the model) does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
-
-def _move_alias(client: Any, name: str, alias: str, version: str | None) -> None:
-    """Set an alias to version (delete it for None), tolerating a concurrent reconcile doing the same.
-
-    MLflow writes an alias by reading then inserting, so two writers can collide on a unique constraint.
-    The loser re-reads: if the alias already says what git says, there is nothing left to do.
-    """
-    from mlflow.exceptions import MlflowException
-
-    for attempt in range(3):
-        try:
-            if version is None:
-                client.delete_registered_model_alias(name, alias)
-            else:
-                client.set_registered_model_alias(name, alias, version)
-            return
-        except MlflowException:
-            if _alias_version(client, name, alias) == version:
-                return
-            if attempt == 2:
-                raise
-
-
-def reconcile(root: Path, check: bool) -> int:
-    """Point each environment's MLflow alias at the version its pin names (delete it for no champion).
-
-    With check=True nothing changes: drift is reported and the exit code is 1; that check also smoke-tests
-    each service whose URL is set (smoke.py). Every pin is read and verified before any alias moves, so a
-    bad pin leaves the registry untouched (exit 2).
-    """
-    from mlflow.exceptions import MlflowException
-
-    root = Path(root)
-    wanted: list[tuple[str, str, str | None]] = []
-    overlays: list[tuple[str, dict | None, manifests.Overlay]] = []
-    champions: dict[str, dict | None] = {}
-    try:
-        for env in ENVIRONMENTS:
-            champion = champions[env] = gate.load_pin(root, env)
-            overlay = manifests.read(root, env)
-            if overlay is not None:
-                overlays.append((env, champion, overlay))
-            if champion is None:
-                wanted.append((env, gate.registry_model_name(root), None))
-            else:
-                gate.verify_champion(root, env, champion)
-                wanted.append((env, champion["model_name"], champion["version"]))
-    except (gate.CannotDecide, ProjectError) as error:
-        return _fail(f"reconcile: {error}")
-    except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {registry_error(error)}")
-    client = tracking.client(root)
-    drift = 0
-    try:
-        for env, name, version in wanted:
-            current = _alias_version(client, name, env)
-            if current == version:
-                state = f"v{version}" if version else "no alias (no champion)"
-                print(f"reconcile: {name}@{env} in sync: {state}")
-                continue
-            drift += 1
-            was = f"v{current}" if current else "unset"
-            goal = f"v{version}" if version else "unset"
-            if check:
-                print(f"reconcile: DRIFT {name}@{env} is {was}, {pin_path(env)} says {goal}")
-            elif version is None:
-                _move_alias(client, name, env, None)
-                print(f"reconcile: {name}@{env} deleted (was {was}); {pin_path(env)} has no champion")
-            else:
-                _move_alias(client, name, env, version)
-                print(f"reconcile: {name}@{env} -> v{version} (was {was})")
-    except MlflowException as error:
-        return _fail(f"reconcile: registry at {tracking.display_uri(root)}: {registry_error(error)}")
-    # The Kubernetes overlays follow the pins too: a rewritten overlay is a change to commit (Argo CD/Flux deploy git).
-    for env, champion, overlay in overlays:
-        status, detail = manifests.state(overlay, env, champion)
-        if status != manifests.DRIFT:
-            print(f"reconcile: {overlay.rel} {status}: {detail}")
-            continue
-        drift += 1
-        if check:
-            print(f"reconcile: DRIFT {detail}")
-            continue
-        try:
-            change = manifests.planned(root, env, champion)
-            if change is not None:
-                write_atomic(*change)
-        except (ProjectError, OSError) as error:
-            return _fail(f"reconcile: {error}")
-        print(f"reconcile: {overlay.rel} -> {manifests.pinned_digest(champion)} (was {overlay.digest}): commit it")
-    if not check:
-        return 0
-    # The running services (where their URLs are set) must serve what the pins say: the rollout's smoke test.
-    try:
-        services = smoke.check_services(root, champions)
-    except ProjectError as error:
-        return _fail(f"reconcile: {error}")
-    if drift:
-        print(
-            f"reconcile: {drift} alias(es) or overlay(s) differ from the pins in git; run `reconcile` to fix",
-            file=sys.stderr,
-        )
-    if services:
-        print(f"reconcile: {services} service(s) do not serve their pinned model; see above", file=sys.stderr)
-    return 1 if drift or services else 0

@@ -1,7 +1,6 @@
 """Publishing to the code host: the sticky report comment, promotion pull/merge requests, policy approvals.
 
-GitHub and GitLab through their REST APIs, with urllib from the standard library. Each base URL comes from
-the provider's own CI variables ($GITHUB_API_URL, $CI_API_V4_URL), so tests point them at a local server.
+Only through the code host interface (codehost/: GitHub or GitLab, detected from the CI job's variables).
 Every token is optional: without one nothing is posted, and the command says where the report is instead.
 
 - The report is one comment per pull request (GitHub) or one note per merge request (GitLab), found again
@@ -11,186 +10,28 @@ Every token is optional: without one nothing is posted, and the command says whe
   `promote/<env>`, through the API (no git credentials in the job), and opens or updates one pull/merge
   request for it, with the gate report and the model card as its body.
 - A loosened policy passes `policy-guard` only when the pull/merge request carries the approval label.
-
-Jenkins and CircleCI build a repository hosted on GitHub or GitLab: their own variables say which pull/merge
-request, commit and repository (`foreign_build`); CI_API_V4_URL set means GitLab, else GitHub ($GITHUB_API_URL
-for GitHub Enterprise); the tokens are CODE_HOST_TOKEN (report, label) and CODE_HOST_PROMOTION_TOKEN.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import re
 import subprocess
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from ..core.contract import REPORT_PATH
-from . import gate
+from ..core.contract import REPORT_PATH, ReleasePin, pin_path
 from . import policy as policy_module
 from .card import card_path
+from .codehost import MARKER, PublishError, detect, foreign_build, github_event
+from .errors import CannotDecide
+from .gate.rules import beats
 from .manifests import overlay_path
+from .pins import load_pin, parse_champion
 from .policy import PolicyError
 
-MARKER = "<!-- gitops-ml:report -->"
 APPROVAL_LABEL = "policy-loosening-approved"
 # GitHub refuses comment bodies over 65,536 characters; GitLab notes allow far more.
 MAX_BODY = 65_000
-TIMEOUT_S = 30
-
-
-class PublishError(Exception):
-    """A code host API call failed; the message is one line naming the call and the status."""
-
-
-@dataclass(frozen=True)
-class Host:
-    """The code host this job runs for: where its API is, which repository, and the token (may be empty)."""
-
-    kind: str  # "github" or "gitlab"
-    api: str
-    repository: str  # GitHub: owner/name; GitLab: the numeric project id
-    token: str
-
-    def headers(self) -> dict[str, str]:
-        """Authentication and content headers for this host."""
-        headers = {"Accept": "application/json", "User-Agent": "gitops-ml-publish"}
-        if self.kind == "github":
-            headers["Accept"] = "application/vnd.github+json"
-            headers["X-GitHub-Api-Version"] = "2022-11-28"
-            if self.token:
-                headers["Authorization"] = f"Bearer {self.token}"
-        elif self.token:
-            headers["PRIVATE-TOKEN"] = self.token
-        return headers
-
-    def call(self, method: str, path: str, body: Any = None, query: dict | None = None) -> Any:
-        """One API call; returns the parsed JSON answer (None for an empty one) or raises PublishError."""
-        url = self.api.rstrip("/") + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method, headers=self.headers())
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", "replace")[:200].replace("\n", " ")
-            raise PublishError(f"{method} {path}: HTTP {error.code} {error.reason}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise PublishError(f"{method} {path}: cannot reach {self.api}: {reason}") from None
-        return json.loads(raw) if raw.strip() else None
-
-    def pages(self, path: str, query: dict | None = None) -> list:
-        """Every item of a paginated list (100 per page, at most 50 pages)."""
-        items: list = []
-        for page in range(1, 51):
-            batch = self.call("GET", path, query={**(query or {}), "per_page": 100, "page": page}) or []
-            items.extend(batch)
-            if len(batch) < 100:
-                break
-        return items
-
-
-@dataclass(frozen=True)
-class Build:
-    """A Jenkins or CircleCI build, as its own variables describe it."""
-
-    number: str  # the pull/merge request built; "" for a branch build
-    fork: bool  # the pull request comes from a fork (it must never be given a token)
-    sha: str
-    branch: str  # the branch a promotion targets: the pull request's target, or the branch built
-    repository: str  # owner/name (GitLab: group/project), from the clone URL
-
-
-def _repository(url: str) -> str:
-    """owner/name from a clone URL: https://host/owner/name.git, git@host:owner/name.git, ssh://git@host:22/..."""
-    path = re.sub(r"^(?:[a-z+]+://[^/]+/|[^@/\s]+@[^:/]+:)", "", url.strip())
-    return path.removesuffix(".git").strip("/")
-
-
-def foreign_build(env: dict[str, str]) -> Build | None:
-    """The Jenkins (JENKINS_URL) or CircleCI (CIRCLECI) build this job is; None on any other CI, or none."""
-    if env.get("JENKINS_URL"):
-        # Multibranch Pipeline: CHANGE_ID is the pull/merge request, CHANGE_FORK is set for a fork's only.
-        return Build(
-            env.get("CHANGE_ID", ""),
-            bool(env.get("CHANGE_FORK")),
-            env.get("GIT_COMMIT", ""),
-            env.get("CHANGE_TARGET") or env.get("BRANCH_NAME", ""),
-            _repository(env.get("GIT_URL", "")),
-        )
-    if env.get("CIRCLECI") == "true":
-        # CIRCLE_PULL_REQUEST: the pull request's URL; CIRCLE_PR_NUMBER and CIRCLE_PR_USERNAME: a fork's only.
-        url = env.get("CIRCLE_PULL_REQUEST", "").rstrip("/")
-        owner, name = env.get("CIRCLE_PROJECT_USERNAME", ""), env.get("CIRCLE_PROJECT_REPONAME", "")
-        return Build(
-            env.get("CIRCLE_PR_NUMBER") or (url.rsplit("/", 1)[-1] if url else ""),
-            bool(env.get("CIRCLE_PR_USERNAME")),
-            env.get("CIRCLE_SHA1", ""),
-            env.get("CIRCLE_BRANCH", ""),
-            f"{owner}/{name}" if owner and name else _repository(env.get("CIRCLE_REPOSITORY_URL", "")),
-        )
-    return None
-
-
-def detect(env: dict[str, str] | None = None, purpose: str = "report") -> Host | None:
-    """The code host of the running CI job, from its standard variables; None outside CI.
-
-    On GitLab the report and the promotion use different tokens: GITLAB_TOKEN (Reporter, readable by merge
-    request pipelines) only writes notes; GITLAB_PROMOTION_TOKEN (Developer, a protected variable) pushes the
-    pin's branch. A promotion falls back to GITLAB_TOKEN for projects that keep one token.
-    """
-    env = dict(os.environ if env is None else env)
-    if env.get("GITHUB_ACTIONS") == "true":
-        return Host(
-            "github",
-            env.get("GITHUB_API_URL") or "https://api.github.com",
-            env.get("GITHUB_REPOSITORY", ""),
-            env.get("GITHUB_TOKEN", ""),
-        )
-    build = foreign_build(env)
-    if build is not None:
-        token = env.get("CODE_HOST_TOKEN", "")
-        if purpose == "promotion":
-            token = env.get("CODE_HOST_PROMOTION_TOKEN") or token
-        if env.get("CI_API_V4_URL"):
-            return Host("gitlab", env["CI_API_V4_URL"], env.get("CI_PROJECT_ID") or build.repository, token)
-        api = env.get("GITHUB_API_URL") or "https://api.github.com"
-        return Host("github", api, env.get("GITHUB_REPOSITORY") or build.repository, token)
-    if env.get("CI_API_V4_URL") and env.get("CI_PROJECT_ID"):
-        # Project (or group) access tokens with the `api` scope; CI_JOB_TOKEN cannot write notes or branches.
-        token = env.get("GITLAB_TOKEN", "")
-        if purpose == "promotion":
-            token = env.get("GITLAB_PROMOTION_TOKEN") or token
-        return Host("gitlab", env["CI_API_V4_URL"], env["CI_PROJECT_ID"], token)
-    return None
-
-
-def github_event(env: dict[str, str] | None = None) -> dict:
-    """The webhook payload of the running GitHub job ($GITHUB_EVENT_PATH), or {}.
-
-    Read from the file, never interpolated into a script: titles, labels and branch names are untrusted.
-    """
-    path = (os.environ if env is None else env).get("GITHUB_EVENT_PATH")
-    if not path:
-        return {}
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _say(message: str) -> None:
@@ -210,36 +51,6 @@ def _sticky_body(report: str) -> str:
     if len(body) > MAX_BODY:
         body = body[: MAX_BODY - 80] + "\n\n_(cut: the full report is in the job summary and artifact)_\n"
     return body
-
-
-def _upsert_github_comment(host: Host, number: int, body: str, env: dict[str, str]) -> tuple[str, str]:
-    """Edit the report comment of a pull request, or create it; returns (created|updated, url)."""
-    author = env.get("REPORT_AUTHOR", "github-actions[bot]")
-    path = f"/repos/{host.repository}/issues/{number}/comments"
-    for comment in host.pages(path):
-        # Only our own comment: anyone can paste the marker, and editing theirs would fail anyway.
-        if MARKER in (comment.get("body") or "") and (comment.get("user") or {}).get("login") == author:
-            done = host.call("PATCH", f"/repos/{host.repository}/issues/comments/{comment['id']}", {"body": body})
-            return "updated", (done or {}).get("html_url", "")
-    done = host.call("POST", path, {"body": body})
-    return "created", (done or {}).get("html_url", "")
-
-
-def _upsert_gitlab_note(host: Host, iid: str, body: str) -> tuple[str, str]:
-    """Edit the report note of a merge request, or create it; returns (created|updated, note id)."""
-    project = urllib.parse.quote(host.repository, safe="")
-    path = f"/projects/{project}/merge_requests/{iid}/notes"
-    try:
-        me = (host.call("GET", "/user") or {}).get("id")
-    except PublishError:
-        me = None  # some tokens cannot read /user: the marker alone then identifies the note
-    for note in host.pages(path, {"sort": "asc"}):
-        mine = me is None or (note.get("author") or {}).get("id") == me
-        if MARKER in (note.get("body") or "") and mine and not note.get("system"):
-            host.call("PUT", f"{path}/{note['id']}", {"body": body})
-            return "updated", str(note["id"])
-    done = host.call("POST", path, {"body": body})
-    return "created", str((done or {}).get("id", ""))
 
 
 def publish_report(root: Path, env: dict[str, str] | None = None) -> int:
@@ -265,12 +76,8 @@ def publish_report(root: Path, env: dict[str, str] | None = None) -> int:
                 why = "no pull/merge request" if not build.number else "a fork's pull request" if build.fork else ""
                 _say(f"publish-report: {why or 'no CODE_HOST_TOKEN'} in this build: the report is the build's artifact")
                 return 0
-            if host.kind == "github":
-                # The comment to edit is the token's user's own: REPORT_AUTHOR, or the user the token belongs to.
-                author = env.get("REPORT_AUTHOR") or (host.call("GET", "/user") or {}).get("login", "")
-                action, where = _upsert_github_comment(host, int(build.number), body, {**env, "REPORT_AUTHOR": author})
-            else:
-                action, where = _upsert_gitlab_note(host, build.number, body)
+            # The comment to edit is the token's user's own: REPORT_AUTHOR, or the user the token belongs to.
+            action, where = host.upsert_report(build.number, body, env.get("REPORT_AUTHOR") or None)
         elif host.kind == "github":
             event = github_event(env)
             pull = event.get("pull_request") or {}
@@ -287,7 +94,8 @@ def publish_report(root: Path, env: dict[str, str] | None = None) -> int:
             if not host.token:
                 _say("publish-report: no GITHUB_TOKEN given to this step: see the job summary")
                 return 0
-            action, where = _upsert_github_comment(host, int(pull["number"]), body, env)
+            author = env.get("REPORT_AUTHOR", "github-actions[bot]")
+            action, where = host.upsert_report(str(pull["number"]), body, author)
         else:
             iid = env.get("CI_MERGE_REQUEST_IID")
             if not iid:
@@ -299,54 +107,16 @@ def publish_report(root: Path, env: dict[str, str] | None = None) -> int:
                     "the report is the job's artifact"
                 )
                 return 0
-            action, where = _upsert_gitlab_note(host, iid, body)
+            action, where = host.upsert_report(iid, body, None)
     except PublishError as error:
         return _fail(f"publish-report: {error}")
-    kind = "pull request" if host.kind == "github" else "merge request"
-    _say(f"publish-report: {action} the report on the {kind} ({where})")
+    _say(f"publish-report: {action} the report on the {host.noun} ({where})")
     return 0
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     """Run git in the project; never raises for a non-zero exit."""
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-
-
-def _champion(text: str | None) -> dict | None:
-    """The champion mapping of a pin's text (None for none, or for unreadable text)."""
-    try:
-        document = yaml.safe_load(text or "")
-    except yaml.YAMLError:
-        return None
-    champion = document.get("champion") if isinstance(document, dict) else None
-    return champion if isinstance(champion, dict) else None
-
-
-def beats(root: Path, env: str, new: dict, old: dict | None) -> tuple[bool, str]:
-    """Whether the new champion beats the old one on the metrics the policy compares for env.
-
-    The `no_regression` rules of the policy name the metrics that matter; the first one is the primary.
-    Better means: strictly better on the primary metric and no worse on the others.
-    """
-    if old is None:
-        return True, f"{env} has no champion yet"
-    loaded, _ = policy_module.load(root)
-    names = [r["metric"] for r in loaded["environments"][env]["rules"] if r["kind"] == "no_regression"]
-    if not names:
-        return False, f"the {env} policy has no no_regression rule to say what 'better' means"
-    new_m, old_m = new.get("metrics") or {}, old.get("metrics") or {}
-
-    def gain(name: str) -> float:
-        sign = 1 if policy_module.higher_is_better(name) else -1
-        return sign * (float(new_m.get(name, float("nan"))) - float(old_m.get(name, float("nan"))))
-
-    primary = names[0]
-    if not gain(primary) > 0:
-        return False, f"{primary} {new_m.get(primary)} does not beat the champion's {old_m.get(primary)}"
-    worse = [name for name in names[1:] if not gain(name) >= 0]
-    if worse:
-        return False, f"better on {primary} but worse on {', '.join(worse)}"
-    return True, f"{primary} {old_m.get(primary)} -> {new_m.get(primary)}"
 
 
 def _card_section(env: str, card: str) -> list[str]:
@@ -362,23 +132,24 @@ def _card_section(env: str, card: str) -> list[str]:
     ]
 
 
-def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card: str) -> str:
+def _promotion_body(root: Path, env: str, champion: ReleasePin, old: ReleasePin | None, card: str) -> str:
     """The promotion PR/MR description: what changes, the gate report, the model card, what merging does."""
     gate_md = Path(root) / "reports" / "gate" / f"{env}.md"
     try:
         gate_report = gate_md.read_text(encoding="utf-8")
     except OSError:
         gate_report = f"_reports/gate/{env}.md is missing._\n"
-    was = f"`{old['model_name']} v{old['version']}` (run `{old['run_id']}`)" if old else "no champion"
+    was = f"`{old.model_name} v{old.version}` (run `{old.run_id}`)" if old else "no champion"
     rows = [
-        f"Promotes `{champion['model_name']} v{champion['version']}` to **{env}** (was {was}).",
+        f"Promotes `{champion.model_name} v{champion.version}` to **{env}** (was {was}).",
         "",
         "| pin field | value |",
         "|---|---|",
     ]
     keys = ("run_id", "model_sha256", "data_md5", "git_commit", "bento_tag", "image_digest")
+    pinned = champion.to_mapping()
     for key in (*keys, "policy_hash", "decision_hash", "promoted_at"):
-        rows.append(f"| `{key}` | `{champion.get(key)}` |")
+        rows.append(f"| `{key}` | `{pinned.get(key)}` |")
     rows += ["", gate_report.rstrip("\n")]
     drift = Path(root) / "reports" / "drift.md"
     if drift.exists():  # the scheduled run's drift check: why this retraining was proposed
@@ -394,95 +165,6 @@ def _promotion_body(root: Path, env: str, champion: dict, old: dict | None, card
     return "\n".join(rows) + "\n"
 
 
-def _github_put(host: Host, branch: str, path: str, content: str, message: str) -> None:
-    """Commit one file on the branch through the contents API (creating it when the branch lacks it)."""
-    repo, quoted = host.repository, urllib.parse.quote(path)
-    try:
-        current = host.call("GET", f"/repos/{repo}/contents/{quoted}", query={"ref": branch}) or {}
-    except PublishError as error:
-        if "HTTP 404" not in str(error):  # 404: a new file (the first card of this environment)
-            raise
-        current = {}
-    encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
-    body = {"message": message, "content": encoded, "sha": current.get("sha"), "branch": branch}
-    host.call("PUT", f"/repos/{repo}/contents/{quoted}", body)
-
-
-def _github_promotion(
-    host: Host, env: dict[str, str], branch: str, files: dict[str, str], title: str, body: str
-) -> str:
-    """Force the branch to the built commit, commit the pin and card on it, open or update the PR; its URL."""
-    sha = env.get("GITHUB_SHA", "")
-    base = env.get("GITHUB_REF_NAME", "") or "main"
-    if not sha:
-        raise PublishError("GITHUB_SHA is not set: cannot tell which commit the pin belongs on")
-    repo = host.repository
-    try:
-        host.call("POST", f"/repos/{repo}/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
-    except PublishError as error:
-        if "HTTP 422" not in str(error):  # 422: the branch exists; reset it to this commit
-            raise
-        host.call("PATCH", f"/repos/{repo}/git/refs/heads/{branch}", {"sha": sha, "force": True})
-    for path, content in files.items():  # one commit per file: the contents API writes one file at a time
-        _github_put(host, branch, path, content, title)
-    owner = repo.split("/")[0]
-    found = host.call("GET", f"/repos/{repo}/pulls", query={"head": f"{owner}:{branch}", "state": "open"}) or []
-    if found:
-        number = found[0]["number"]
-        done = host.call("PATCH", f"/repos/{repo}/pulls/{number}", {"title": title, "body": body})
-    else:
-        done = host.call("POST", f"/repos/{repo}/pulls", {"title": title, "head": branch, "base": base, "body": body})
-    return (done or {}).get("html_url", "")
-
-
-def _gitlab_promotion(
-    host: Host, env: dict[str, str], branch: str, files: dict[str, str], title: str, body: str, root: Path
-) -> str:
-    """Commit the pin and card on the branch (forced onto the built commit), open or update the MR; its URL."""
-    sha = env.get("CI_COMMIT_SHA", "")
-    target = env.get("CI_COMMIT_BRANCH") or env.get("CI_DEFAULT_BRANCH") or "main"
-    if not sha:
-        raise PublishError("CI_COMMIT_SHA is not set: cannot tell which commit the pin belongs on")
-    project = urllib.parse.quote(host.repository, safe="")
-    host.call(
-        "POST",
-        f"/projects/{project}/repository/commits",
-        {
-            "branch": branch,
-            "start_sha": sha,
-            "force": True,
-            "commit_message": title,
-            # One commit for both files. GitLab refuses to "update" a file the start commit lacks.
-            "actions": [
-                {
-                    "action": "update" if _git(root, "cat-file", "-e", f"{sha}:{path}").returncode == 0 else "create",
-                    "file_path": path,
-                    "content": content,
-                }
-                for path, content in files.items()
-            ],
-        },
-    )
-    query = {"state": "opened", "source_branch": branch, "target_branch": target}
-    found = host.call("GET", f"/projects/{project}/merge_requests", query=query) or []
-    if found:
-        iid = found[0]["iid"]
-        done = host.call("PUT", f"/projects/{project}/merge_requests/{iid}", {"title": title, "description": body})
-    else:
-        done = host.call(
-            "POST",
-            f"/projects/{project}/merge_requests",
-            {
-                "source_branch": branch,
-                "target_branch": target,
-                "title": title,
-                "description": body,
-                "remove_source_branch": True,
-            },
-        )
-    return (done or {}).get("web_url", "")
-
-
 def promotion_request(root: Path, env: str, improved_only: bool = False, environ: dict[str, str] | None = None) -> int:
     """Open (or update) the pull/merge request that carries the release pin `promote` wrote for env.
 
@@ -492,7 +174,7 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     """
     environ = dict(os.environ if environ is None else environ)
     root = Path(root)
-    rel = f"deploy/{env}.yaml"
+    rel = pin_path(env)
     try:
         content = (root / rel).read_text(encoding="utf-8")
     except OSError:
@@ -503,20 +185,20 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
         _say(f"promotion-request: {rel} is unchanged (the gate did not pass, or it already pins this model)")
         return 0
     try:
-        new = gate.load_pin(root, env)  # the pin about to be proposed, checked the way the gate reads it
-    except gate.CannotDecide as error:
+        new = load_pin(root, env)  # the pin about to be proposed, checked the way the gate reads it
+    except CannotDecide as error:
         return _fail(f"promotion-request: {error}", 2)
-    old = _champion(before)
+    old = parse_champion(before)
     if new is None:
         return _fail(f"promotion-request: {rel} has no champion to promote", 2)
-    if old and (old.get("model_sha256"), old.get("data_md5")) == (new.get("model_sha256"), new.get("data_md5")):
+    if old and (old.model_sha256, old.data_md5) == (new.model_sha256, new.data_md5):
         _say(
             f"promotion-request: the candidate is the {env} champion's model (same sha256 and data): nothing to promote"
         )
         return 0
     if improved_only:
         try:
-            better, why = beats(root, env, new, old)
+            better, why = beats(policy_module.load(root)[0], env, new, old)
         except PolicyError as error:
             return _fail(f"promotion-request: {error}", 2)
         if not better:
@@ -550,15 +232,12 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     if (root / overlay_rel).is_file():
         files[f"{prefix}{overlay_rel}"] = (root / overlay_rel).read_text(encoding="utf-8")
     branch = f"promote/{env}"
-    title = f"Promote {new['model_name']} v{new['version']} to {env}"
+    title = f"Promote {new.model_name} v{new.version} to {env}"
     body = _promotion_body(root, env, new, old, card)
     if len(body) > MAX_BODY:  # GitHub's limit; the card itself is committed whole
         body = body[: MAX_BODY - 80] + f"\n\n_(cut: the full model card is {card_rel} in this change)_\n"
     try:
-        if host.kind == "github":
-            url = _github_promotion(host, environ, branch, files, title, body)
-        else:
-            url = _gitlab_promotion(host, environ, branch, files, title, body, root)
+        url = host.open_promotion(environ, branch, files, title, body, root)
     except PublishError as error:
         hint = ""
         if host.kind == "github" and "HTTP 403" in str(error):
@@ -570,14 +249,6 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     return 0
 
 
-def _labels(host: Host, number: str) -> list[str]:
-    """The labels of a pull/merge request, read through the API (a Jenkins or CircleCI build carries none)."""
-    if host.kind == "github":
-        return [label.get("name") for label in host.pages(f"/repos/{host.repository}/issues/{number}/labels")]
-    project = urllib.parse.quote(host.repository, safe="")
-    return list((host.call("GET", f"/projects/{project}/merge_requests/{number}") or {}).get("labels") or [])
-
-
 def loosening_approved(environ: dict[str, str] | None = None) -> str | None:
     """Where the approval to loosen the policy comes from, or None: the PR/MR label, read from the event.
 
@@ -586,7 +257,7 @@ def loosening_approved(environ: dict[str, str] | None = None) -> str | None:
     environ = dict(os.environ if environ is None else environ)
     build = foreign_build(environ)
     host = detect(environ) if build is not None and build.number else None
-    if host is not None and APPROVAL_LABEL in _labels(host, build.number):
+    if host is not None and APPROVAL_LABEL in host.labels(build.number):
         return f"the pull/merge request's label '{APPROVAL_LABEL}'"
     if environ.get("GITHUB_ACTIONS") == "true":
         labels = [

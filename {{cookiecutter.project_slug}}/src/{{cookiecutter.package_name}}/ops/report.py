@@ -7,7 +7,7 @@ GitHub Actions job it also appends the report to the job summary ($GITHUB_STEP_S
 token and shows for every pull request, forks included. Posting it as a comment is publish.py's job.
 
 `verdict` turns the gate's written decision into the job's exit code, so CI can gate first, report and
-publish whatever the decision, and fail last. `verify_pin` re-checks the release pins before a deploy.
+publish whatever the decision, and fail last. Re-checking the release pins before a deploy is verify.py's job.
 """
 
 from __future__ import annotations
@@ -21,12 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from ..core.config import model_name
-from ..core.contract import ENVIRONMENTS, FAIRNESS, GATE_DIR, LIME_MARKDOWN, REPORT_PATH, TOP_FEATURES
-from ..core.errors import ProjectError
+from ..core.contract import FAIRNESS, GATE_DIR, LIME_MARKDOWN, REPORT_PATH, TOP_FEATURES
 from ..core.files import write_atomic
-from . import gate, manifests
-from . import policy as policy_module
 
 TOP_FEATURES_PATH = str(TOP_FEATURES)
 FAIRNESS_PATH = str(FAIRNESS)
@@ -35,7 +31,6 @@ TOP_SHOWN = 8  # features in the report; the full ranking is in TOP_FEATURES_PAT
 # A base commit that names nothing: GitLab's CI_COMMIT_BEFORE_SHA on a new branch, GitHub's `before` on a
 # first push.
 _NO_COMMIT = re.compile(r"^0*$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _one_line(text: str, limit: int = 240) -> str:
@@ -45,7 +40,7 @@ def _one_line(text: str, limit: int = 240) -> str:
     return found[:limit]
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+def git(root: Path, *args: str) -> subprocess.CompletedProcess:
     """Run git in the project; never raises for a non-zero exit."""
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
 
@@ -67,7 +62,7 @@ def resolve_base(root: Path, base: str | None) -> tuple[str | None, str]:
         return None, "no base commit to compare with (a first push, or no target branch)"
     if base.startswith("-"):
         return None, f"`{base}` is not a git ref"
-    found = _git(root, "rev-parse", "--verify", "--quiet", base + "^{commit}")
+    found = git(root, "rev-parse", "--verify", "--quiet", base + "^{commit}")
     if found.returncode != 0:
         return None, f"`{base}` is not in this clone (fetch it, or use a full clone: fetch-depth 0 / GIT_DEPTH 0)"
     return found.stdout.strip(), ""
@@ -237,7 +232,7 @@ def data_section(root: Path, base_sha: str | None, why: str) -> str:
         return f"_Data: dvc.lock records no hash for `{source}` (run the pipeline)._\n"
     if base_sha is None:
         return f"Data: `{source}` md5 `{now[:12]}` ({why}).\n"
-    shown = _git(root, "show", f"{base_sha}:./dvc.lock")
+    shown = git(root, "show", f"{base_sha}:./dvc.lock")
     before = data_hashes(shown.stdout, source) if shown.returncode == 0 else None
     if before is None:
         return f"Data: `{source}` md5 `{now[:12]}` (new: the base commit has no dvc.lock entry for it).\n"
@@ -250,7 +245,7 @@ def render(root: Path, env: str, base: str | None) -> tuple[str, dict | None]:
     """The whole report as markdown, and the gate decision it shows (None when the gate did not run)."""
     root = Path(root)
     base_sha, why = resolve_base(root, base)
-    head = _git(root, "rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    head = git(root, "rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
     against = f" (compared with `{base_sha[:7]}`)" if base_sha else ""
     gate, decision = gate_section(root, env)
     parts = [
@@ -329,89 +324,3 @@ def verdict(root: Path, env: str) -> int:
     if code:
         print(f"verdict: the reasons are in {GATE_DIR}/{env}.md and {REPORT_PATH}", file=sys.stderr)
     return code if code in (0, 1, 2) else 2
-
-
-def _pin_checks(root: Path, env: str, pins: dict[str, dict | None], loaded_policy: dict, blob: str) -> list[tuple]:
-    """Consistency checks of one environment's champion: (check, ok, detail) rows."""
-    champion = pins[env]
-    rows: list[tuple] = []
-    expected = model_name(root)
-    rows.append(
-        ("model name", champion["model_name"] == expected, f"`{champion['model_name']}` (project: `{expected}`)")
-    )
-    policy_hash = str(champion.get("policy_hash") or "")
-    if policy_hash == blob:
-        rows.append(("policy", True, f"gated under the current policy `{blob[:7]}`"))
-    elif policy_hash and _git(root, "cat-file", "-e", policy_hash).returncode == 0:
-        rows.append(("policy", True, f"gated under an earlier policy `{policy_hash[:7]}` (current `{blob[:7]}`)"))
-    else:
-        rows.append(("policy", False, f"policy_hash `{policy_hash[:12] or 'missing'}` is no policy in this repository"))
-    decision_hash = str(champion.get("decision_hash") or "")
-    rows.append(("decision", bool(_HEX64.match(decision_hash)), f"decision_hash `{decision_hash[:12] or 'missing'}`"))
-    # The absolute bounds of the policy still hold for the metrics the pin recorded.
-    metrics = champion.get("metrics") or {}
-    for rule in loaded_policy["environments"][env]["rules"]:
-        if rule["kind"] in ("metric", "budget"):
-            name = rule["metric"]
-            value = metrics.get(name)
-            ok = value is not None and rule.get("min", value) <= value <= rule.get("max", value)
-            shown = "missing" if value is None else f"{value:.4g}"
-            bounds = " ".join(f"{key} {rule[key]}" for key in ("min", "max") if key in rule)
-            rows.append((f"rule `{rule['id']}`", ok, f"{name} {shown} ({bounds})"))
-        elif rule["kind"] == "environment_order":
-            upstream = pins.get(rule["after"])
-            ok = upstream is not None and str(upstream["run_id"]) == str(champion["run_id"])
-            detail = f"{rule['after']} pins run `{upstream['run_id'] if upstream else 'nothing'}`"
-            rows.append((f"rule `{rule['id']}`", ok, detail))
-    try:
-        rows.append(("registry", True, gate.verify_champion(root, env, champion)))
-    except gate.CannotDecide as error:
-        rows.append(("registry", False, str(error)))
-    return rows
-
-
-def verify_pin(root: Path) -> int:
-    """Re-check every release pin before a deploy: 0 consistent, 1 inconsistent, 2 unreadable.
-
-    For each pinned champion: the model name is the project's, the policy it was gated under exists in
-    this repository, the decision hash is recorded, the policy's metric and budget bounds hold for the
-    metrics in the pin, an `environment_order` rule still holds (production pins staging's run), and the
-    registry knows the version (when one is configured; otherwise the report says it was not checked).
-    Each environment's Kubernetes overlay, where there is one, deploys the pinned image digest.
-    """
-    root = Path(root)
-    try:
-        loaded_policy, blob = policy_module.load(root)
-        pins = {env: gate.load_pin(root, env) for env in ENVIRONMENTS}
-    except (policy_module.PolicyError, gate.CannotDecide) as error:
-        print(f"verify-pin: {error}", file=sys.stderr)
-        return 2
-    lines = ["### Release pins", "", "| environment | check | result | detail |", "|---|---|---|---|"]
-    failed = 0
-    for env in ENVIRONMENTS:
-        # The Kubernetes overlay must deploy what the pin says (manifests.py); a malformed one fails the check.
-        try:
-            overlay = manifests.read(root, env)
-            status, detail = manifests.state(overlay, env, pins[env]) if overlay else (None, "")
-        except ProjectError as error:
-            status, detail = manifests.DRIFT, str(error)
-        if status is not None:
-            ok = status in (manifests.IN_SYNC, manifests.UNDEPLOYABLE)
-            failed += not ok
-            lines.append(f"| {env} | kubernetes image | {'ok' if ok else '**FAIL**'} | {status}: {detail} |")
-        if pins[env] is None:
-            lines.append(f"| {env} | champion | ok | none pinned: nothing to deploy |")
-            continue
-        for check, ok, detail in _pin_checks(root, env, pins, loaded_policy, blob):
-            failed += not ok
-            lines.append(f"| {env} | {check} | {'ok' if ok else '**FAIL**'} | {str(detail).replace('|', '/')} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    append_summary(text)
-    if failed:
-        print(
-            f"verify-pin: {failed} check(s) failed: fix the pin through a reviewed PR (or revert it)", file=sys.stderr
-        )
-        return 1
-    print("verify-pin: every pin is consistent")
-    return 0

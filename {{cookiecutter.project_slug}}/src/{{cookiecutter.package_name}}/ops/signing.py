@@ -17,7 +17,9 @@ from pathlib import Path
 from ..core import tracking
 from ..core.errors import ProjectError
 from ..core.files import write_atomic
-from . import gate, promotion
+from .errors import CannotDecide
+from .gate.evidence import candidate_lineage
+from .registry import registered_versions, registry_model_name
 
 PUBLIC_KEY = Path("deploy/model-signing.pub")
 # Gitignored: the private key never enters the repository (CI reads it from the secret instead).
@@ -86,10 +88,10 @@ def sign(root: Path, key: Path | None = None) -> int:
     import mlflow
 
     try:
-        name = gate.registry_model_name(root)
-        run_id = promotion.candidate_lineage(root)["run_id"]
-        versions = gate.registered_versions(root, name, run_id)
-    except gate.CannotDecide as error:
+        name = registry_model_name(root)
+        run_id = candidate_lineage(root)["run_id"]
+        versions = registered_versions(root, name, run_id)
+    except CannotDecide as error:
         raise ProjectError(f"sign: {error}") from error
     if not versions:
         raise ProjectError(f"reports/lineage.json: run {run_id} is not registered as {name}; run `make register` first")

@@ -15,10 +15,11 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.contract import MODEL_INFO
+from ..core.contract import MODEL_INFO, ReleasePin
 from ..core.errors import ProjectError
 from ..ml.schema import example_record, load_contract
 
@@ -99,11 +100,15 @@ def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
     return f"{label} ({score:.3f})"
 
 
-def check(root: Path, env: str, url: str, champion: dict, seconds: float) -> str:
-    """Wait until url serves champion's model, then score one record: a line saying so, or ProjectError."""
+def check(root: Path, env: str, url: str, champion: ReleasePin | Mapping[str, Any], seconds: float) -> str:
+    """Wait until url serves champion's model, then score one record: a line saying so, or ProjectError.
+
+    A champion given as a mapping (a pin's `champion` as YAML holds it) is read as a ReleasePin.
+    """
+    pin = champion if isinstance(champion, ReleasePin) else ReleasePin.from_mapping(champion)
     url = url.rstrip("/")
-    want = str(champion["model_sha256"])
-    pinned = f"{champion['model_name']} v{champion['version']} (sha256 {want[:12]})"
+    want = str(pin.model_sha256)
+    pinned = f"{pin.model_name} v{pin.version} (sha256 {want[:12]})"
     deadline = time.monotonic() + seconds
     streak = 0
     while True:
@@ -121,7 +126,7 @@ def check(root: Path, env: str, url: str, champion: dict, seconds: float) -> str
     return f"{url} serves {pinned}; one valid record scored {scored}"
 
 
-def check_services(root: Path, champions: dict[str, dict | None], environ: dict[str, str] | None = None) -> int:
+def check_services(root: Path, champions: dict[str, ReleasePin | None], environ: dict[str, str] | None = None) -> int:
     """Smoke-test the service of each environment whose URL is set; print a line each; the number that failed.
 
     A malformed SMOKE_TIMEOUT is a ProjectError before anything is checked: the check cannot decide.
