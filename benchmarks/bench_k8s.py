@@ -35,8 +35,8 @@ def main() -> None:
     """Bake, pin a champion as promote does, then time the three steps."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-k8s-"))
     project = bake(workdir)
-    code = "import sys; from credit_risk.ops import promotion; sys.path.insert(0, 'tests'); from pins import champion; "
-    code += "promotion.write_pin('.', 'staging', champion())"  # the project tests' own well-formed champion
+    code = "import sys; from credit_risk.ops import pins as pin_files; sys.path.insert(0, 'tests'); "
+    code += "from pins import release_pin; pin_files.write_pin('.', 'staging', release_pin())"  # the tests' own champion
     run(["uv", "run", "--frozen", "python", "-c", code], cwd=project)
     digests = iter(f"sha256:{n:064x}" for n in range(1, 100))
     record = ["uv", "run", "--frozen", "credit_risk", "record-release", "--env", "staging"]

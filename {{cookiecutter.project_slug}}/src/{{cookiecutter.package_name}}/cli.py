@@ -20,6 +20,7 @@ from .ml import data, evaluate, local_explain, train, tune, validate
 from .ops import erase as erase_module
 from .ops import gate as gate_module
 from .ops import package as package_module
+from .ops import policy_guard as guard_module
 from .ops import promotion, publish, signing, verify
 from .ops import reconcile as reconcile_module
 from .ops import report as report_module
@@ -132,8 +133,8 @@ def reconcile(check: bool) -> None:
 @main.command("policy-guard")
 @click.option("--base", required=True, help="The git ref to compare the policy against, e.g. origin/main.")
 def policy_guard(base: str) -> None:
-    """List every loosening of the policy since BASE; exit 1 unless the PR/MR carries the approval label."""
-    run(lambda: publish.policy_guard(Path.cwd(), base))
+    """List every loosening of the policy, and every change to the gate's code, since BASE; exit 1 unless approved."""
+    run(lambda: guard_module.policy_guard(Path.cwd(), base))
 
 
 @main.command()

@@ -269,23 +269,3 @@ def loosening_approved(environ: dict[str, str] | None = None) -> str | None:
     if APPROVAL_LABEL in labels:
         return f"the merge request's label '{APPROVAL_LABEL}'"
     return None
-
-
-def policy_guard(root: Path, base_ref: str, environ: dict[str, str] | None = None) -> int:
-    """`policy.guard`, except that loosening passes when the PR/MR carries the approval label.
-
-    Outside a PR/MR (no label to read) it is exactly `policy.guard`: 0 nothing loosened, 1 loosened,
-    2 unreadable.
-    """
-    code = policy_module.guard(Path(root), base_ref)
-    if code != 1:
-        return code
-    try:
-        approval = loosening_approved(environ)
-    except PublishError as error:  # cannot tell whether it was approved: not approved
-        return _fail(f"policy-guard: cannot read the approval label: {error}")
-    if approval is None:
-        _say(f"policy-guard: to accept it, the policy's CODEOWNERS review it and add the label '{APPROVAL_LABEL}'")
-        return 1
-    _say(f"policy-guard: loosening accepted: approved by {approval}")
-    return 0
