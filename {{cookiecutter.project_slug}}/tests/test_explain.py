@@ -10,10 +10,11 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from {{ cookiecutter.package_name }}.ml import explain, pipeline
 from {{ cookiecutter.package_name }}.core import contract
 from {{ cookiecutter.package_name }}.core.config import load_params
-from {{ cookiecutter.package_name }}.ml.features import preprocessor
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import explain, features, pipeline
+from {{ cookiecutter.package_name }}.ml.preprocessing import preprocessor
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def fitted(estimator, frame, labels) -> Pipeline:
     [("hist_gradient_boosting", "tree"), ("random_forest", "tree"), ("logistic_regression", "linear")],
 )
 def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
-    """Each shipped model gets its exact explainer, and one-hot columns fold back into their column."""
+    """Each shipped model gets the exact explainer it registers, and one-hot columns fold back into their column."""
     params = load_params(PROJECT)
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, model=model))
     frame, labels = decided()
@@ -58,13 +59,42 @@ def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
 
 
 def test_other_models_get_the_sampled_explainer_within_its_row_cap():
-    """A model no exact explainer fits is explained on at most explain.max_rows rows, and still finds the decider."""
+    """An estimator no model registers is explained on at most explain.max_rows rows, and still finds the decider."""
     params = load_params(PROJECT)
     params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=30, background_rows=20))
     frame, labels = decided()
     explained = explain.explain(fitted(KNeighborsClassifier(), frame, labels), frame, params)
     assert (explained["explainer"], explained["rows"]) == ("sampled", 30)
     assert explained["top_features"][0]["feature"] == "decider"
+
+
+def test_steps_added_in_features_py_are_fitted_and_explained_under_the_columns_they_read(monkeypatch):
+    """features.py adds nothing by default; a step it adds sits beside the built-in encoding, named by its column."""
+    from sklearn.preprocessing import FunctionTransformer, SplineTransformer
+
+    assert features.transformers(["decider", "noise"], ["colour"]) == []
+    added = [
+        ("cube_root", FunctionTransformer(np.cbrt, feature_names_out="one-to-one"), ["decider"]),
+        ("noise_splines", SplineTransformer(n_knots=3, degree=2), ["noise"]),  # one column in, four out
+    ]
+    monkeypatch.setattr(features, "transformers", lambda numeric, categorical: added)
+    params = load_params(PROJECT)
+    frame, labels = decided()
+    model = fitted(pipeline.build_model(params), frame, labels)
+    assert model[:-1].transform(frame).shape == (len(frame), 2 + 4 + 1 + 4)
+    explained = explain.explain(model, frame, params)
+    ranked = [item["feature"] for item in explained["top_features"]]
+    assert ranked[0] == "decider"
+    assert sorted(ranked) == ["colour", "decider", "noise"]
+
+
+def test_a_step_named_like_a_built_in_one_is_a_one_line_error_naming_features_py(monkeypatch):
+    """A step called 'numeric' would replace the built-in scaling unnoticed: it is refused instead."""
+    from sklearn.preprocessing import StandardScaler
+
+    monkeypatch.setattr(features, "transformers", lambda numeric, categorical: [("numeric", StandardScaler(), numeric)])
+    with pytest.raises(ProjectError, match=r"ml/features\.py: the transformer name 'numeric' is taken"):
+        preprocessor(["decider"], ["colour"])
 
 
 def test_the_explanation_is_written_for_reviewers(tmp_path):

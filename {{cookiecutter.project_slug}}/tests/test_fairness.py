@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.ml import data, estimators, evaluate, explain, fairness, train, validate
 from {{ cookiecutter.package_name }}.core import contract
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, estimators, evaluate, fairness, train, validate
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -162,3 +162,34 @@ def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
     test = pd.read_parquet(project / data.TEST)
     assert model.predict_proba(test).shape == (len(test), 2)
     assert (project / contract.TOP_FEATURES).exists()
+
+
+def test_a_model_saved_under_the_old_class_path_still_loads(tmp_path, monkeypatch):
+    """A model registered before the layers split names <package>.fairness.ThresholdMitigated: it still loads.
+
+    The old-path file is made here: today's class saved under its old module name. Pickle (joblib) and skops
+    record a class by module and name only, so the file names exactly what a file saved before the move does,
+    and loading it must go through the alias the package keeps at the old path. (It does not replay a file
+    written by the old code: the class's attributes are unchanged since, which is what that would also need.)
+    """
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    old_module = f"{estimators.__name__.split('.')[0]}.fairness"
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 5, "sex": ["f", "m"] * 10})
+    pipeline = make_pipeline(LogisticRegression()).fit(frame[["x"]], [0, 0, 1, 1] * 5)
+    rule = {"p0": 0.0, "operator0": ">", "threshold0": 0.5, "p1": 1.0, "operator1": ">", "threshold1": 0.4}
+    model = estimators.ThresholdMitigated(pipeline, "sex", None, {"f": rule, "m": {**rule, "threshold1": 0.6}})
+
+    monkeypatch.setattr(estimators.ThresholdMitigated, "__module__", old_module)
+    joblib.dump(model, tmp_path / "model.joblib")
+    stored = skops.io.dumps(model)
+    monkeypatch.undo()
+
+    trusted = skops.io.get_untrusted_types(data=stored)
+    assert f"{old_module}.ThresholdMitigated" in trusted  # the file names the old path, as MLmodel lists it
+    assert old_module.encode() in (tmp_path / "model.joblib").read_bytes()
+    for loaded in (joblib.load(tmp_path / "model.joblib"), skops.io.loads(stored, trusted=trusted)):
+        assert type(loaded) is estimators.ThresholdMitigated
+        np.testing.assert_allclose(loaded.predict_proba(frame), model.predict_proba(frame))

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from test_service import Server, assert_safe, hand_written, make_project
 
-from {{ cookiecutter.package_name }}.ml import local_explain, train
 from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.ml import local_explain, train
 from {{ cookiecutter.package_name }}.ml.data import TEST, TRAIN
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.serving.settings import load_settings

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from conftest import without_tuning
 
-from {{ cookiecutter.package_name }}.ml import data, evaluate, pii, train, validate
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, evaluate, pii, train, validate
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 
 SALT = "test-salt-not-a-secret"

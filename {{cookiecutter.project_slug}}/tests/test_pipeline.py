@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.ml import data, evaluate, train, tune, validate
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, evaluate, metric_registry, train, tune, validate
 
 
 def set_param(root, dotted: str, value) -> None:
@@ -27,9 +27,9 @@ def set_param(root, dotted: str, value) -> None:
     [
         ("split.test_sise", 0.2, "unknown key 'params.split.test_sise'"),
         ("split.seed", "forty-two", "'params.split.seed' must be int"),
-        ("train.model", "xgboost", "train.model 'xgboost' is not one of"),
+        ("train.sede", 42, "unknown key 'params.train.sede'"),
     ],
-    ids=["unknown-key", "wrong-type", "unknown-model"],
+    ids=["unknown-key", "wrong-type", "unknown-train-key"],
 )
 def test_params_refuse_unknown_and_mistyped_keys(project, key, value, message):
     """A typo in params.yaml is an error naming the key, never a silent default."""
@@ -149,6 +149,7 @@ def test_pipeline_end_to_end_records_metrics_and_lineage(project):
         "latency_p95_ms",
         "model_size_mb",
     }
+    assert set(metrics) == set(metric_registry.names())  # every registered metric, and nothing else
     assert 0.5 < metrics["roc_auc"] <= 1
     for plot in ("roc", "precision_recall", "confusion", "calibration"):
         assert len(pd.read_csv(project / evaluate.PLOTS / f"{plot}.csv")) > 1

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.core import tracking
-from {{ cookiecutter.package_name }}.ml import data, train, tune, validate
 from {{ cookiecutter.package_name }}.core.config import load_params, model_name
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, train, tune, validate
 
 
 def configure(root, **tune_values) -> None:
@@ -165,7 +165,10 @@ def test_hyperparameters_tuned_for_another_config_are_refused(split):
     ("change", "message"),
     [
         ({"method": "annealing"}, "tune.method 'annealing' is not one of grid, random, bayesian"),
-        ({"search_space": {"xgboost": {"eta": {"low": 0.1, "high": 1.0}}}}, "tune.search_space.xgboost is not one of"),
+        (
+            {"search_space": {"xgboost": {"eta": {"low": 0.1, "high": 1.0}}}},
+            "tune.search_space.xgboost: .xgboost. is not a registered model",
+        ),
         (
             {"search_space": {"hist_gradient_boosting": {"depth": {"low": 2, "high": 6}}}},
             "tune.search_space.hist_gradient_boosting.depth is not a hist_gradient_boosting hyperparameter",

@@ -17,7 +17,6 @@ import yaml
 from .errors import ProjectError
 
 PARAMS_FILE = "params.yaml"
-MODELS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
 TUNE_METHODS = ("grid", "random", "bayesian")
 
 
@@ -76,19 +75,23 @@ class Tune:
 
 @dataclass(frozen=True)
 class Train:
-    """Which model to train, and the hyperparameters of each kind."""
+    """Which model to train, and hyperparameters per model: every other key of train is `<model>: {...}`.
+
+    Model names are the model registry's (ml/), which core cannot import: the stages that use a model
+    check them (ml/model_registry.check), so an unknown name is still an error naming the key.
+    """
 
     model: str
     seed: int
     drop_features: list[str]
-    logistic_regression: dict[str, Any]
-    random_forest: dict[str, Any]
-    hist_gradient_boosting: dict[str, Any]
+    hyperparameters_by_model: dict[str, dict[str, Any]]
+
+    OTHER_KEYS = "hyperparameters_by_model"  # build() gathers train's remaining keys into this field
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        """The hyperparameters of the chosen model."""
-        return dict(getattr(self, self.model))
+        """The chosen model's hyperparameters as params.yaml gives them (the registry adds its defaults)."""
+        return dict(self.hyperparameters_by_model.get(self.model, {}))
 
 
 @dataclass(frozen=True)
@@ -164,17 +167,25 @@ def build(cls: type, raw: Any, where: str, source: str) -> Any:
     """Build dataclass `cls` (and the dataclasses in its fields) from `raw`, read from file `source`.
 
     Unknown, missing and mistyped keys are errors naming the file and the key; a float must be finite.
+    A class naming a field in OTHER_KEYS takes its unknown keys into that field, each a mapping.
     """
     if not isinstance(raw, dict):
         raise ProjectError(f"{source}: '{where}' must be a mapping")
     types = get_type_hints(cls)
-    unknown = sorted(set(raw) - set(types))
+    others = getattr(cls, "OTHER_KEYS", None)
+    values: dict[str, Any] = {}
+    if others is not None:
+        del types[others]
+        values[others] = {key: value for key, value in raw.items() if key not in types}
+        for key, value in values[others].items():
+            if not isinstance(value, dict):
+                raise ProjectError(f"{source}: unknown key '{where}.{key}' (hyperparameters would be a mapping)")
+    unknown = sorted(set(raw) - set(types) - set(values.get(others, {})))
     if unknown:
         raise ProjectError(f"{source}: unknown key '{where}.{unknown[0]}'")
     missing = sorted(set(types) - set(raw))
     if missing:
         raise ProjectError(f"{source}: missing key '{where}.{missing[0]}'")
-    values = {}
     for name, kind in types.items():
         value = raw[name]
         if is_dataclass(kind):
@@ -222,8 +233,6 @@ def load_params(root: Path) -> Params:
     except yaml.YAMLError as error:
         raise ProjectError(f"{PARAMS_FILE}: not valid YAML ({error})") from error
     params = build(Params, raw, "params", PARAMS_FILE)
-    if params.train.model not in MODELS:
-        raise ProjectError(f"{PARAMS_FILE}: train.model '{params.train.model}' is not one of {', '.join(MODELS)}")
     if not 0 < params.split.test_size < 1:
         raise ProjectError(f"{PARAMS_FILE}: split.test_size must be between 0 and 1")
     if not 0 < params.data.pii.scan_threshold <= 1:
@@ -233,7 +242,7 @@ def load_params(root: Path) -> Params:
 
 
 def _check_tune(tune: Tune) -> None:
-    """Check the tune section's values and the shape of every search space (estimator names are checked by tune)."""
+    """Check the tune section's values and the shape of every search space (model names: ml/model_registry)."""
     if tune.method not in TUNE_METHODS:
         raise ProjectError(f"{PARAMS_FILE}: tune.method '{tune.method}' is not one of {', '.join(TUNE_METHODS)}")
     for key, least in (("n_trials", 1), ("cv_folds", 2), ("grid_points", 2)):
@@ -241,8 +250,6 @@ def _check_tune(tune: Tune) -> None:
             raise ProjectError(f"{PARAMS_FILE}: tune.{key} must be at least {least}")
     for model, space in tune.search_space.items():
         where = f"tune.search_space.{model}"
-        if model not in MODELS:
-            raise ProjectError(f"{PARAMS_FILE}: {where} is not one of {', '.join(MODELS)}")
         if not isinstance(space, dict) or not space:
             raise ProjectError(f"{PARAMS_FILE}: {where} must map hyperparameter names to ranges or choices")
         for name, spec in space.items():

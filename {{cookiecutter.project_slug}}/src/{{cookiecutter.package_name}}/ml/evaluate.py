@@ -10,26 +10,9 @@ from ..core import tracking
 from ..core.config import Params, model_name
 from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOTS, TEST, TOP_FEATURES, VALIDATION
 from ..core.files import write_json
-from . import explain, fairness
+from . import explain, fairness, metric_registry
 from .data import stage_input
 from .tune import applied
-
-
-def quality(labels, scores, threshold: float) -> dict[str, float]:
-    """Ranking, threshold and probability-quality metrics of the positive class."""
-    from sklearn import metrics
-
-    predicted = (scores >= threshold).astype(int)
-    return {
-        "roc_auc": metrics.roc_auc_score(labels, scores),
-        "average_precision": metrics.average_precision_score(labels, scores),
-        "f1": metrics.f1_score(labels, predicted, zero_division=0),
-        "accuracy": metrics.accuracy_score(labels, predicted),
-        "precision": metrics.precision_score(labels, predicted, zero_division=0),
-        "recall": metrics.recall_score(labels, predicted, zero_division=0),
-        "log_loss": metrics.log_loss(labels, scores, labels=[0, 1]),
-        "brier": metrics.brier_score_loss(labels, scores),
-    }
 
 
 def latency_p95_ms(model, features, repeats: int, rounds: int = 5) -> float:
@@ -97,7 +80,7 @@ def evaluate(root: Path, params: Params) -> None:
     features = test[list(model.feature_names_in_)]
     labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).reset_index(drop=True)
     scores = model.predict_proba(features)[:, 1]
-    measured = quality(labels, scores, params.evaluate.threshold)
+    measured = metric_registry.compute(labels, scores, params.evaluate.threshold)  # built in and metrics.py's
     measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}

@@ -1,10 +1,10 @@
 """Explainability: the candidate's global feature importance, as mean |SHAP value| per original column.
 
-The final estimator is explained on the features the pipeline gives it, with the explainer that fits it:
-exact TreeExplainer for tree ensembles, LinearExplainer for linear models, and otherwise a sampled,
-model-agnostic PermutationExplainer on at most `explain.max_rows` rows against a background sample
-(its cost grows with rows x background x features). One-hot columns are folded back into the column
-they encode (sum of |SHAP|), so the ranking names the columns of the data.
+The final estimator is explained on the features the pipeline gives it, with the explainer its model
+registers (model_registry.py, models.py): exact TreeExplainer for tree ensembles, LinearExplainer for linear
+models, and otherwise a sampled, model-agnostic PermutationExplainer on at most `explain.max_rows` rows
+against a background sample (its cost grows with rows x background x features). Output columns are folded
+back into the column they come from (one-hot columns: sum of |SHAP|), so the ranking names the data's columns.
 
 Outputs (reports/explain/, DVC outputs): top_features.json for the PR report and the model card, and
 importance.csv, drawn by `dvc plots` as a bar chart that `dvc plots diff` compares across commits. The same
@@ -19,43 +19,35 @@ from typing import Any
 from ..core.config import Params
 from ..core.contract import EXPLAIN_DIR, TOP_FEATURES
 from ..core.files import write_atomic, write_json
+from . import model_registry
 
 IMPORTANCE_CSV = EXPLAIN_DIR / "importance.csv"
 CHART = EXPLAIN_DIR / "importance.png"  # the name in the MLflow run's artifacts; never written to reports/
-TREE_MODELS = (
-    "RandomForestClassifier",
-    "ExtraTreesClassifier",
-    "GradientBoostingClassifier",
-    "HistGradientBoostingClassifier",
-    "DecisionTreeClassifier",
-)
 SEED = 0  # fixed: the same candidate always gets the same sample, so its explanation is reproducible
 
 
-def explainer_kind(estimator) -> str:
-    """'tree', 'linear' or 'sampled': the SHAP explainer that fits this estimator."""
-    if type(estimator).__name__ in TREE_MODELS:
-        return "tree"
-    if hasattr(estimator, "coef_") and hasattr(estimator, "intercept_"):
-        return "linear"
-    return "sampled"
-
-
 def original_columns(transformer) -> list[str]:
-    """The input column behind every output column of a fitted ColumnTransformer (one-hot columns repeat it)."""
+    """The input column behind every output column of a fitted ColumnTransformer (one-hot columns repeat it).
+
+    A step of features.py whose output columns do not match its inputs one to one is named by its input
+    column when it reads one, else by the step's name.
+    """
     from sklearn.preprocessing import OneHotEncoder
 
     names: list[str] = []
-    for _, step, columns in transformer.transformers_:
-        if step == "drop" or len(columns) == 0:
+    for name, step, columns in transformer.transformers_:
+        if step == "drop":
             continue
+        width = transformer.output_indices_[name].stop - transformer.output_indices_[name].start
         columns = [transformer.feature_names_in_[c] if isinstance(c, int) else c for c in columns]
         if isinstance(step, OneHotEncoder):
             drops = step.drop_idx_ if step.drop_idx_ is not None else [None] * len(columns)
             for column, categories, dropped in zip(columns, step.categories_, drops, strict=True):
                 names += [column] * (len(categories) - (dropped is not None))
-        else:
+        elif width == len(columns):
             names += list(columns)
+        else:
+            names += [columns[0] if len(columns) == 1 else name] * width
     return names
 
 
@@ -87,7 +79,7 @@ def explain(model, frame, params: Params) -> dict[str, Any]:
     pipeline = getattr(model, "pipeline", model)  # a mitigated model: explain the scores its thresholds cut
     transformer, estimator = pipeline[:-1], pipeline[-1]
     matrix = np.asarray(transformer.transform(frame[list(pipeline.feature_names_in_)]), dtype=float)
-    kind = explainer_kind(estimator)
+    kind = model_registry.explainer(estimator)
     generator = np.random.default_rng(SEED)
     background = matrix[generator.permutation(len(matrix))[: params.explain.background_rows]]
     rows = matrix

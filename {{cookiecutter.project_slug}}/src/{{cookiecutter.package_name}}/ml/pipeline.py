@@ -1,4 +1,4 @@
-"""The unfitted model pipeline: the feature preprocessing, then the estimator params.yaml chooses.
+"""The unfitted model pipeline: the feature preprocessing, then the registered estimator params.yaml chooses.
 
 Train fits it once; tune fits it once per trial and fold.
 """
@@ -9,26 +9,15 @@ from pathlib import Path
 
 from ..core.config import Params
 from ..core.contract import TRAIN
-from ..core.errors import ProjectError
+from . import model_registry
 from .data import stage_input
-from .features import feature_columns, preprocessor
+from .preprocessing import feature_columns, preprocessor
 from .validate import load_schema
 
 
 def build_model(params: Params):
-    """Instantiate the configured estimator with its hyperparameters and the seed."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    estimators = {
-        "logistic_regression": LogisticRegression,
-        "random_forest": RandomForestClassifier,
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
-    }
-    try:
-        return estimators[params.train.model](random_state=params.train.seed, **params.train.hyperparameters)
-    except TypeError as error:
-        raise ProjectError(f"params.yaml: bad hyperparameter in train.{params.train.model} ({error})") from error
+    """The configured estimator from the model registry, with its hyperparameters and the seed."""
+    return model_registry.build(params)
 
 
 def training_set(root: Path, params: Params):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import load_params
-from .features import feature_columns
+from .preprocessing import feature_columns
 from .validate import load_schema
 
 

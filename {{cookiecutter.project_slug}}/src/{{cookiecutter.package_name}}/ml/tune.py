@@ -26,6 +26,7 @@ from ..core.contract import BEST_PARAMS as BEST
 from ..core.contract import TRAIN
 from ..core.errors import ProjectError
 from ..core.files import write_json
+from . import model_registry
 from .data import stage_input
 from .pipeline import build_model, model_pipeline, training_set
 
@@ -38,10 +39,11 @@ GRACE_SECONDS = 60
 
 def tune(root: Path, params: Params) -> None:
     """Run the search (or read the finished study) and write the hyperparameters train will use."""
+    model_registry.check(params)
     model = params.train.model
     if not params.tune.enabled:
-        # No study and no optuna import (fast); the file records the params.yaml values train uses as they are.
-        write_json(root / BEST, _result(params, params.train.hyperparameters))
+        # No study and no optuna import (fast); the file records what train uses: params.yaml over the defaults.
+        write_json(root / BEST, _result(params, model_registry.hyperparameters(params)))
         print(f"tune: disabled, train.{model} from {PARAMS_FILE} -> {BEST}")
         return
     space = search_space(params)
@@ -53,7 +55,7 @@ def tune(root: Path, params: Params) -> None:
         run_trials(root, params, study, target)
         done = completed(study)
     best = study.best_trial
-    chosen = {**params.train.hyperparameters, **best.params}
+    chosen = {**model_registry.hyperparameters(params), **best.params}
     found = {"best_score": best.value, "n_trials": done, "study": study.study_name, "storage": storage}
     write_json(root / BEST, _result(params, chosen, fingerprint=fingerprint(root, params), **found))
     tuned = ", ".join(f"{name}={best.params[name]!r}" for name in space)
@@ -96,7 +98,8 @@ def _read_best(root: Path) -> dict[str, Any]:
 
 def with_hyperparameters(params: Params, values: dict[str, Any]) -> Params:
     """A copy of params whose chosen model has these hyperparameters."""
-    return replace(params, train=replace(params.train, **{params.train.model: dict(values)}))
+    by_model = {**params.train.hyperparameters_by_model, params.train.model: dict(values)}
+    return replace(params, train=replace(params.train, hyperparameters_by_model=by_model))
 
 
 def search_space(params: Params) -> dict[str, dict[str, Any]]:
@@ -145,7 +148,7 @@ def fingerprint(root: Path, params: Params) -> str:
     config = {
         "model": params.train.model,
         "space": params.tune.search_space.get(params.train.model),
-        "base": params.train.hyperparameters,  # untuned hyperparameters change every trial's score
+        "base": model_registry.hyperparameters(params),  # untuned hyperparameters change every trial's score
         "drop_features": params.train.drop_features,
         "method": params.tune.method,
         "grid_points": params.tune.grid_points if params.tune.method == "grid" else None,
@@ -275,9 +278,8 @@ def objective(root: Path, params: Params):
             raise optuna.TrialPruned(f"the study's {target} trials are taken by other workers")
         trial.set_user_attr("worker", worker)  # which machine and process ran it, for whoever debugs a study
         values = {name: _suggest(trial, name, spec) for name, spec in space.items()}
-        pipeline = model_pipeline(
-            with_hyperparameters(params, {**params.train.hyperparameters, **values}), numeric, categorical
-        )
+        tried = with_hyperparameters(params, {**model_registry.hyperparameters(params), **values})
+        pipeline = model_pipeline(tried, numeric, categorical)
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
             mlflow.set_tags({"gitops.kind": "tuning-trial", "optuna.trial": str(trial.number)})
             mlflow.log_params({f"train.{model}.{name}": value for name, value in values.items()})
@@ -307,12 +309,8 @@ def run_trials(root: Path, params: Params, study, target: int) -> None:
         tracking.use_experiment(root)
         with mlflow.start_run(run_name=f"tune-{params.train.model}"):
             mlflow.set_tags({"gitops.kind": "tuning", "optuna.study": study.study_name})
-            mlflow.log_params(
-                {
-                    f"tune.{key}": getattr(params.tune, key)
-                    for key in ("method", "n_trials", "cv_folds", "metric", "seed")
-                }
-            )
+            keys = ("method", "n_trials", "cv_folds", "metric", "seed")
+            mlflow.log_params({f"tune.{key}": getattr(params.tune, key) for key in keys})
             # One thread per fit: OpenMP threads spin on shared cores (two threads ran a trial 5-7x slower here).
             with threadpool_limits(1):
                 fill(study, trial_score, target)

@@ -3,7 +3,8 @@
 A policy is data. Loading it takes three steps, and any failure is an error that names the file and the
 reason (the gate then cannot decide, exit 2): a strict YAML parse (duplicate keys are rejected), validation
 against policies/promotion.schema.json (JSON Schema 2020-12), then the checks a schema cannot express
-(duplicate rule ids, NaN or infinite bounds, unknown metrics inside CEL expressions, rule placement).
+(metric names, which the metric registry holds, also inside CEL expressions; duplicate rule ids, NaN or
+infinite bounds, rule placement).
 """
 
 from __future__ import annotations
@@ -19,21 +20,17 @@ from typing import Any
 import yaml
 
 from ..core.contract import ENVIRONMENTS  # promotion order: a rule may only require an earlier environment
+from ..core.errors import ProjectError
+from ..ml import metric_registry
 
 POLICY_PATH = "policies/promotion.yaml"
 SCHEMA_PATH = "policies/promotion.schema.json"
-
-
-# Direction of every metric in reports/metrics.json (see the contract): it decides what "worse" means.
-HIGHER_IS_BETTER = ("roc_auc", "average_precision", "f1", "accuracy", "precision", "recall")
-LOWER_IS_BETTER = ("log_loss", "brier", "latency_p95_ms", "model_size_mb")
-METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
 
 # Fairness metrics in reports/fairness.json: differences should be small, ratios close to 1.
 FAIRNESS_HIGHER_IS_BETTER = ("demographic_parity_ratio",)
 FAIRNESS_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
 
-# `metrics.x` and `champion.metrics.x` inside CEL expressions: checked against METRICS when loading.
+# `metrics.x` and `champion.metrics.x` inside CEL expressions: checked against the registry when loading.
 _CEL_METRIC_REFERENCE = re.compile(r"\bmetrics\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -41,9 +38,36 @@ class PolicyError(Exception):
     """The policy (or its schema) cannot be read or is invalid; the message is one line naming the file."""
 
 
+def __getattr__(name: str) -> tuple[str, ...]:
+    """METRICS, HIGHER_IS_BETTER and LOWER_IS_BETTER: the metrics of reports/metrics.json by direction.
+
+    Read from the metric registry (built-in metrics and the project's ml/metrics.py) when asked, not at
+    import: a mistake in ml/metrics.py is then the one-line error of the command that needs metrics.
+    """
+    if name == "METRICS":
+        return metric_registry.names()
+    if name in ("HIGHER_IS_BETTER", "LOWER_IS_BETTER"):
+        wanted = name == "HIGHER_IS_BETTER"
+        return tuple(
+            metric for metric, entry in metric_registry.registered().items() if entry.higher_is_better is wanted
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of this metric (model or fairness) is better."""
-    return metric in HIGHER_IS_BETTER or metric in FAIRNESS_HIGHER_IS_BETTER
+    """Whether a larger value of this metric (model or fairness) is better; False for a name nobody registered."""
+    if metric in FAIRNESS_METRICS:
+        return metric in FAIRNESS_HIGHER_IS_BETTER
+    known = metric_registry.registered()
+    return metric in known and known[metric].higher_is_better
+
+
+def known_metrics(label: str = POLICY_PATH) -> tuple[str, ...]:
+    """The registered metric names; a broken ml/metrics.py is a PolicyError naming it (the gate cannot decide)."""
+    try:
+        return metric_registry.names()
+    except ProjectError as error:
+        raise PolicyError(f"{label}: cannot check metric names: {_one_line(error)}") from error
 
 
 def git_blob_hash(data: bytes) -> str:
@@ -98,12 +122,12 @@ def load_schema(root: Path) -> dict:
         raise PolicyError(f"{SCHEMA_PATH}: cannot read the policy schema: {_one_line(error)}") from error
 
 
-def _schema_message(error: Any) -> str:
-    """Turn a jsonschema error into a short, specific reason."""
+def _schema_message(error: Any, metrics: tuple[str, ...]) -> str:
+    """Turn a jsonschema error into a short, specific reason (`metrics`: the registered names)."""
     where = _where(error.absolute_path)
     if error.validator == "enum" and error.absolute_path and error.absolute_path[-1] == "metric":
         allowed = ", ".join(error.validator_value)
-        if error.instance in METRICS or error.instance in FAIRNESS_METRICS:
+        if error.instance in metrics or error.instance in FAIRNESS_METRICS:
             return f"{where}: metric {error.instance!r} is not allowed in this kind of rule (allowed: {allowed})"
         return f"{where}: unknown metric {error.instance!r} (known: {allowed})"
     if error.validator == "enum" and error.absolute_path and error.absolute_path[-1] == "kind":
@@ -135,8 +159,8 @@ def _non_finite(value: Any, path: tuple = ()) -> tuple | None:
     return None
 
 
-def _check_semantics(document: dict) -> str | None:
-    """Checks JSON Schema cannot express; returns the first problem or None."""
+def _check_semantics(document: dict, metrics: tuple[str, ...]) -> str | None:
+    """Checks JSON Schema cannot express, `metrics` being the registered names; returns the first problem or None."""
     import cel
 
     found = _non_finite(document)
@@ -150,6 +174,8 @@ def _check_semantics(document: dict) -> str | None:
             if rule["id"] in seen:
                 return f"{where}.id: duplicate rule id {rule['id']!r} in {env}"
             seen.add(rule["id"])
+            if rule["kind"] in ("metric", "no_regression") and rule["metric"] not in metrics:
+                return f"{where}.metric: {_unknown_metric(rule['metric'], metrics)}"
             if "min" in rule and "max" in rule and rule["min"] > rule["max"]:
                 return f"{where}: min {rule['min']} is greater than max {rule['max']}"
             if rule["kind"] == "environment_order" and ENVIRONMENTS.index(rule["after"]) >= ENVIRONMENTS.index(env):
@@ -160,9 +186,14 @@ def _check_semantics(document: dict) -> str | None:
                 except Exception as error:  # the binding raises ValueError today; any failure is invalid
                     return f"{where}.expression: CEL syntax error: {_one_line(error, 160)}"
                 for name in _CEL_METRIC_REFERENCE.findall(rule["expression"]):
-                    if name not in METRICS:
-                        return f"{where}.expression: unknown metric {name!r} (known: {', '.join(METRICS)})"
+                    if name not in metrics:
+                        return f"{where}.expression: {_unknown_metric(name, metrics)}"
     return None
+
+
+def _unknown_metric(name: str, metrics: tuple[str, ...]) -> str:
+    """The reason for a metric name nobody registered: what is known, and where a project adds one."""
+    return f"unknown metric {name!r} (known: {', '.join(metrics)}; register one in {metric_registry.source()})"
 
 
 def _yaml_position(error: yaml.YAMLError) -> str:
@@ -186,10 +217,11 @@ def parse(text: str, schema: dict, label: str = POLICY_PATH) -> dict:
         raise PolicyError(f"{label}: the policy is empty")
     if not isinstance(document, dict):
         raise PolicyError(f"{label}: the policy must be a mapping, not {type(document).__name__}")
+    metrics = known_metrics(label)
     error = best_match(Draft202012Validator(schema).iter_errors(document))
     if error is not None:
-        raise PolicyError(f"{label}: {_one_line(_schema_message(error))}")
-    problem = _check_semantics(document)
+        raise PolicyError(f"{label}: {_one_line(_schema_message(error, metrics))}")
+    problem = _check_semantics(document, metrics)
     if problem is not None:
         raise PolicyError(f"{label}: {_one_line(problem)}")
     document.setdefault("mode", "enforce")

@@ -1,0 +1,144 @@
+"""The metric registry: every metric of reports/metrics.json, built in here and added in metrics.py.
+
+A metric has a direction (whether higher is better: what "worse" means to the gate) and a computation from
+the test split's labels, scores and decision threshold. Evaluate computes every registered metric; the
+policy loader accepts exactly these names, and the gate reads their directions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..core.errors import ProjectError
+from . import metrics
+from .registry import Metric
+
+
+def _predicted(scores, threshold: float):
+    """The decision at the threshold: 1 (positive class) where the score reaches it."""
+    return (scores >= threshold).astype(int)
+
+
+def roc_auc(labels, scores, threshold: float) -> float:
+    """Area under the ROC curve: how well scores rank positives above negatives (threshold-free)."""
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(labels, scores)
+
+
+def average_precision(labels, scores, threshold: float) -> float:
+    """Area under the precision-recall curve (threshold-free)."""
+    from sklearn.metrics import average_precision_score
+
+    return average_precision_score(labels, scores)
+
+
+def f1(labels, scores, threshold: float) -> float:
+    """F1 of the positive class at the threshold."""
+    from sklearn.metrics import f1_score
+
+    return f1_score(labels, _predicted(scores, threshold), zero_division=0)
+
+
+def accuracy(labels, scores, threshold: float) -> float:
+    """Share of right decisions at the threshold."""
+    from sklearn.metrics import accuracy_score
+
+    return accuracy_score(labels, _predicted(scores, threshold))
+
+
+def precision(labels, scores, threshold: float) -> float:
+    """Share of positive decisions that are right, at the threshold."""
+    from sklearn.metrics import precision_score
+
+    return precision_score(labels, _predicted(scores, threshold), zero_division=0)
+
+
+def recall(labels, scores, threshold: float) -> float:
+    """Share of positives decided positive, at the threshold."""
+    from sklearn.metrics import recall_score
+
+    return recall_score(labels, _predicted(scores, threshold), zero_division=0)
+
+
+def log_loss(labels, scores, threshold: float) -> float:
+    """Cross-entropy of the probabilities (both classes named, so one-class slices still compute)."""
+    from sklearn.metrics import log_loss as cross_entropy
+
+    return cross_entropy(labels, scores, labels=[0, 1])
+
+
+def brier(labels, scores, threshold: float) -> float:
+    """Mean squared error of the probabilities: calibration and sharpness together."""
+    from sklearn.metrics import brier_score_loss
+
+    return brier_score_loss(labels, scores)
+
+
+# Ranking, threshold and probability-quality metrics of the positive class, then what evaluate measures itself.
+BUILT_IN = {
+    "roc_auc": Metric(True, roc_auc),
+    "average_precision": Metric(True, average_precision),
+    "f1": Metric(True, f1),
+    "accuracy": Metric(True, accuracy),
+    "precision": Metric(True, precision),
+    "recall": Metric(True, recall),
+    "log_loss": Metric(False, log_loss),
+    "brier": Metric(False, brier),
+    "latency_p95_ms": Metric(False),  # 95th percentile of single-row prediction time (evaluate.latency_p95_ms)
+    "model_size_mb": Metric(False),  # the saved model file
+}
+
+
+def source() -> str:
+    """Where a project registers its own metrics: src/<package>/ml/metrics.py."""
+    return f"src/{metrics.__name__.replace('.', '/')}.py"
+
+
+def registered() -> dict[str, Metric]:
+    """Every metric: the built-in ones, then metrics.py's, each entry checked."""
+    added = getattr(metrics, "METRICS", None)
+    if not isinstance(added, dict):
+        raise ProjectError(f"{source()}: METRICS must be a dict of name -> Metric")
+    for name, entry in added.items():
+        where = f"{source()}: METRICS['{name}']"
+        if name in BUILT_IN:
+            raise ProjectError(f"{where}: '{name}' is a built-in metric; register yours under another name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ProjectError(f"{where}: a metric name is a Python identifier (CEL reads it as metrics.<name>)")
+        if not isinstance(entry, Metric) or not isinstance(entry.higher_is_better, bool):
+            raise ProjectError(f"{where} must be a Metric(higher_is_better=True or False, compute=...)")
+        if not callable(entry.compute):
+            raise ProjectError(f"{where}: compute must be a function of (labels, scores, threshold)")
+    return {**BUILT_IN, **added}
+
+
+def names() -> tuple[str, ...]:
+    """Every registered metric's name."""
+    return tuple(registered())
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of this registered metric is better."""
+    known = registered()
+    if name not in known:
+        raise ProjectError(f"unknown metric '{name}' (registered: {', '.join(known)}; add one in {source()})")
+    return known[name].higher_is_better
+
+
+def compute(labels, scores, threshold: float) -> dict[str, float]:
+    """Every registered metric that has a computation, on these labels and positive-class scores."""
+    measured: dict[str, Any] = {}
+    for name, entry in registered().items():
+        if entry.compute is None:
+            continue
+        where = source() if name not in BUILT_IN else f"src/{__name__.replace('.', '/')}.py"
+        try:
+            value = float(entry.compute(labels, scores, threshold))
+        except Exception as error:  # a project's metric may raise anything: say which one, and where it lives
+            raise ProjectError(f"{where}: metric '{name}' failed ({type(error).__name__}: {error})") from error
+        if not math.isfinite(value):  # the gate cannot decide on NaN: say so here, where it is made
+            raise ProjectError(f"{where}: metric '{name}' is {value}, not a finite number")
+        measured[name] = value
+    return measured

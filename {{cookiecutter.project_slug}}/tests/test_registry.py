@@ -1,0 +1,248 @@
+"""The model and metric registries: a project adds a model and a metric in its own two files, nothing else.
+
+The end-to-end test runs a copy of the package whose ml/models.py and ml/metrics.py each register one entry
+(in a subprocess, so the copy's modules are the ones imported), with params.yaml choosing the new model and
+a policy bounding the new metric: tune, train, evaluate and the gate all take them from the registries.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pins
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import metric_registry, metrics, model_registry, models
+from {{ cookiecutter.package_name }}.ml.registry import Metric, Model
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# What a data scientist writes: the whole of ml/models.py and ml/metrics.py.
+MODELS_PY = """
+from .registry import Model
+
+MODELS = {
+    "extra_trees": Model(
+        estimator="sklearn.ensemble.ExtraTreesClassifier",
+        defaults={"n_estimators": 40, "min_samples_leaf": 3},
+        explainer="tree",
+    ),
+}
+"""
+METRICS_PY = """
+from .registry import Metric
+
+
+def balanced_accuracy(labels, scores, threshold):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(labels, (scores >= threshold).astype(int))
+
+
+METRICS = {"balanced_accuracy": Metric(higher_is_better=True, compute=balanced_accuracy)}
+"""
+
+# A policy that only speaks of the new metric: a floor, and no regression against the champion.
+POLICY = {
+    "version": 1,
+    "mode": "enforce",
+    "environments": {
+        "staging": {
+            "rules": [
+                {
+                    "id": "balanced-accuracy-floor",
+                    "kind": "metric",
+                    "description": "Right on both classes more often than a coin.",
+                    "metric": "balanced_accuracy",
+                    "min": 0.5,
+                },
+                {
+                    "id": "balanced-accuracy-no-regression",
+                    "kind": "no_regression",
+                    "description": "No worse than the champion on both classes.",
+                    "metric": "balanced_accuracy",
+                    "tolerance": 0.01,
+                },
+            ]
+        },
+        "production": {
+            "rules": [{"id": "evidence", "kind": "evidence", "description": "Evidence exists.", "files": ["metrics"]}]
+        },
+    },
+}
+
+
+def edit_params(root: Path, change) -> None:
+    """Apply `change` to the copy's params.yaml."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    change(params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def choose_extra_trees(params: dict) -> None:
+    """Train the new model, tuned briefly, with one hyperparameter over its registered defaults."""
+    params["train"]["model"] = "extra_trees"
+    params["train"]["extra_trees"] = {"n_estimators": 30}
+    params["tune"].update(enabled=True, method="random", n_trials=2, cv_folds=2)
+    params["tune"]["search_space"]["extra_trees"] = {"max_depth": {"low": 3, "high": 8}}
+
+
+def run_copy(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """The copy's own CLI, importing the copy's package (ahead of the installed one on the path)."""
+    environment = {**os.environ, "PYTHONPATH": str(root / "src")}
+    command = [sys.executable, "-c", f"from {package.__name__}.cli import main; main()", *args]
+    return subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True, check=False)
+
+
+def pin_champion(root: Path, balanced_accuracy: float) -> None:
+    """deploy/staging.yaml pins a champion that recorded this balanced accuracy."""
+    (root / "deploy").mkdir(exist_ok=True)
+    pinned = {"environment": "staging", "champion": pins.champion(metrics={"balanced_accuracy": balanced_accuracy})}
+    (root / "deploy" / "staging.yaml").write_text(yaml.safe_dump(pinned))
+
+
+@pytest.fixture
+def extended(project: Path) -> Path:
+    """The data slice with a copy of the package whose models.py and metrics.py each register one entry."""
+    shutil.copytree(PROJECT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    ml = project / "src" / package.__name__ / "ml"
+    (ml / "models.py").write_text(MODELS_PY)
+    (ml / "metrics.py").write_text(METRICS_PY)
+    edit_params(project, choose_extra_trees)
+    (project / "policies").mkdir()
+    shutil.copy(PROJECT / "policies" / "promotion.schema.json", project / "policies")
+    (project / "policies" / "promotion.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
+    return project
+
+
+def test_a_model_and_a_metric_added_in_their_files_reach_every_stage_and_the_gate(extended: Path):
+    """The new model is tuned, trained and explained as registered; its metric is evidence the gate reads."""
+    for stage in ("ingest", "validate", "split", "tune", "train", "evaluate"):
+        done = run_copy(extended, stage)
+        assert done.returncode == 0, f"{stage}: {done.stderr}"
+
+    best = json.loads((extended / "reports/tune/best_params.json").read_text())
+    assert best["model"] == "extra_trees" and best["n_trials"] == 2
+    estimator = joblib.load(extended / "models/model.joblib").named_steps["model"]
+    assert type(estimator).__name__ == "ExtraTreesClassifier"
+    assert (estimator.n_estimators, estimator.min_samples_leaf) == (30, 3)  # params.yaml over the defaults
+    assert estimator.max_depth == best["best_params"]["max_depth"]  # tuned in the registered search space
+    assert json.loads((extended / "reports/explain/top_features.json").read_text())["explainer"] == "tree"
+    measured = json.loads((extended / "reports/metrics.json").read_text())["balanced_accuracy"]
+    assert 0.5 < measured <= 1
+
+    # The gate reads the new metric's direction from the copy's registry: higher is better.
+    pin_champion(extended, measured - 0.05)
+    assert run_copy(extended, "gate", "--env", "staging").returncode == 0
+    pin_champion(extended, measured + 0.05)
+    blocked = run_copy(extended, "gate", "--env", "staging")
+    assert blocked.returncode == 1
+    decision = json.loads((extended / "reports/gate/staging.json").read_text())
+    verdicts = {row["id"]: row["verdict"] for row in decision["rules"]}
+    assert verdicts == {"balanced-accuracy-floor": "pass", "balanced-accuracy-no-regression": "fail"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda p: p["train"].update(model="xgboost"),
+            "params.yaml: train.model: 'xgboost' is not a registered model",
+        ),
+        (
+            lambda p: p["train"].update(random_forrest={"max_depth": 3}),
+            "params.yaml: train.random_forrest: 'random_forrest' is not a registered model",
+        ),
+        (
+            lambda p: p["tune"]["search_space"].update(xgboost={"max_depth": {"low": 2, "high": 4}}),
+            "params.yaml: tune.search_space.xgboost: 'xgboost' is not a registered model",
+        ),
+    ],
+    ids=["train-model", "train-section", "search-space"],
+)
+def test_an_unknown_model_is_a_one_line_error_naming_params_yaml_and_the_key(project: Path, change, message):
+    """A model name the registry does not know stops the first stage that needs a model, exit 1, one line."""
+    edit_params(project, change)
+    result = CliRunner().invoke(cli.main, ["tune"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {message} (")
+    assert model_registry.source() in result.stderr  # where to register one
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unknown_metric_in_the_policy_is_a_one_line_error_and_the_gate_cannot_decide(tmp_path: Path, monkeypatch):
+    """The project's registry does not know balanced_accuracy: the policy naming it does not load, exit 2."""
+    assert "balanced_accuracy" not in metric_registry.names()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policies").mkdir()
+    shutil.copy(PROJECT / "policies" / "promotion.schema.json", tmp_path / "policies")
+    (tmp_path / "policies" / "promotion.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
+    result = CliRunner().invoke(cli.main, ["gate", "--env", "staging"])
+    assert result.exit_code == 2
+    expected = "gate: policies/promotion.yaml: environments.staging.rules[0].metric: unknown metric 'balanced_accuracy'"
+    first = result.stderr.splitlines()[0]  # the gate then lists what else it lacks here (evidence, a pin)
+    assert first.startswith(expected)
+    assert metric_registry.source() in first
+    assert json.loads((tmp_path / "reports/gate/staging.json").read_text())["decision"] == "cannot_decide"
+
+
+@pytest.mark.parametrize(
+    ("module", "entries", "message"),
+    [
+        (models, {"random_forest": Model("sklearn.ensemble.ExtraTreesClassifier")}, "is a built-in model"),
+        (models, {"svm": Model("sklearn.svm.SVC", explainer="kernel")}, "explainer 'kernel' is not one of"),
+        (models, {"svm": "sklearn.svm.SVC"}, "must be a Model("),
+        (models, {"svm": Model("SVC")}, "estimator must be an import path"),
+        (metrics, {"roc_auc": Metric(True, len)}, "is a built-in metric"),
+        (metrics, {"balanced accuracy": Metric(True, len)}, "a metric name is a Python identifier"),
+        (metrics, {"cost": Metric(higher_is_better=False)}, "compute must be a function"),
+        (metrics, {"cost": Metric(higher_is_better="no", compute=len)}, "must be a Metric("),
+    ],
+    ids=[
+        "model-shadows-built-in",
+        "unknown-explainer",
+        "model-not-an-entry",
+        "estimator-not-a-path",
+        "metric-shadows-built-in",
+        "metric-name-with-space",
+        "metric-without-computation",
+        "direction-not-a-boolean",
+    ],
+)
+def test_a_malformed_entry_is_a_one_line_error_naming_its_file(monkeypatch, module, entries, message):
+    """A mistake in models.py or metrics.py names that file and the entry; built-in names cannot be redefined."""
+    monkeypatch.setattr(module, "MODELS" if module is models else "METRICS", entries)
+    registry = model_registry if module is models else metric_registry
+    with pytest.raises(ProjectError) as raised:
+        registry.registered()
+    assert str(raised.value).startswith(f"{registry.source()}: ")
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("compute", "message"),
+    [
+        (lambda labels, scores, threshold: 1 / 0, "metric 'cost' failed (ZeroDivisionError"),
+        (lambda *_: float("nan"), "is nan"),
+    ],
+    ids=["raises", "nan"],
+)
+def test_a_metric_that_cannot_be_computed_names_itself_and_its_file(monkeypatch, compute, message):
+    """Evaluate stops with one line instead of writing evidence the gate cannot read."""
+    monkeypatch.setattr(metrics, "METRICS", {"cost": Metric(higher_is_better=False, compute=compute)})
+    with pytest.raises(ProjectError) as raised:
+        metric_registry.compute(pd.Series([0, 1, 1]), np.array([0.2, 0.7, 0.9]), 0.5)
+    assert str(raised.value).startswith(f"{metric_registry.source()}: ")
+    assert message in str(raised.value)
