@@ -60,8 +60,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """A project copy with a model trained on the shipped data (once per session: batch and monitor share it)."""
-    from {{ cookiecutter.package_name }}.ml import data, train, validate
     from {{ cookiecutter.package_name }}.core.config import load_params
+    from {{ cookiecutter.package_name }}.ml import data, train, validate
 
     root = tmp_path_factory.mktemp("trained")
     for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.ml import data, train
-from {{ cookiecutter.package_name }}.serving import batch
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, train
 from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
+from {{ cookiecutter.package_name }}.serving import batch
 from {{ cookiecutter.package_name }}.serving.request import request_model
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.ml import data
-from {{ cookiecutter.package_name }}.serving import monitor
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.serving import monitor
 
 PROJECT = Path(__file__).resolve().parents[1]
 MONITORING = PROJECT / "monitoring"

@@ -27,12 +27,12 @@ from conftest import free_port, without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.ml import data, train, validate
-from {{ cookiecutter.package_name }}.ops import package, smoke
-from {{ cookiecutter.package_name }}.serving import monitor, service
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import data, train, validate
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.ops import package, smoke
+from {{ cookiecutter.package_name }}.serving import monitor, service
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parents[1]
