@@ -32,34 +32,47 @@ CORE_FILES = set(
     deploy/k8s/overlays/production/kustomization.yaml deploy/k8s/overlays/production/namespace.yaml
     deploy/argocd/staging.yaml deploy/argocd/production.yaml
     deploy/flux/source.yaml deploy/flux/staging.yaml deploy/flux/production.yaml
-    src/{package}/manifests.py src/{package}/smoke.py tests/test_manifests.py
     policies/README.md policies/promotion.schema.json policies/promotion.yaml
     monitoring/README.md monitoring/prometheus.yml monitoring/alerts.yml monitoring/alerts_test.yml
     monitoring/grafana-dashboard.json
-    tests/conftest.py tests/test_pipeline.py tests/test_gate.py tests/test_policy.py tests/test_promotion.py
-    tests/test_service.py tests/test_batch.py tests/test_monitor.py tests/test_report.py
-    src/{package}/__init__.py src/{package}/cli.py src/{package}/config.py src/{package}/errors.py
-    src/{package}/data.py src/{package}/validate.py src/{package}/features.py src/{package}/train.py
-    src/{package}/evaluate.py src/{package}/tracking.py src/{package}/files.py
-    src/{package}/policy.py src/{package}/gate.py src/{package}/promotion.py src/{package}/report.py
-    src/{package}/publish.py
-    src/{package}/schema.py src/{package}/service.py src/{package}/batch.py src/{package}/monitor.py
-    src/{package}/spark_batch.py
-    src/{package}/tune.py tests/test_tune.py
-    src/{package}/explain.py src/{package}/fairness.py tests/test_explain.py tests/test_fairness.py
-    src/{package}/local_explain.py tests/test_lime.py
-    src/{package}/wandb_tracking.py
-    src/{package}/pii.py src/{package}/erase.py tests/test_pii.py tests/test_erase.py docs/COMPLIANCE.md
+    docs/COMPLIANCE.md docs/model-card.yaml .secrets.baseline policies/vulnerability-exceptions.txt
     docker-compose.yml docker/mlflow.Dockerfile docker/mlflow.Dockerfile.dockerignore docker/postgres-init.sql
-    src/{package}/card.py tests/test_card.py docs/model-card.yaml
-    src/{package}/signing.py .secrets.baseline policies/vulnerability-exceptions.txt
-    tests/test_signing.py tests/test_secrets.py tests/test_supply_chain.py tests/pins.py
+    src/{package}/__init__.py src/{package}/cli.py src/{package}/fairness.py
+    src/{package}/core/__init__.py src/{package}/core/contract.py src/{package}/core/config.py
+    src/{package}/core/errors.py src/{package}/core/files.py src/{package}/core/tracking.py
+    src/{package}/core/wandb_tracking.py
+    src/{package}/ml/__init__.py src/{package}/ml/models.py src/{package}/ml/metrics.py src/{package}/ml/features.py
+    src/{package}/ml/registry.py src/{package}/ml/model_registry.py src/{package}/ml/metric_registry.py
+    src/{package}/ml/preprocessing.py src/{package}/ml/data.py src/{package}/ml/pii.py src/{package}/ml/validate.py
+    src/{package}/ml/schema.py src/{package}/ml/pipeline.py src/{package}/ml/tune.py src/{package}/ml/train.py
+    src/{package}/ml/evaluate.py src/{package}/ml/fairness.py src/{package}/ml/estimators.py
+    src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
+    src/{package}/serving/__init__.py src/{package}/serving/model.py src/{package}/serving/request.py
+    src/{package}/serving/settings.py src/{package}/serving/guard.py src/{package}/serving/service.py
+    src/{package}/serving/batch.py src/{package}/serving/spark_batch.py src/{package}/serving/monitor.py
+    src/{package}/ops/__init__.py src/{package}/ops/policy.py src/{package}/ops/policy_guard.py
+    src/{package}/ops/errors.py src/{package}/ops/gate/__init__.py src/{package}/ops/gate/evidence.py
+    src/{package}/ops/gate/rules.py src/{package}/ops/gate/decision.py src/{package}/ops/gate/render.py
+    src/{package}/ops/pins.py src/{package}/ops/registry.py src/{package}/ops/promotion.py
+    src/{package}/ops/reconcile.py src/{package}/ops/verify.py src/{package}/ops/manifests.py
+    src/{package}/ops/package.py src/{package}/ops/signing.py src/{package}/ops/smoke.py src/{package}/ops/card.py
+    src/{package}/ops/report.py src/{package}/ops/publish.py src/{package}/ops/erase.py
+    src/{package}/ops/codehost/__init__.py src/{package}/ops/codehost/host.py src/{package}/ops/codehost/github.py
+    src/{package}/ops/codehost/gitlab.py
+    tests/conftest.py tests/pins.py tests/served.py tests/test_layers.py tests/test_secrets.py
+    tests/test_supply_chain.py
+    tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
+    tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py
+    tests/serving/test_service.py tests/serving/test_batch.py tests/serving/test_monitor.py
+    tests/ops/test_gate.py tests/ops/test_policy.py tests/ops/test_policy_guard.py tests/ops/test_promotion.py
+    tests/ops/test_report.py tests/ops/test_publish.py tests/ops/test_card.py tests/ops/test_manifests.py
+    tests/ops/test_signing.py tests/ops/test_erase.py tests/ops/test_smoke.py
     """.split()
 )
 
 
 # Files only some answers bring: (option, answer) -> files.
-OPTION_FILES = {("experiment_tracker", "mlflow+wandb"): {"tests/test_wandb.py"}}
+OPTION_FILES = {("experiment_tracker", "mlflow+wandb"): {"tests/core/test_wandb_tracking.py"}}
 
 
 def ci_files(provider: str) -> set[str]:
