@@ -2,6 +2,8 @@
 .DEFAULT_GOAL := help
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 DEMO := build/demo
+# Two workers (the machine CI runs on has two cores); each module's e2e tests stay together (tests/conftest.py).
+PARALLEL := -n 2 --dist loadgroup
 
 .PHONY: help demo test test-fast test-lint test-e2e bench clean
 
@@ -23,7 +25,7 @@ demo: .venv ## Bake the template with defaults into build/demo and run the proje
 	@echo "Demo project: $(DEMO)/credit-risk (release pin: deploy/staging.yaml)"
 
 test: .venv ## Run every test tier: fast, lint and e2e
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest $(PARALLEL)
 
 test-fast: .venv ## Only the fast tier
 	$(UV) run --frozen pytest -m fast
@@ -32,7 +34,7 @@ test-lint: .venv ## Only the lint tier
 	$(UV) run --frozen pytest -m lint
 
 test-e2e: .venv ## Only the end-to-end tier
-	$(UV) run --frozen pytest -m e2e
+	$(UV) run --frozen pytest -m e2e $(PARALLEL)
 
 bench: .venv ## Print the performance figures
 	$(UV) run --frozen python benchmarks/bench_foundation.py

@@ -6,8 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -115,3 +117,45 @@ def commit(project: Path, message: str) -> None:
     """Commit everything, as the author of a pull request would."""
     sh(project, "git", "add", "--all")
     sh(project, "git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-qm", message)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A project saved in one state (set up, or trained) so that every test needing that state starts from it
+    without paying for `make setup` or `make pipeline` again.
+
+    `restore()` puts the state back at the project's own path, never at another: `make setup` writes absolute
+    paths (the .venv's scripts and its editable install of the package), and so does the first MLflow run (the
+    experiment's artifact location), so a copy elsewhere would still read and write the original. Tests that
+    restore one therefore take turns: each module restores it in its own fixture and has it to itself.
+    """
+
+    project: Path
+    saved: Path
+    log: str = ""  # what the command that made this state printed (the cold pipeline run, for instance)
+
+    @classmethod
+    def take(cls, project: Path, name: str, log: str = "") -> Snapshot:
+        """Save the project as it is now, beside it."""
+        saved = project.parent / f"{project.name}.{name}"
+        _copy(project, saved)
+        return cls(project, saved, log)
+
+    def restore(self) -> Path:
+        """The project, exactly as it was saved (whatever a previous test did to it), at its own path."""
+        shutil.rmtree(self.project)
+        _copy(self.saved, self.project)
+        return self.project
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a project; its .venv as hard links, as uv itself links installed files from its cache.
+
+    Nothing writes into an installed file (uv replaces files, and bytecode is compiled at install), so the
+    links are safe and the copy takes seconds instead of a minute; everything else is copied, since tests
+    edit data, params and the MLflow store in place.
+    """
+    target.mkdir()
+    for entry in source.iterdir():
+        flags = "-al" if entry.name == ".venv" else "-a"
+        subprocess.run(["cp", flags, str(entry), str(target / entry.name)], check=True)

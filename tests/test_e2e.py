@@ -1,7 +1,8 @@
 """End-to-end tier: a project baked with the defaults sets itself up, trains, tests and validates.
 
-One bake is set up once (uv, real DVC, real MLflow) and the scenarios below run on it in order;
-each scenario leaves the git checkout as it found it.
+The session's default bake, set up and trained once (uv, real DVC, real MLflow; conftest.trained_default), is
+restored for this module and the scenarios below run on it in order; each scenario leaves the git checkout as it
+found it.
 """
 
 from __future__ import annotations
@@ -13,25 +14,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import commit, set_up, sh
+from bakery import Snapshot, sh
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(trained_default: Snapshot) -> Path:
     """The default bake after `make setup` and a first `make pipeline`, committed like a user would."""
-    output = tmp_path_factory.mktemp("e2e")
-    project = set_up(output)
-    first = sh(project, "make", "pipeline")
-    output.joinpath("first-run.log").write_text(first.stdout + first.stderr)
-    commit(project, "First run")
-    return project
+    return trained_default.restore()
 
 
-def test_first_pipeline_run_trains_and_says_where_everything_is(project):
+def test_first_pipeline_run_trains_and_says_where_everything_is(project, trained_default):
     """The cold run executes every stage, writes metrics and plots, and points at the MLflow run."""
-    log = (project.parent / "first-run.log").read_text()
+    log = trained_default.log
     for stage in ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain"):
         assert f"Running stage '{stage}'" in log
     assert "reports/metrics.json" in log and "MLflow run" in log

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import commit, set_up, sh
+from bakery import Snapshot, commit, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +81,9 @@ def run_pipeline_with(project: Path, features_line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A default bake, set up, with the first pipeline run committed."""
-    project = set_up(tmp_path_factory.mktemp("gitops"))
-    sh(project, "make", "pipeline")
-    commit(project, "First pipeline run")
-    return project
+def project(trained_default: Snapshot) -> Path:
+    """A default bake, set up, with the first pipeline run committed (the session's, restored)."""
+    return trained_default.restore()
 
 
 def test_a_new_project_passes_the_gate_with_no_champion(project):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import bake, commit, set_up, sh
+from bakery import Snapshot, bake, commit, sh
 
 KUBERNETES = "1.37.0"  # the newest schema kubernetes-validate ships here
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -196,9 +196,9 @@ def test_argo_cd_and_flux_objects_match_their_crd_schemas(project: Path):
 
 
 @pytest.fixture(scope="module")
-def setup_project(tmp_path_factory) -> Path:
+def setup_project(set_up_default: Snapshot) -> Path:
     """A fresh default bake after `make setup` (no training: the pins are written as promote writes them)."""
-    return set_up(tmp_path_factory.mktemp("k8s"))
+    return set_up_default.restore()
 
 
 def cli(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:

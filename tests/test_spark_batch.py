@@ -1,19 +1,18 @@
 """End-to-end: the Spark engine of `predict` scores a million rows exactly like the single-process engine.
 
-One default bake is set up and trained (tuning off, for time) once; a 1,000,000-row CSV resampled from
+The session's trained default bake (conftest.trained_default) is restored; a 1,000,000-row CSV resampled from
 the shipped data, with invalid rows planted, is then scored by both engines through `make predict`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bakery import set_up, sh
+from bakery import Snapshot, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -71,12 +70,9 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """The default bake, set up and trained without tuning, with big.csv beside its data."""
-    project = set_up(tmp_path_factory.mktemp("spark"))
-    params = project / "params.yaml"
-    params.write_text(re.sub(r"(?m)^(tune:\n  enabled:) true", r"\1 false", params.read_text(), count=1))
-    sh(project, "uv", "run", "--frozen", "dvc", "repro", "train")
+def project(trained_default: Snapshot) -> Path:
+    """The default bake, set up and trained, with big.csv beside its data."""
+    project = trained_default.restore()
     sh(project, str(project / ".venv/bin/python"), "-c", MAKE_INPUT, str(ROWS), repr(PLANTED))
     return project
 

@@ -26,7 +26,7 @@ import pytest
 import services
 import yaml
 
-from bakery import bake, bake_in_process, commit, environment, sh
+from bakery import Snapshot, bake, commit, environment, sh
 
 BUCKET = "team-artifacts"
 ARTIFACTS = f"s3://{BUCKET}/mlflow"  # the server's --artifacts-destination
@@ -57,15 +57,15 @@ def as_client(team: Team, *command: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory) -> Iterator[Team]:
-    """A default bake set up with the `team` extra, a server on PostgreSQL + S3, and one pipeline run against it."""
+def team(tmp_path_factory, set_up_default: Snapshot) -> Iterator[Team]:
+    """A default bake set up with the `team` extra (the session's set-up bake, restored, plus the extra), a server
+    on PostgreSQL + S3, and one pipeline run against it."""
     workdir = tmp_path_factory.mktemp("team")
     with contextlib.ExitStack() as stack:
         mlflow_store = stack.enter_context(services.postgres_database())
         optuna_storage = stack.enter_context(services.postgres_database())
         s3_url = stack.enter_context(services.s3_endpoint(workdir, (BUCKET,)))
-        assert bake_in_process({}, workdir).returncode == 0
-        project = workdir / "credit-risk"
+        project = set_up_default.restore()
         params = project / "params.yaml"
         params.write_text(re.sub(r"n_trials: \d+", f"n_trials: {N_TRIALS}", params.read_text(), count=1))
         commit(project, "A smaller tuning budget")
