@@ -38,19 +38,69 @@ def wandb_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
 
 
+def project_params(root: Path = PROJECT):
+    """params.yaml of `root` (the project itself by default), loaded and checked by the package."""
+    from {{ cookiecutter.package_name }}.core.config import load_params
+
+    return load_params(root)
+
+
+def project_schema(root: Path = PROJECT) -> dict:
+    """The column contract of `root`: the schema file params.yaml names, loaded and checked by the package."""
+    from {{ cookiecutter.package_name }}.ml.validate import load_schema
+
+    return load_schema(root / project_params(root).validate.schema)
+
+
+def feature_of(kind: str, root: Path = PROJECT, bounded: bool = False, skip=()) -> str | None:
+    """The first column of the schema of type `kind` ("category", "integer", "number", or "numeric" for either)
+    that the model may see (not the target, not PII, not dropped), with min and max when `bounded`; None if none."""
+    params = project_params(root)
+    excluded = {params.data.target, *params.data.pii.drop, *params.data.pii.hash, *params.train.drop_features, *skip}
+    for name, rule in project_schema(root).items():
+        wanted = rule["type"] != "category" if kind == "numeric" else rule["type"] == kind
+        if wanted and name not in excluded and (not bounded or {"min", "max"} <= set(rule)):
+            return name
+    return None
+
+
+def read_data(path: Path) -> pd.DataFrame:
+    """A data file as the project reads it (CSV or parquet, by its suffix)."""
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def write_data(frame: pd.DataFrame, path: Path) -> None:
+    """Write a data file in the format its suffix names (CSV or parquet), as a user's source would be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def copy_data_slice(root: Path, rows: int = 300) -> Path:
+    """Write a stratified slice of the project's data (params.yaml data.source) to the same path under root.
+
+    `rows` rows (at least validate.min_rows), every class in its share; all the data when it has fewer.
+    """
+    params = project_params()
+    frame = read_data(PROJECT / params.data.source)
+    share = min(1.0, max(rows, params.validate.min_rows) / len(frame))
+    sample = frame.groupby(params.data.target, group_keys=False).sample(frac=share, random_state=0)
+    write_data(sample, root / params.data.source)
+    return root / params.data.source
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with the real params (tuning off), schema and 300 stratified rows of the shipped data.
+    """A project root with the real params (tuning off), schema and 300 stratified rows of the project's data.
 
     MLflow writes to the copy's own sqlite store, never to the developer's.
     """
-    for name in ("params.yaml", "pyproject.toml", "data/schema.yaml"):
+    for name in ("params.yaml", "pyproject.toml", project_params().validate.schema):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, tmp_path / name)
-    data = pd.read_csv(PROJECT / "data/raw/german_credit.csv")
-    sample = data.groupby("class", group_keys=False).sample(frac=0.3, random_state=0)
-    (tmp_path / "data/raw").mkdir(parents=True, exist_ok=True)
-    sample.to_csv(tmp_path / "data/raw/german_credit.csv", index=False)
+    copy_data_slice(tmp_path)
     without_tuning(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -59,12 +109,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
-    """A project copy with a model trained on the shipped data (once per session: batch and monitor share it)."""
+    """A project copy with a model trained on the project's data (once per session: batch and monitor share it)."""
     from {{ cookiecutter.package_name }}.core.config import load_params
     from {{ cookiecutter.package_name }}.ml import data, train, validate
 
     root = tmp_path_factory.mktemp("trained")
-    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "data/schema.yaml"):
+    for name in ("pyproject.toml", "params.yaml", "serving.yaml", project_params().validate.schema):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
     without_tuning(root)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import read_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -36,8 +37,8 @@ def set_batch(root: Path, **values) -> None:
 
 
 def source_frame(root: Path) -> pd.DataFrame:
-    """The shipped data as a batch input: every column, the label included (carried through)."""
-    return pd.read_csv(root / load_params(root).data.source)
+    """The project's data (params.yaml data.source) as a batch input: every column, the label included."""
+    return read_data(root / load_params(root).data.source)
 
 
 def model_scores(root: Path, frame: pd.DataFrame):
@@ -48,26 +49,44 @@ def model_scores(root: Path, frame: pd.DataFrame):
     return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
 
 
+def broken_rows(contract) -> list[tuple[int, str, object, str]]:
+    """(row, column, value, reason) of the bad rows, their columns picked from the contract by type.
+
+    A text in a number column (type), an unknown category (category), a missing value, and a fraction in an
+    integer column (type); a case whose column type the schema lacks is left out.
+    """
+    numeric = contract.numeric[0] if contract.numeric else None
+    integer = next((name for name in contract.numeric if contract.rules[name]["type"] == "integer"), None)
+    category = contract.categorical[0] if contract.categorical else None
+    missing = integer or contract.columns[-1]
+    cases = [
+        (3, numeric, "forty", "type"),
+        (10, category, "not-allowed-ZQX", "category"),
+        (20, missing, None, "missing"),
+        (30, integer, 12.5, "type"),
+    ]
+    return [(row, column, value, reason) for row, column, value, reason in cases if column is not None]
+
+
 def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(project, tmp_path):
     """Valid rows get the model's scores; each bad row lands in the rejects file with its reasons."""
-    frame = source_frame(project).astype({"age": object, "duration": float})
-    frame.loc[3, "age"] = "forty"
-    frame.loc[10, "purpose"] = "yacht"
-    frame.loc[20, "duration"] = None
-    frame.loc[30, "duration"] = 12.5
+    original = source_frame(project)
+    broken = broken_rows(load_contract(project))
+    assert len(broken) >= 2  # a missing value, and a text in a number column or an unknown category at least
+    frame = original.astype({column: object for _, column, _, _ in broken})
+    for row, column, value, _ in broken:
+        frame.loc[row, column] = value
     frame.to_csv(tmp_path / "in.csv", index=False)
     assert batch.predict(project, tmp_path / "in.csv", tmp_path / "out.csv") == 0
     scored = pd.read_csv(tmp_path / "out.csv")
     rejects = pd.read_csv(tmp_path / "out.rejects.csv")
-    assert len(scored) == len(frame) - 4
+    rows = [row for row, _, _, _ in broken]
+    assert len(scored) == len(frame) - len(rows)
     assert list(scored.columns) == [*frame.columns, "label", "score"]
-    good = frame.drop(index=[3, 10, 20, 30]).astype({"age": int})
+    good = original.drop(index=rows)
     assert scored["score"].to_numpy() == pytest.approx(model_scores(project, good))
     assert rejects[["row", "reasons"]].values.tolist() == [
-        [4, "age: type"],
-        [11, "purpose: category"],
-        [21, "duration: missing"],
-        [31, "duration: type"],
+        [row + 1, f"{column}: {reason}"] for row, column, _, reason in broken
     ]
 
 
@@ -105,7 +124,9 @@ def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
 def test_too_many_rejects_exit_1_and_publish_nothing(project, tmp_path, capsys):
     """Above batch.max_reject_fraction the run fails in one line; the rejects stay, the output does not appear."""
     frame = source_frame(project)
-    frame.loc[: len(frame) // 10, "purpose"] = "yacht"
+    column = load_contract(project).columns[0]
+    frame[column] = frame[column].astype(object)
+    frame.loc[: len(frame) // 10, column] = "not-allowed-ZQX"  # neither a number nor an allowed category
     frame.to_csv(tmp_path / "in.csv", index=False)
     assert batch.predict(project, tmp_path / "in.csv", tmp_path / "out.csv") == 1
     assert "max_reject_fraction" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pins
 import pytest
 import yaml
+from conftest import project_params
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
@@ -26,23 +28,18 @@ LINEAGE = {
     "model_sha256": "s" * 64,
 }
 GROUP = {"count": 80, "selection_rate": 0.3, "true_positive_rate": 0.6, "false_positive_rate": 0.2, "accuracy": 0.74}
+SMALL = {**GROUP, "count": 41, "selection_rate": 0.451219}
+SENSITIVE = project_params().data.sensitive_features  # the card reports fairness for exactly these
 FAIRNESS = {
     "sensitive_features": {
-        "sex": {
-            "demographic_parity_difference": 0.04,
+        feature: {
+            "demographic_parity_difference": 0.04 + 0.08 * index,
             "demographic_parity_ratio": 0.9,
             "equalized_odds_difference": 0.07,
-        },
-        "age": {
-            "demographic_parity_difference": 0.12,
-            "demographic_parity_ratio": 0.7,
-            "equalized_odds_difference": 0.2,
-        },
+        }
+        for index, feature in enumerate(SENSITIVE)
     },
-    "by_group": {
-        "sex": {"female": GROUP, "male": {**GROUP, "count": 170, "selection_rate": 0.26}},
-        "age": {"<25": {**GROUP, "count": 41, "selection_rate": 0.451219}, "25-39": GROUP, "40+": GROUP},
-    },
+    "by_group": {feature: {"group-a": GROUP, "group-b": SMALL} for feature in SENSITIVE},
     "threshold": 0.5,
     "mitigation": "none",
 }
@@ -95,11 +92,7 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     text = card.render(carded, "credit-risk", "3")
     assert text.startswith("---\n")
     metadata = yaml.safe_load(text.split("---\n")[1])
-    assert (
-        metadata["license"] == "mit"
-        and "**License:** MIT" in text
-        and metadata["datasets"] == ["Statlog (German Credit Data)"]
-    )
+    assert metadata["license"] == "mit" and "**License:** MIT" in text
     results = metadata["model-index"][0]["results"][0]["metrics"]
     assert {m["type"]: m["value"] for m in results} == METRICS
     positions = [text.index(section) for section in SECTIONS]
@@ -108,26 +101,41 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     assert "| roc_auc | 0.7912 |" in text
     assert f"md5 `{'d' * 32}` (the training data hash" in text
     assert f"| model sha256 | `{'s' * 64}` |" in text and f"MLflow run `{'r' * 32}`" in text
-    assert "| female | 80 | 0.3 | 0.6 | 0.2 | 0.74 |" in text
-    assert "| <25 | 41 | 0.4512 |" in text and "#### age" in text and "#### sex" in text
-    configured = load_params(carded).train.hyperparameters  # no run params given: params.yaml's
+    if SENSITIVE:
+        assert "| group-a | 80 | 0.3 | 0.6 | 0.2 | 0.74 |" in text and "| group-b | 41 | 0.4512 |" in text
+        assert all(f"#### {feature}" in text for feature in SENSITIVE)
+    else:
+        assert "No sensitive feature is configured" in text
+    params = load_params(carded)
+    configured = params.train.hyperparameters  # no run params given: params.yaml's
     assert all(f"| {key} | {value} |" in text for key, value in configured.items() if isinstance(value, int))
     assert "Hyperparameters from params.yaml" in text
-    assert "trained on a stratified 75% of the data" in text
+    (share,) = re.findall(r"trained on a stratified (\d+)% of the data", text)
+    assert abs(int(share) / 100 - (1 - params.split.test_size)) <= 0.005  # the training share, rounded
     assert "passed for 300 rows" in text
-    assert "sex (evaluation only), age (a model input)" in text  # age is a feature; sex is dropped before training
-    assert "Fully automated approval" in text  # the human-written out-of-scope use
-    assert "https://doi.org/10.24432/C5NC77" in text and "ml-platform@example.com" in text
+    # Each sensitive feature, and whether the model sees it (a feature train drops is for evaluation only).
+    uses = [f"{f} ({'evaluation only' if f in params.train.drop_features else 'a model input'})" for f in SENSITIVE]
+    assert ", ".join(uses) in text
+    source = yaml.safe_load((PROJECT / card.CARD_SOURCE).read_text())  # the human-written part, as shipped
+    assert metadata["datasets"] == [" ".join(source["dataset"]["name"].split())]
+    out_of_scope = source["intended_use"]["out_of_scope"]
+    assert " ".join(str(out_of_scope[0] if isinstance(out_of_scope, list) else out_of_scope).split()) in text
+    if source["dataset"].get("citation"):
+        assert source["dataset"]["citation"].split()[-1] in text  # the citation, to its DOI
+    assert "ml-platform@example.com" in text
     assert "cookiecutter" not in text  # the bake filled in the owners and contact
 
 
 def test_the_hyperparameters_are_the_ones_the_run_logged(carded: Path):
-    """Tuning replaces params.yaml's values: the card shows what the candidate's MLflow run logged."""
+    """Tuning replaces params.yaml's values: the card shows what the candidate's MLflow run logged, for
+    params.yaml's model only (another model's logged values are not its hyperparameters)."""
+    model = load_params(carded).train.model
+    other = next(name for name in ("random_forest", "logistic_regression") if name != model)
     logged = {
-        "train.hist_gradient_boosting.max_iter": "87",
-        "train.random_forest.max_depth": "5",
+        f"train.{model}.max_iter": "87",
+        f"train.{other}.max_depth": "5",
         "tune.enabled": "True",
-        "train.hist_gradient_boosting.learning_rate": "0.16967533607196555",
+        f"train.{model}.learning_rate": "0.16967533607196555",
     }
     text = card.render(carded, "credit-risk", "3", logged)
     assert "| max_iter | 87 |" in text and "| learning_rate | 0.1697 |" in text and "max_depth" not in text
@@ -175,15 +183,21 @@ def test_written_text_is_accepted(value):
         pytest.param({"fairness": None}, "reports/fairness.json: missing", id="no-fairness"),
         pytest.param({"metrics": None}, "reports/metrics.json: missing", id="no-metrics"),
         pytest.param({"lineage": {**LINEAGE, "data_md5": " "}}, "'data_md5' is empty", id="no-data-hash"),
-        pytest.param(
-            {"fairness": {**FAIRNESS, "by_group": {"sex": FAIRNESS["by_group"]["sex"]}}},
-            "no results for sensitive feature 'age'",
-            id="no-age-groups",
-        ),
-        pytest.param(
-            {"fairness": {**FAIRNESS, "by_group": {**FAIRNESS["by_group"], "sex": {"female": {"count": 3}}}}},
-            "by_group.sex.female: no number for selection_rate",
-            id="incomplete-group",
+        *(
+            [
+                pytest.param(
+                    {"fairness": {**FAIRNESS, "by_group": {f: FAIRNESS["by_group"][f] for f in SENSITIVE[:-1]}}},
+                    f"no results for sensitive feature '{SENSITIVE[-1]}'",
+                    id="no-groups-of-a-feature",
+                ),
+                pytest.param(
+                    {"fairness": {**FAIRNESS, "by_group": {**FAIRNESS["by_group"], SENSITIVE[0]: {"g": {"count": 3}}}}},
+                    f"by_group.{SENSITIVE[0]}.g: no number for selection_rate",
+                    id="incomplete-group",
+                ),
+            ]
+            if SENSITIVE
+            else []
         ),
     ],
 )
@@ -244,7 +258,8 @@ def test_the_pull_request_commits_the_card_with_the_pin_and_shows_it(promoted):
     assert committed == (root / "deploy/cards/staging.md").read_text()
     assert all(body["branch"] == "promote/staging" for body in puts.values())
     pull = next(body for method, path, _, body, _ in host.requests if method == "POST" and path.endswith("/pulls"))
-    for section in ("# Model Card for credit-risk v3", "## Uses", "## Bias, Risks, and Limitations", "#### age"):
+    sections = ("# Model Card for credit-risk v3", "## Uses", "## Bias, Risks, and Limitations")
+    for section in (*sections, *(f"#### {feature}" for feature in SENSITIVE)):
         assert section in pull["body"]
     assert "model-index" not in pull["body"]  # the metadata block stays in the file
 

@@ -12,10 +12,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
-from conftest import without_tuning
+from conftest import copy_data_slice, project_params, read_data, without_tuning, write_data
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["gitops"]["package"]
@@ -64,21 +63,18 @@ def present(store: Path, oids: set[str]) -> set[str]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git + DVC repository of the project (300 rows of the data), with a local-directory default remote."""
+    """A git + DVC repository of the project (300 rows of its data), with a local-directory default remote."""
     return make_repo(tmp_path, root=tmp_path / "project", git_root=tmp_path / "project")
 
 
 def make_repo(tmp_path: Path, root: Path, git_root: Path) -> Path:
     """The project at `root`, in a git repository at `git_root` (the same folder, or one above it)."""
-    for name in ("pyproject.toml", "params.yaml", "dvc.yaml", "data/schema.yaml", ".dvcignore", ".gitignore"):
+    schema = project_params().validate.schema
+    for name in ("pyproject.toml", "params.yaml", "dvc.yaml", schema, ".dvcignore", ".gitignore"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
     shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    frame = pd.read_csv(PROJECT / "data/raw/german_credit.csv")
-    (root / "data/raw").mkdir(parents=True)
-    frame.groupby("class", group_keys=False).sample(frac=0.3, random_state=0).to_csv(
-        root / "data/raw/german_credit.csv", index=False
-    )
+    copy_data_slice(root)
     without_tuning(root)  # seconds instead of a hyperparameter search per version
     (root / "data/extra").mkdir()
     (root / "data/extra/notes.txt").write_text("version 1\n")
@@ -93,8 +89,8 @@ def make_repo(tmp_path: Path, root: Path, git_root: Path) -> Path:
 def test_erase_purges_one_version_from_cache_and_remote_and_keeps_the_other(repo, tmp_path):
     """The erased version's objects leave cache and remote, the current version's stay, and DVC cannot restore it."""
     first, first_objects = commit_version(repo, "data v1")
-    raw = pd.read_csv(repo / "data/raw/german_credit.csv")
-    raw.iloc[10:].to_csv(repo / "data/raw/german_credit.csv", index=False)  # a data subject's rows removed
+    source = repo / project_params(repo).data.source
+    write_data(read_data(source).iloc[10:], source)  # a data subject's rows removed
     (repo / "data/extra/notes.txt").write_text("version 2\n")
     second, second_objects = commit_version(repo, "data v2")
     cache, remote = repo / ".dvc/cache", tmp_path / "remote"
@@ -106,7 +102,10 @@ def test_erase_purges_one_version_from_cache_and_remote_and_keeps_the_other(repo
     assert present(cache, only_first) == present(remote, only_first) == set()
     assert present(cache, second_objects) == present(remote, second_objects) == second_objects
     assert result.stdout.count("from the cache") == result.stdout.count("from the remote 'storage'") == len(only_first)
-    assert "data/extra/notes.txt" in result.stdout and "german_credit.csv is committed to git" in result.stdout
+    assert (
+        "data/extra/notes.txt" in result.stdout
+        and f"{project_params(repo).data.source} is committed to git" in result.stdout
+    )
     assert ("kept" in result.stdout) == bool(first_objects & second_objects)  # unchanged files are listed, kept
     sh(repo, "git", "checkout", "-q", first)
     fetched = dvc(repo, "fetch", check=False)  # DVC 3 only warns here; `pull` and `checkout` fail

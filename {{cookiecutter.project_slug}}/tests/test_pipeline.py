@@ -1,10 +1,11 @@
-"""The pipeline stages, each on a small slice of the real data, and all of them in order."""
+"""The pipeline stages, each on a small slice of the project's data (params.yaml data.source), and all in order."""
 
 import json
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import feature_of, project_schema, read_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
@@ -40,51 +41,80 @@ def test_params_refuse_unknown_and_mistyped_keys(project, key, value, message):
 
 def test_ingest_writes_parquet_and_drops_pii(project):
     """Declared PII columns are dropped or replaced by salted hashes before anything is stored."""
-    set_param(project, "data.pii.drop", ["own_telephone"])
-    set_param(project, "data.pii.hash", ["job"])
+    dropped = feature_of("category", project) or feature_of("numeric", project)
+    hashed = feature_of("category", project, skip=[dropped]) or feature_of("numeric", project, skip=[dropped])
+    set_param(project, "data.pii.drop", [dropped])
+    set_param(project, "data.pii.hash", [hashed])
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PII_SALT", "pepper")
         data.ingest(project, load_params(project))
     ingested = pd.read_parquet(project / data.INGESTED)
-    raw = pd.read_csv(project / "data/raw/german_credit.csv")
+    raw = read_data(project / load_params(project).data.source)
     assert len(ingested) == len(raw)
-    assert "own_telephone" not in ingested.columns
-    assert not set(ingested["job"]) & set(raw["job"])
-    assert ingested["job"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert dropped not in ingested.columns
+    assert not set(ingested[hashed]) & set(raw[hashed])
+    assert ingested[hashed].str.fullmatch(r"[0-9a-f]{64}").all()
 
 
 def test_ingest_refuses_to_hash_without_a_salt(project):
     """An unsalted hash is reversible by lookup, so ingest stops instead."""
-    set_param(project, "data.pii.hash", ["job"])
+    set_param(project, "data.pii.hash", [feature_of("category", project) or feature_of("numeric", project)])
     with pytest.raises(ProjectError, match="salt"):
         data.ingest(project, load_params(project))
 
 
-@pytest.mark.parametrize(
-    ("corrupt", "column", "rule"),
-    [
-        (lambda frame: frame.drop(columns=["duration"]), "duration", "missing_column"),
-        (lambda frame: frame.assign(age=frame["age"].astype(str).where(frame.index % 7 != 0, "abc")), "age", "type"),
-        (lambda frame: frame.assign(age=frame["age"].where(frame.index % 5 != 0, 250)), "age", "range"),
-        (
-            lambda frame: frame.assign(purpose=frame["purpose"].where(frame.index % 3 != 0, "yacht")),
-            "purpose",
+def corruption(case: str, root):
+    """(corrupt, column, rule) of one validation case, its columns picked from the copy's schema by type.
+
+    None when the schema has no column of the type the case needs (e.g. no category column to break).
+    """
+    params = load_params(root)
+    target = params.data.target
+    numeric = feature_of("numeric", root)
+    bounded = feature_of("numeric", root, bounded=True)
+    category = feature_of("category", root)
+    anything = numeric or category
+    if case in ("wrong-type", "nulls") and numeric is None:
+        return None
+    if (case == "out-of-range" and bounded is None) or (case == "unknown-category" and category is None):
+        return None
+    above = project_schema(root)[bounded]["max"] + 1_000_000 if bounded else None
+    cases = {
+        "missing-column": (lambda frame: frame.drop(columns=[anything]), anything, "missing_column"),
+        "wrong-type": (
+            lambda frame: frame.assign(**{numeric: frame[numeric].astype(str).where(frame.index % 7 != 0, "abc")}),
+            numeric,
+            "type",
+        ),
+        "out-of-range": (
+            lambda frame: frame.assign(**{bounded: frame[bounded].where(frame.index % 5 != 0, above)}),
+            bounded,
+            "range",
+        ),
+        "unknown-category": (
+            lambda frame: frame.assign(**{category: frame[category].where(frame.index % 3 != 0, "not-allowed-ZQX")}),
+            category,
             "category",
         ),
-        (
-            lambda frame: frame.assign(**{"class": frame["class"].where(frame.index % 4 != 0, None)}),
-            "class",
+        "null-target": (
+            lambda frame: frame.assign(**{target: frame[target].where(frame.index % 4 != 0, None)}),
+            target,
             "null_target",
         ),
-        (lambda frame: frame.assign(**{"class": "good"}), "class", "binary_target"),
-        (
-            lambda frame: frame.assign(credit_amount=frame["credit_amount"].where(frame.index % 2 != 0, None)),
-            "credit_amount",
+        "one-class": (lambda frame: frame.assign(**{target: params.data.positive_class}), target, "binary_target"),
+        "nulls": (
+            lambda frame: frame.assign(**{numeric: frame[numeric].where(frame.index % 2 != 0, None)}),
+            numeric,
             "nulls",
         ),
-        (lambda frame: frame.assign(nickname="x"), "nickname", "unexpected_column"),
-    ],
-    ids=[
+        "unexpected-column": (lambda frame: frame.assign(nickname="x"), "nickname", "unexpected_column"),
+    }
+    return cases[case]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
         "missing-column",
         "wrong-type",
         "out-of-range",
@@ -95,8 +125,12 @@ def test_ingest_refuses_to_hash_without_a_salt(project):
         "unexpected-column",
     ],
 )
-def test_validate_names_each_problem(project, corrupt, column, rule):
+def test_validate_names_each_problem(project, case):
     """Corrupt data fails validation with a report naming the column, the rule and the bad rows."""
+    found = corruption(case, project)
+    if found is None:
+        pytest.skip(f"{case}: data/schema.yaml has no column of the type this case breaks")
+    corrupt, column, rule = found
     params = load_params(project)
     data.ingest(project, params)
     frame = pd.read_parquet(project / data.INGESTED)

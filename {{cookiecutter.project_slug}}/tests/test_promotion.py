@@ -12,7 +12,7 @@ from pathlib import Path
 import pins
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, project_params
 
 from {{ cookiecutter.package_name }}.ops import card, gate, policy, promotion, reconcile
 from {{ cookiecutter.package_name }}.ops import pins as release_pins
@@ -130,12 +130,10 @@ def evidence(root: Path, run_id: str, roc_auc: float = 0.8) -> None:
         "false_positive_rate": 0.2,
         "accuracy": 0.7,
     }
+    sensitive = project_params(root).data.sensitive_features  # the card needs groups for each of them
     fairness = {
-        "sensitive_features": {
-            "sex": {"demographic_parity_difference": 0.05},
-            "age": {"demographic_parity_difference": 0.1},
-        },
-        "by_group": {"sex": {"female": group, "male": group}, "age": {"<25": group, "25+": group}},
+        "sensitive_features": {feature: {"demographic_parity_difference": 0.05} for feature in sensitive},
+        "by_group": {feature: {"group-a": group, "group-b": group} for feature in sensitive},
         "threshold": 0.5,
         "mitigation": "none",
     }
@@ -301,7 +299,8 @@ def test_promote_writes_and_logs_the_model_card(repo: Path, store):
     assert logged == text
     version = client.get_model_version(model_name(repo), "1")
     assert version.tags[card.CARD_TAG] == hashlib.sha256(text.encode()).hexdigest()
-    assert "model_card.md" in version.description and "Scores loan applicants" in version.description
+    description = " ".join(yaml.safe_load((repo / card.CARD_SOURCE).read_text())["model"]["description"].split())
+    assert "model_card.md" in version.description and description[:40] in version.description
     # Production pins the same version: its card is the same card.
     assert promotion.promote(repo, "production") == 0
     assert (repo / "deploy/cards/production.md").read_text() == text

@@ -9,6 +9,7 @@ from pathlib import Path
 import pins
 import pytest
 import yaml
+from conftest import project_params
 
 from {{ cookiecutter.package_name }}.core import config
 from {{ cookiecutter.package_name }}.core.contract import ReleasePin
@@ -99,11 +100,16 @@ def test_the_report_shows_the_top_features_and_fairness_by_group(repo):
     top = {"explainer": "tree", "rows": 250, "top_features": ranked}
     (repo / report.TOP_FEATURES_PATH).write_text(json.dumps(top))
     rates = {"selection_rate": 0.3, "true_positive_rate": None, "false_positive_rate": 0.2, "accuracy": 0.7}
+    small = project_params(repo).fairness.min_group_size - 1  # under params.yaml's min_group_size: not compared
     fair = {
         "sensitive_features": {"age": {"demographic_parity_difference": 0.29}, "sex": {}},
         "by_group": {
-            "age": {"60+": {"count": 10, **rates}, "<25": {"count": 38, **rates}, "25-39": {"count": 140, **rates}},
-            "sex": {"female": {"count": 82, **rates}},
+            "age": {
+                "60+": {"count": small, **rates},
+                "<25": {"count": small + 28, **rates},
+                "25-39": {"count": small + 130, **rates},
+            },
+            "sex": {"female": {"count": small + 72, **rates}},
         },
         "threshold": 0.5,
         "mitigation": "none",
@@ -115,7 +121,8 @@ def test_the_report_shows_the_top_features_and_fairness_by_group(repo):
     assert "tree explainer on 250 test rows" in text
     ages = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| age |")]
     assert ages == ["<25", "25-39", "60+"]
-    assert "| age | 60+ | 10* | 0.300 | n/a | 0.200 | 0.700 |" in text  # under min_group_size: marked
+    assert f"| age | 60+ | {small}* | 0.300 | n/a | 0.200 | 0.700 |" in text  # under min_group_size: marked
+    assert f"| age | <25 | {small + 28} |" in text  # at or above it: not marked
     assert "- **age**: demographic parity difference 0.290" in text
     assert "- **sex**: not compared" in text
 

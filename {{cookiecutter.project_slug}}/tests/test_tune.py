@@ -56,7 +56,8 @@ def test_each_trial_is_a_nested_mlflow_run_under_one_parent(split):
     import mlflow
 
     configure(split)
-    tune.tune(split, load_params(split))
+    params = load_params(split)
+    tune.tune(split, params)
     client = mlflow.MlflowClient(f"sqlite:///{split / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(model_name(split))
     runs = client.search_runs([experiment.experiment_id])
@@ -66,9 +67,9 @@ def test_each_trial_is_a_nested_mlflow_run_under_one_parent(split):
     assert len(children) == 4 == len(runs) - 1
     for child in children:
         assert child.data.tags["gitops.kind"] == "tuning-trial"
-        assert 0.5 < child.data.metrics["cv_roc_auc"] <= 1
-        assert any(key.startswith("train.hist_gradient_boosting.") for key in child.data.params)
-    assert parents[0].data.metrics["best_cv_roc_auc"] == pytest.approx(best(split)["best_score"])
+        assert 0.5 < child.data.metrics[f"cv_{params.tune.metric}"] <= 1  # a score that is greater when better
+        assert any(key.startswith(f"train.{params.train.model}.") for key in child.data.params)
+    assert parents[0].data.metrics[f"best_cv_{params.tune.metric}"] == pytest.approx(best(split)["best_score"])
 
 
 @pytest.mark.parametrize("method", ["bayesian", "random", "grid"])
@@ -155,40 +156,45 @@ def test_hyperparameters_tuned_for_another_config_are_refused(split):
     with pytest.raises(ProjectError, match="best_params.json: tuned for other params or data"):
         train.train(split, load_params(split))
     params = yaml.safe_load((split / "params.yaml").read_text())
-    params["train"]["model"] = "logistic_regression"
+    tuned = params["train"]["model"]
+    other = next(model for model in ("logistic_regression", "random_forest") if model != tuned)
+    params["train"]["model"] = other
     (split / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ProjectError, match="tuned hist_gradient_boosting, not train.model logistic_regression"):
+    with pytest.raises(ProjectError, match=f"tuned {tuned}, not train.model {other}"):
         tune.applied(split, load_params(split))
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"method": "annealing"}, "tune.method 'annealing' is not one of grid, random, bayesian"),
+        (lambda model, name: {"method": "annealing"}, "tune.method 'annealing' is not one of grid, random, bayesian"),
         (
-            {"search_space": {"xgboost": {"eta": {"low": 0.1, "high": 1.0}}}},
+            lambda model, name: {"search_space": {"xgboost": {"eta": {"low": 0.1, "high": 1.0}}}},
             "tune.search_space.xgboost: .xgboost. is not a registered model",
         ),
         (
-            {"search_space": {"hist_gradient_boosting": {"depth": {"low": 2, "high": 6}}}},
-            "tune.search_space.hist_gradient_boosting.depth is not a hist_gradient_boosting hyperparameter",
+            lambda model, name: {"search_space": {model: {"depth": {"low": 2, "high": 6}}}},
+            "tune.search_space.{model}.depth is not a {model} hyperparameter",
         ),
         (
-            {"search_space": {"hist_gradient_boosting": {"max_depth": {"low": 6, "high": 2}}}},
-            "tune.search_space.hist_gradient_boosting.max_depth needs low < high",
+            lambda model, name: {"search_space": {model: {name: {"low": 6, "high": 2}}}},
+            "tune.search_space.{model}.{name} needs low < high",
         ),
-        (
-            {"search_space": {"hist_gradient_boosting": {"max_depth": [2, 6]}}},
-            "tune.search_space.hist_gradient_boosting.max_depth must be",
-        ),
-        ({"metric": "auc"}, "tune.metric 'auc' is not a scikit-learn scorer name"),
+        (lambda model, name: {"search_space": {model: {name: [2, 6]}}}, "tune.search_space.{model}.{name} must be"),
+        (lambda model, name: {"metric": "auc"}, "tune.metric 'auc' is not a scikit-learn scorer name"),
     ],
     ids=["method", "model", "hyperparameter", "range", "shape", "metric"],
 )
 def test_a_bad_tuning_config_is_a_one_line_error_naming_the_key(split, change, message):
-    """Mistakes in the tune section stop the stage with one line naming params.yaml and the key."""
-    configure(split, **change)
-    with pytest.raises(ProjectError, match=message) as error:
+    """Mistakes in the tune section stop the stage with one line naming params.yaml and the key.
+
+    The search space cases break the space of params.yaml's model, at its first hyperparameter.
+    """
+    params = load_params(split)
+    model = params.train.model
+    name = next(iter(params.tune.search_space[model]))
+    configure(split, **change(model, name))
+    with pytest.raises(ProjectError, match=message.format(model=model, name=name)) as error:
         tune.tune(split, load_params(split))
     assert str(error.value).startswith("params.yaml: ")
     assert "\n" not in str(error.value)
