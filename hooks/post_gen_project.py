@@ -26,7 +26,7 @@ CI_FOLDERS = {
 
 # (option, answer) -> project files that only the other answers use, removed here.
 REMOVED = {
-    ("experiment_tracker", "mlflow"): ["tests/test_wandb.py"],  # needs the wandb package
+    ("experiment_tracker", "mlflow"): ["tests/core/test_wandb_tracking.py"],  # needs the wandb package
 }
 
 
@@ -80,6 +80,8 @@ def remove_unused(answers: dict, project: Path) -> None:
         if answers[option] == answer:
             for path in paths:
                 (project / path).unlink()
+                if not any((project / path).parent.iterdir()):
+                    (project / path).parent.rmdir()  # a folder that held only this file
 
 
 def main() -> None:

@@ -216,11 +216,12 @@ def pin_champion(project: Path) -> None:
     blob = sh(project, "git", "hash-object", "policies/promotion.yaml").stdout.strip()
     fields = {"version": "1", "policy_hash": blob, "metrics": metrics}
     code = (
-        "import sys, json; from pathlib import Path; from credit_risk import files, manifests, promotion; "
-        "sys.path.insert(0, 'tests'); from pins import champion; "  # the project tests' own well-formed champion
-        "c = champion(**json.loads(sys.argv[1])); "
+        "import sys, json; from pathlib import Path; from credit_risk.core import files; "
+        "from credit_risk.ops import manifests, pins as pin_files; "
+        "sys.path.insert(0, 'tests'); from pins import release_pin; "  # the project tests' own well-formed champion
+        "c = release_pin(**json.loads(sys.argv[1])); "
         "files.write_together([*filter(None, [manifests.planned(Path('.'), 'staging', c)]), "
-        "promotion.pin_file(Path('.'), 'staging', c)])"
+        "pin_files.pin_file(Path('.'), 'staging', c)])"
     )
     sh(project, "uv", "run", "--frozen", "python", "-c", code, json.dumps(fields))
 

@@ -27,19 +27,19 @@ def answers(tracker: str) -> dict[str, str]:
 @pytest.mark.fast
 @pytest.mark.parametrize(("tracker", "on"), [("mlflow", False), ("mlflow+wandb", True)])
 def test_the_answer_sets_the_package_the_switch_and_the_tests(tracker, on):
-    """Only `mlflow+wandb` pins wandb, defaults tracking.wandb to true and ships tests/test_wandb.py."""
+    """Only `mlflow+wandb` pins wandb, defaults tracking.wandb to true and ships tests/core/test_wandb_tracking.py."""
     project = bake(answers(tracker))
     dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
     assert (WANDB in dependencies) is on
     assert yaml.safe_load((project / "params.yaml").read_text())["tracking"] == {"wandb": on}
-    assert (project / "tests/test_wandb.py").exists() is on
-    assert (project / "src/credit_risk/wandb_tracking.py").exists()  # the switch can be flipped in either
+    assert (project / "tests/core/test_wandb_tracking.py").exists() is on
+    assert (project / "src/credit_risk/core/wandb_tracking.py").exists()  # the switch can be flipped in either
 
 
 @pytest.mark.e2e
 def test_a_wandb_project_logs_its_runs_to_wandb_offline(tmp_path):
     """In a `mlflow+wandb` project, set up from scratch, the W&B tests pass: the offline run mirrors MLflow's."""
     project = set_up(tmp_path, answers("mlflow+wandb"))
-    result = sh(project, "uv", "run", "--frozen", "pytest", "tests/test_wandb.py", "-q")
-    tests = (project / "tests/test_wandb.py").read_text().count("\ndef test_")
+    result = sh(project, "uv", "run", "--frozen", "pytest", "tests/core/test_wandb_tracking.py", "-q")
+    tests = (project / "tests/core/test_wandb_tracking.py").read_text().count("\ndef test_")
     assert f"{tests} passed" in result.stdout

@@ -173,3 +173,21 @@ def host():
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Path:
+    """A project copy with a model trained as a bento's is (BentoML's home sits beside it, outside the project)."""
+    from served import make_project  # tests/served.py imports this module: imported when first used
+
+    return make_project(tmp_path_factory.mktemp("served") / "project")
+
+
+@pytest.fixture(scope="session")
+def server(served):
+    """`bentoml serve` of the served copy, for the session: the service's and the smoke test's tests share it."""
+    from served import Server
+
+    running = Server(served)
+    yield running
+    running.stop()

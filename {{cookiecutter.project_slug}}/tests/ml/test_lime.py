@@ -1,6 +1,6 @@
 """LIME local explanations: evaluate explains the planned test rows, and POST /explain says why over real HTTP.
 
-One project copy, trained on the project's data as tests/test_service.py makes it, with evaluate's LIME step
+One project copy, trained on the project's data as tests/served.py makes it, with evaluate's LIME step
 run in it, serves the whole module; a second server (its own serving file) checks the off switch.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_service import Server, assert_safe, hand_written, make_project
+from served import Server, assert_safe, hand_written, make_project
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.ml import local_explain, train

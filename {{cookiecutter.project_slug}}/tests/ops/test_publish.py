@@ -1,165 +1,20 @@
-"""The PR report, the verdict, the pin check, and publishing through the code host APIs (against a local stub)."""
+"""Publishing through the code host APIs (against a local stub): the sticky report, promotion requests, labels."""
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pins
 import pytest
-import yaml
-from conftest import project_params
+from repos import MODEL, champion, git, pinned_repo, write_decision, write_pin
 
-from {{ cookiecutter.package_name }}.core import config
 from {{ cookiecutter.package_name }}.core.contract import ReleasePin
-from {{ cookiecutter.package_name }}.ops import codehost, policy, publish, report, verify
+from {{ cookiecutter.package_name }}.ops import codehost, policy, publish
 from {{ cookiecutter.package_name }}.ops.gate import rules
-
-PROJECT = Path(__file__).resolve().parents[1]
-HEX = "a" * 64
-MODEL = config.model_name(PROJECT)  # the registered model name: [project].name
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository with the project's policy, pins and pyproject.toml, committed."""
-    for name in ("pyproject.toml", "policies/promotion.yaml", "policies/promotion.schema.json", "params.yaml"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT / name, tmp_path / name)
-    (tmp_path / "deploy").mkdir()
-    for env in ("staging", "production"):
-        (tmp_path / f"deploy/{env}.yaml").write_text(f"# Release pin.\nenvironment: {env}\nchampion: null\n")
-    git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "add", "--all")
-    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "start")
-    return tmp_path
-
-
-def write_decision(root: Path, env: str, outcome: str, code: int, failed=()) -> None:
-    (root / "reports/gate").mkdir(parents=True, exist_ok=True)
-    decision = {"environment": env, "decision": outcome, "exit_code": code, "failed_rules": list(failed)}
-    (root / f"reports/gate/{env}.json").write_text(json.dumps(decision))
-    (root / f"reports/gate/{env}.md").write_text(f"**Gate ({env}): {outcome.upper()}**\n")
-
-
-def champion(**changes) -> dict:
-    """A well-formed champion of this project's model, as promote writes it."""
-    metrics = {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3}
-    mine = {"model_name": MODEL, "run_id": "run-3", "model_sha256": "m" * 64, "git_commit": "c" * 40}
-    return pins.champion(**{**mine, "policy_hash": None, "decision_hash": HEX, "metrics": metrics, **changes})
-
-
-def write_pin(root: Path, env: str, pinned: dict | None) -> None:
-    """The pin, and for a champion its model card, as `promote` writes them."""
-    body = yaml.safe_dump({"environment": env, "champion": pinned}, sort_keys=False)
-    (root / f"deploy/{env}.yaml").write_text("# Release pin.\n" + body)
-    if pinned is not None:
-        (root / "deploy/cards").mkdir(exist_ok=True)
-        (root / f"deploy/cards/{env}.md").write_text(f"# Model Card for {pinned['model_name']} v{pinned['version']}\n")
-
-
-# --- report -------------------------------------------------------------------------------------------
-
-
-def test_a_base_that_names_nothing_means_no_comparison(repo):
-    """An empty or all-zero base, an option and an unknown ref each give a note, never an error."""
-    assert report.resolve_base(repo, "")[0] is None
-    assert report.resolve_base(repo, "0" * 40)[0] is None
-    assert report.resolve_base(repo, "--output=x")[0] is None
-    assert "not in this clone" in report.resolve_base(repo, "f" * 40)[1]
-    assert report.resolve_base(repo, "main")[0] == git(repo, "rev-parse", "HEAD")
-
-
-def test_the_data_hash_comes_from_dvc_lock():
-    """The md5 recorded for the data source is found among the stage dependencies."""
-    lock = yaml.safe_dump({"stages": {"ingest": {"deps": [{"path": "data/raw/x.csv", "md5": "abc"}]}}})
-    assert report.data_hashes(lock, "data/raw/x.csv") == "abc"
-    assert report.data_hashes(lock, "other.csv") is None
-    assert report.data_hashes(":\n- not yaml: [", "data/raw/x.csv") is None
-
-
-def test_the_report_is_written_and_added_to_the_job_summary(repo, monkeypatch):
-    """Without a gate decision the report says why; it goes to reports/report.md and $GITHUB_STEP_SUMMARY."""
-    summary = repo / "summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert report.build(repo, "staging", "") == 0
-    text = (repo / report.REPORT_PATH).read_text()
-    assert "NO DECISION" in text and "no base commit" in text
-    assert summary.read_text().strip() == text.strip()
-
-
-def test_the_report_shows_the_top_features_and_fairness_by_group(repo):
-    """Top features by mean |SHAP| (at most TOP_SHOWN), and each group's rates with bins in numeric order."""
-    (repo / "reports/explain").mkdir(parents=True)
-    ranked = [{"feature": f"f{rank}", "mean_abs_shap": 1 / rank} for rank in range(1, 13)]
-    top = {"explainer": "tree", "rows": 250, "top_features": ranked}
-    (repo / report.TOP_FEATURES_PATH).write_text(json.dumps(top))
-    rates = {"selection_rate": 0.3, "true_positive_rate": None, "false_positive_rate": 0.2, "accuracy": 0.7}
-    small = project_params(repo).fairness.min_group_size - 1  # under params.yaml's min_group_size: not compared
-    fair = {
-        "sensitive_features": {"age": {"demographic_parity_difference": 0.29}, "sex": {}},
-        "by_group": {
-            "age": {
-                "60+": {"count": small, **rates},
-                "<25": {"count": small + 28, **rates},
-                "25-39": {"count": small + 130, **rates},
-            },
-            "sex": {"female": {"count": small + 72, **rates}},
-        },
-        "threshold": 0.5,
-        "mitigation": "none",
-    }
-    (repo / report.FAIRNESS_PATH).write_text(json.dumps(fair))
-    text, _ = report.render(repo, "staging", None)
-    assert "#### Top features" in text and "| 1 | f1 | 1.0000 |" in text
-    assert f"| {report.TOP_SHOWN} | f{report.TOP_SHOWN} |" in text and f"f{report.TOP_SHOWN + 1} |" not in text
-    assert "tree explainer on 250 test rows" in text
-    ages = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| age |")]
-    assert ages == ["<25", "25-39", "60+"]
-    assert f"| age | 60+ | {small}* | 0.300 | n/a | 0.200 | 0.700 |" in text  # under min_group_size: marked
-    assert f"| age | <25 | {small + 28} |" in text  # at or above it: not marked
-    assert "- **age**: demographic parity difference 0.290" in text
-    assert "- **sex**: not compared" in text
-
-
-def test_the_report_says_when_explanation_or_fairness_is_missing(repo):
-    """Without the evaluate stage's files the sections say so instead of failing the report."""
-    (repo / "reports").mkdir()
-    (repo / report.FAIRNESS_PATH).write_text('{"by_group": "nonsense"}')
-    text, _ = report.render(repo, "staging", None)
-    assert f"`{report.TOP_FEATURES_PATH}` is missing or unreadable" in text
-    assert f"`{report.FAIRNESS_PATH}` is missing or unreadable" in text
-
-
-def test_the_verdict_is_the_gate_decision_exit_code(repo, capsys):
-    """Pass is 0, block is 1 and names the failed rule, a missing decision is 2."""
-    assert report.verdict(repo, "staging") == 2
-    write_decision(repo, "staging", "pass", 0)
-    assert report.verdict(repo, "staging") == 0
-    write_decision(repo, "staging", "block", 1, failed=["roc-auc-floor"])
-    assert report.verdict(repo, "staging") == 1
-    assert "BLOCK (failed: roc-auc-floor" in capsys.readouterr().err
-
-
-def test_pins_are_verified_against_the_policy(repo, monkeypatch):
-    """A consistent pin passes; a pin whose metrics break a bound, or that staging does not hold, fails."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert verify.verify_pin(repo) == 0  # nothing pinned
-    blob = git(repo, "hash-object", "policies/promotion.yaml")
-    write_pin(repo, "staging", champion(policy_hash=blob))
-    assert verify.verify_pin(repo) == 0
-    write_pin(repo, "production", champion(policy_hash=blob, run_id="run-2"))
-    assert verify.verify_pin(repo) == 1  # production must pin staging's run
-    write_pin(repo, "production", None)
-    write_pin(repo, "staging", champion(policy_hash=blob, metrics={**champion()["metrics"], "roc_auc": 0.5}))
-    assert verify.verify_pin(repo) == 1
-    write_pin(repo, "staging", champion(policy_hash="f" * 40))
-    assert verify.verify_pin(repo) == 1
+    return pinned_repo(tmp_path)
 
 
 # --- publish: the sticky report -----------------------------------------------------------------------

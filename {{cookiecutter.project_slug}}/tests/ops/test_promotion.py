@@ -17,7 +17,7 @@ from conftest import free_port, project_params
 from {{ cookiecutter.package_name }}.ops import card, gate, policy, promotion, reconcile
 from {{ cookiecutter.package_name }}.ops import pins as release_pins
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
 
 # A lenient policy: these tests are about the promotion mechanics, not about thresholds.

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ml import explain, features, pipeline
 from {{ cookiecutter.package_name }}.ml.preprocessing import preprocessor
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:

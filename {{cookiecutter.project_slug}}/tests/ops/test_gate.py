@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.core.contract import ReleasePin
 from {{ cookiecutter.package_name }}.ops import gate, policy
 from {{ cookiecutter.package_name }}.ops.gate import rules
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
 
 METRICS = {

@@ -13,7 +13,7 @@ from conftest import project_params
 
 from {{ cookiecutter.package_name }}.ops import gate, policy
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = PROJECT / "policies" / "promotion.schema.json"
 
 # A small valid policy using every kind that needs no registry; each malformed case is one edit of it.

@@ -8,7 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.ops import policy_guard, publish
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 OPS = policy_guard.OPS
 APPROVED = {"CI_MERGE_REQUEST_LABELS": f"ml,{publish.APPROVAL_LABEL}"}
 

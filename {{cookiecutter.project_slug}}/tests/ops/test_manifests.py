@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ops import gate, manifests, promotion, publish
 from {{ cookiecutter.package_name }}.ops import pins as release_pins
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "ab" * 32
 REPOSITORY = "ghcr.io/acme/credit-risk"
 OVERLAY = manifests.overlay_path("staging")

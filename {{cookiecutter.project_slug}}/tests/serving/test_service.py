@@ -1,6 +1,6 @@
 """The service over real HTTP on 127.0.0.1: the status contract, hostile input, load, metrics, shutdown.
 
-One server serves the whole module (started once by a fixture, stopped with SIGTERM); the shutdown
+One server serves the session (conftest's `server`, shared with test_smoke; stopped with SIGTERM); the shutdown
 test starts its own, because it stops it. The server runs from a copy of the project with a model
 trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.serving.service:Scorer`.
 """
@@ -35,107 +35,18 @@ from {{ cookiecutter.package_name }}.ops import package, smoke
 from {{ cookiecutter.package_name }}.serving import monitor, service
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
-PROJECT = Path(__file__).resolve().parents[1]
-PACKAGE = Path(service.__file__).parents[1].name
-TIMEOUT_S = 3  # the test server's request timeout, short so that the 504 case is quick
-TRACE = re.compile(r"Traceback|File \"|line \d+, in |pydantic_core")
-SENTINEL = "ZQX"  # every hostile value carries it, so an echo anywhere is easy to find
+from served import PACKAGE, PROJECT, SENTINEL, TIMEOUT_S, Server, assert_safe, bounded_number, hand_written
 
 
-def make_project(root: Path) -> Path:
-    """Copy the project's code, contract and data into `root` and train the model there."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in ("pyproject.toml", "params.yaml", "serving.yaml", "bentofile.yaml", project_params().validate.schema):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT / name, root / name)
-    shutil.copytree(PROJECT / "src" / PACKAGE, root / "src" / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
-    without_tuning(root)  # the service is under test, not the search: train on params.yaml's values
-    params = load_params(root)
-    (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT / params.data.source, root / params.data.source)
-    data.ingest(root, params)
-    validate.validate(root, params)
-    data.split(root, params)
-    train.train(root, params)
-    config = yaml.safe_load((root / "serving.yaml").read_text())
-    config["service"]["timeout_s"] = TIMEOUT_S
-    (root / "serving.yaml").write_text(yaml.safe_dump(config))
-    return root
 
 
-class Server:
-    """`bentoml serve` in a project copy, on 127.0.0.1, with its log in a file."""
 
-    def __init__(self, root: Path, settings_file: str = "serving.yaml") -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / f"server-{self.port}.log"
-        # A home per server: BentoML keeps its metrics files there and clears them at start-up.
-        home = root.parent / f"bentoml-home-{self.port}"
-        env = dict(os.environ, BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="true", SERVING_CONFIG=settings_file)
-        command = [sys.executable, "-m", "bentoml", "serve", f"src.{PACKAGE}.serving.service:Scorer"]
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if self.request("GET", "/readyz", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the server was not ready within 120 s")
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        """One HTTP exchange on a new connection: (status, headers, body)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
-    def predict(self, payload, content_type="application/json"):
-        """POST /predict; a payload that is not bytes is sent as JSON (NaN and Infinity allowed)."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.request("POST", "/predict", body=body, headers={"content-type": content_type})
-
-    def stop(self) -> int:
-        """SIGTERM, then wait; SIGKILL only if it will not stop."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A project copy with a trained model (BentoML's home sits beside it, outside the project)."""
-    return make_project(tmp_path_factory.mktemp("served") / "project")
-
-
-@pytest.fixture(scope="module")
-def server(trained):
-    """The module's server."""
-    running = Server(trained)
-    yield running
-    running.stop()
+def trained(served) -> Path:
+    """The session's served project copy (conftest: `served`, `server`)."""
+    return served
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +64,6 @@ def records(trained, contract):
     return json.loads(frame.to_json(orient="records"))
 
 
-def assert_safe(status, body, allowed=()):
-    """A refusal: a 4xx (never a 5xx unless `allowed`), no stack trace, no hostile value echoed."""
-    text = body.decode("utf-8", "replace")
-    assert status < 500 or status in allowed, text
-    assert not TRACE.search(text), text
-    assert SENTINEL not in text, f"echoed a request value: {text}"
 
 
 def assert_healthy(server, records):
@@ -199,71 +104,8 @@ def test_health_endpoints_answer(server):
 # --------------------------------------------------------------------------- 400 / 413 / 415
 
 
-def bounded_number(contract) -> str | None:
-    """A number column with both bounds in the contract, an integer one where there is one; None if none."""
-    bounded = [name for name in contract.numeric if {"min", "max"} <= set(contract.rules[name])]
-    return next((name for name in bounded if contract.rules[name]["type"] == "integer"), next(iter(bounded), None))
 
 
-def hand_written(records, contract, limits):
-    """Twenty-odd hostile requests a person would try first: (id, body, content type, expected status).
-
-    Fields are picked from the contract by type; a case whose type the schema lacks (a fraction needs an integer
-    column, an unknown category a category column) is left out.
-    """
-    good = records[0]
-    number = bounded_number(contract) or next(iter(contract.numeric), None)
-    integer = next((name for name in contract.numeric if contract.rules[name]["type"] == "integer"), None)
-    category = contract.categorical[0] if contract.categorical else None
-    anything = category or number
-    bounded = bounded_number(contract)
-
-    def record(**changes):
-        item = dict(good)
-        for name, value in changes.items():
-            if value is ...:
-                item.pop(name)
-            else:
-                item[name] = value
-        return {"records": [item]}
-
-    json_type = "application/json"
-    cases = [
-        ("not-json", f"{SENTINEL} is not JSON".encode(), json_type, 400),
-        ("truncated-json", json.dumps({"records": [good]}).encode()[:-7] + SENTINEL.encode(), json_type, 400),
-        ("top-level-array", json.dumps([good, SENTINEL]).encode(), json_type, 400),
-        ("top-level-string", json.dumps(SENTINEL).encode(), json_type, 400),
-        ("no-records-key", json.dumps({f"{SENTINEL}rows": [good]}).encode(), json_type, 400),
-        ("extra-top-level-key", json.dumps({"records": [good], SENTINEL: SENTINEL}).encode(), json_type, 400),
-        ("records-not-a-list", json.dumps({"records": {SENTINEL: good}}).encode(), json_type, 400),
-        ("no-records", json.dumps({"records": []}).encode(), json_type, 400),
-        ("too-many-records", json.dumps({"records": [good] * (limits.max_records + 1)}).encode(), json_type, 400),
-        ("unknown-field", json.dumps(record(**{f"{SENTINEL}_field": SENTINEL})).encode(), json_type, 400),
-        ("missing-field", json.dumps(record(**{anything: ...})).encode(), json_type, 400),
-        ("null", json.dumps(record(**{anything: None})).encode(), json_type, 400),
-        ("nested-object", json.dumps(record(**{anything: {SENTINEL: [SENTINEL]}})).encode(), json_type, 400),
-        ("invalid-utf8", b'{"records": [{"' + SENTINEL.encode() + b'\xff\xfe": 1}]}', json_type, 400),
-        ("text-plain", json.dumps({"records": [good]}).encode(), "text/plain", 415),
-        ("multipart", b"--x\r\n" + SENTINEL.encode(), "multipart/form-data; boundary=x", 415),
-        ("too-large", b'{"records": ["' + SENTINEL.encode() * (limits.max_body_bytes // 3) + b'"]}', json_type, 413),
-    ]
-    if number is not None:
-        cases += [
-            ("number-as-string", json.dumps(record(**{number: f"1{SENTINEL}"})).encode(), json_type, 400),
-            ("nan", json.dumps(record(**{number: math.nan})).encode(), json_type, 400),
-            ("infinity", json.dumps(record(**{number: -math.inf})).encode(), json_type, 400),
-            ("boolean", json.dumps(record(**{number: True})).encode(), json_type, 400),
-        ]
-    if bounded is not None:
-        cases += [
-            ("far-above-range", json.dumps(record(**{bounded: 918273645})).encode(), json_type, 400),
-            ("far-below-range", json.dumps(record(**{bounded: -918273645})).encode(), json_type, 400),
-        ]
-    if integer is not None:
-        cases.append(("fraction-for-integer", json.dumps(record(**{integer: 7131.4159})).encode(), json_type, 400))
-    if category is not None:
-        cases.append(("unknown-category", json.dumps(record(**{category: SENTINEL})).encode(), json_type, 400))
-    return cases
 
 
 def test_the_status_contract_for_bad_requests(server, trained, records, contract):
@@ -489,36 +331,12 @@ def test_metrics_expose_traffic_latency_and_model_counters(server, records, cont
     assert re.search(r'model_info\{[^}]*tag="local"', text)
 
 
-# --------------------------------------------------------------------------- the deploy's smoke test
 
 
-def pinned(trained, sha256=None) -> dict:
-    """A release pin's champion for the served model file (or, given a sha256, for another model)."""
-    return pins.champion(model_sha256=sha256 or hashlib.sha256((trained / train.MODEL).read_bytes()).hexdigest())
 
 
-def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server, trained, contract):
-    """model_info carries the model file's sha256: a pin of that model passes at once and one record scores."""
-    champion = pinned(trained)
-    said = smoke.check(trained, "staging", server.url, champion, seconds=0)
-    assert said.startswith(f"{server.url} serves credit-risk v3 (sha256 {champion['model_sha256'][:12]}); ")
-    labels = "|".join(re.escape(str(label)) for label in (contract.positive_class, contract.negative_class))
-    assert re.search(rf"one valid record scored (?:{labels}) \([01]\.\d{{3}}\)$", said), said
-    assert smoke.served_models(server.url) == [
-        {"model_sha256": champion["model_sha256"], "source": "models/model.joblib", "tag": "local"}
-    ]
 
 
-def test_the_smoke_test_fails_in_one_line_for_another_model_or_no_service(server, trained):
-    """At the deadline: which model answered (or that nothing did), and what the pin wants."""
-    served = pinned(trained)["model_sha256"][:12]
-    other = pinned(trained, "0" * 64)
-    wrong = rf"SERVICE_URL_STAGING={server.url}: after 1 s it serves model local \(sha256 {served}\); "
-    with pytest.raises(ProjectError, match=wrong + r"deploy/staging.yaml pins credit-risk v3 \(sha256 0{12}\)$"):
-        smoke.check(trained, "staging", server.url, other, seconds=1)
-    nobody = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ProjectError, match=r"after 0 s it serves no answer \(.*refused.*\); deploy/staging"):
-        smoke.check(trained, "staging", nobody, other, seconds=0)
 
 
 def test_alerts_and_dashboard_use_only_metrics_that_exist(server, trained):

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ops import card, publish
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 METRICS = {"roc_auc": 0.791234, "f1": 0.61, "brier": 0.17, "latency_p95_ms": 2.5, "model_size_mb": 0.31}
 LINEAGE = {
     "run_id": "r" * 32,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import copy_data_slice, project_params, read_data, without_tuning, write_data
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 PACKAGE = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["gitops"]["package"]
 CLI = Path(sys.executable).with_name(PACKAGE)
 

@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
 from {{ cookiecutter.package_name }}.serving import batch
 from {{ cookiecutter.package_name }}.serving.request import request_model
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.ml import data
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.serving import monitor
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 MONITORING = PROJECT / "monitoring"
 
 

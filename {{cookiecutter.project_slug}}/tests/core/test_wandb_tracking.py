@@ -180,7 +180,7 @@ def test_wandb_writes_nothing_into_the_tree_or_the_pipeline_outputs(evaluated):
     """Everything W&B keeps is in the git- and DVC-ignored wandb/ folder."""
     assert files_outside_stores(evaluated["root"]) == evaluated["files_before"]
     assert evaluated["wandb"]["folder"].parent == evaluated["root"] / "wandb"
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     assert "/wandb/" in (project / ".gitignore").read_text().split()
     assert "wandb/" in (project / ".dvcignore").read_text().split()
 

@@ -174,7 +174,7 @@ def test_the_project_data_has_no_pii_findings():
     """
     params = project_params()
     declared = [*params.data.pii.drop, *params.data.pii.hash]
-    source = read_data(Path(__file__).resolve().parents[1] / params.data.source).drop(columns=declared)
+    source = read_data(Path(__file__).resolve().parents[2] / params.data.source).drop(columns=declared)
     assert pii.scan(source, threshold=1e-9) == []
 
 
@@ -214,7 +214,7 @@ def test_a_card_number_column_with_a_blank_is_still_scanned():
 
 def served_project(root: Path) -> Path:
     """A project copy with code, contract and a model trained on the project's data, as `bentoml serve` runs it."""
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     for name in ("pyproject.toml", "params.yaml", "serving.yaml", "bentofile.yaml", project_params().validate.schema):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(project / name, root / name)
@@ -262,7 +262,7 @@ def test_compliance_doc_names_only_files_and_targets_that_exist():
     """Every file, folder and `make` target docs/COMPLIANCE.md names exists (pipeline outputs excepted)."""
     import re
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     text = (root / "docs/COMPLIANCE.md").read_text()
     spans = re.findall(r"`([^`]+)`", text)
     written_later = ("reports/", "mlflow.db", "mlartifacts/", "dvc.lock", "uv.lock", ".dvc/cache")

@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ml import metric_registry, metrics, model_registry, models
 from {{ cookiecutter.package_name }}.ml.registry import Metric, Model
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 # What a data scientist writes: the whole of ml/models.py and ml/metrics.py.
 MODELS_PY = """
