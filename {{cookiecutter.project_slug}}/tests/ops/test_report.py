@@ -1,22 +1,14 @@
 """The PR report, the verdict and the pin check (verify-pin)."""
 
 import json
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pins
 import pytest
 import yaml
 from conftest import project_params
+from repos import champion, git, pinned_repo, write_decision, write_pin
 
-from {{ cookiecutter.package_name }}.core import config
-from {{ cookiecutter.package_name }}.core.contract import ReleasePin
-from {{ cookiecutter.package_name }}.ops import codehost, policy, publish, report, verify
-from {{ cookiecutter.package_name }}.ops.gate import rules
-
-from repos import HEX, champion, git, pinned_repo, write_decision, write_pin
+from {{ cookiecutter.package_name }}.ops import report, verify
 
 PROJECT = Path(__file__).resolve().parents[2]
 

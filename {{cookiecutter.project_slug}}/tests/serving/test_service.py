@@ -5,7 +5,6 @@ test starts its own, because it stops it. The server runs from a copy of the pro
 trained on the shipped data, exactly as a bento runs: `bentoml serve src.<package>.serving.service:Scorer`.
 """
 
-import hashlib
 import http.client
 import json
 import math
@@ -20,27 +19,18 @@ import threading
 import time
 from pathlib import Path
 
-import pins
 import pytest
 import yaml
-from conftest import free_port, project_params, without_tuning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from served import PACKAGE, PROJECT, SENTINEL, Server, assert_safe, bounded_number, hand_written
 
-from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import data, train, validate
+from {{ cookiecutter.package_name }}.ml import data, train
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
-from {{ cookiecutter.package_name }}.ops import package, smoke
+from {{ cookiecutter.package_name }}.ops import package
 from {{ cookiecutter.package_name }}.serving import monitor, service
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
-
-from served import PACKAGE, PROJECT, SENTINEL, TIMEOUT_S, Server, assert_safe, bounded_number, hand_written
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +52,6 @@ def records(trained, contract):
 
     frame = pd.read_parquet(trained / data.TEST)[contract.columns]
     return json.loads(frame.to_json(orient="records"))
-
-
 
 
 def assert_healthy(server, records):
@@ -102,10 +90,6 @@ def test_health_endpoints_answer(server):
 
 
 # --------------------------------------------------------------------------- 400 / 413 / 415
-
-
-
-
 
 
 def test_the_status_contract_for_bad_requests(server, trained, records, contract):
@@ -329,14 +313,6 @@ def test_metrics_expose_traffic_latency_and_model_counters(server, records, cont
     assert re.search(r'model_validation_failures_total\{field="[^"]+",type="[^"]+"\} [1-9]', text)
     assert "model_prediction_score_bucket" in names
     assert re.search(r'model_info\{[^}]*tag="local"', text)
-
-
-
-
-
-
-
-
 
 
 def test_alerts_and_dashboard_use_only_metrics_that_exist(server, trained):
