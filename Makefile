@@ -1,6 +1,8 @@
 # The template's two commands: `make demo` and `make test`. Both install uv when it is missing.
 .DEFAULT_GOAL := help
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# The tests and the projects they bake find the same uv, even where its folder is not on PATH.
+export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 DEMO := build/demo
 # Two workers (the machine CI runs on has two cores); each module's e2e tests stay together (tests/conftest.py).
 PARALLEL := -n 2 --dist loadgroup

@@ -180,7 +180,7 @@ def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
     schema = project_schema(project)
     for feature in params.data.sensitive_features:  # each feature's groups: its bins, or its allowed categories
         edges = params.fairness.bins.get(feature)
-        allowed = fairness.group_labels(edges) if edges else [str(item) for item in schema[feature]["allowed"]]
+        allowed = estimators.group_labels(edges) if edges else [str(item) for item in schema[feature]["allowed"]]
         assert fair["by_group"][feature] and set(fair["by_group"][feature]) <= set(allowed)
     run_id = json.loads((project / evaluate.LINEAGE).read_text())["run_id"]
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")

@@ -15,7 +15,7 @@ import yaml
 from served import Server, assert_safe, hand_written, make_project
 
 from {{ cookiecutter.package_name }}.core.config import load_params
-from {{ cookiecutter.package_name }}.ml import local_explain, train
+from {{ cookiecutter.package_name }}.ml import lime_explainer, local_explain, train
 from {{ cookiecutter.package_name }}.ml.data import TEST, TRAIN
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
@@ -69,10 +69,11 @@ def moved_off(model, frame: pd.DataFrame, feature: str, profile: dict, rules: di
     return float(np.average(model.predict_proba(moved)[:, 1], weights=[count for _, count in others]))
 
 
-def test_evaluate_explains_the_planned_rows_and_the_explanations_fit_the_model(explained):
+def test_evaluate_explains_the_planned_rows_of_the_project(explained):
     """The most confident errors of each kind, the most confident right decisions and seeded random rows are
-    explained; LIME's local prediction follows the model's score, and moving a row off one of its top three
-    conditions moves the model's score the way that condition's weight says."""
+    explained, every column of each, and the report lists them. How well LIME follows a model depends on the
+    model and the data (a model whose scores sit at 0 and 1 defeats any linear local fit), so its fidelity is
+    held to a bound on a model with a known answer, below, not on the project's."""
     root, document = explained
     params = load_params(root)
     local = params.explain.local
@@ -105,24 +106,45 @@ def test_evaluate_explains_the_planned_rows_and_the_explanations_fit_the_model(e
         assert row["truth"] == test[params.data.target].astype(str).iloc[row["row"]]
         assert len(row["contributions"]) == len(model.feature_names_in_)  # every column; the report shows top_k
 
-    local_predictions = [row["local_prediction"] for row in document["rows"]]
-    model_scores = [row["score"] for row in document["rows"]]
-    assert np.mean(np.abs(np.subtract(local_predictions, model_scores))) < 0.15
-    assert np.corrcoef(local_predictions, model_scores)[0, 1] > 0.8
-
-    profile = json.loads((root / local_explain.PROFILE).read_text())
-    rules = load_contract(root).rules
-    checks = []
-    for row in document["rows"]:
-        frame = test.iloc[[row["row"]]][list(model.feature_names_in_)]
-        for top in row["contributions"][:3]:
-            moved = moved_off(model, frame, top["feature"], profile, rules)
-            checks.append(np.sign(top["weight"]) == np.sign(row["score"] - moved))
-    assert np.mean(checks) >= 0.9, checks
-
     assert json.loads((root / local_explain.LOCAL).read_text()) == document
     report = (root / local_explain.LOCAL_MD).read_text()
     assert all(f"| {row['row']} |" in report for row in document["rows"])
+
+
+def test_explanations_follow_a_model_whose_answer_is_known():
+    """A logistic model of one number and one category, beside a column of noise: LIME's local prediction follows
+    the model's score, the deciding columns outrank the noise, and moving a row off its top condition moves the
+    score the way that condition's weight says."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"signal": rng.normal(size=2000), "noise": rng.normal(size=2000), "kind": rng.choice(["a", "b"], 2000)}
+    )
+    labels = (frame["signal"] + 1.5 * (frame["kind"] == "a") - 0.75 + rng.normal(scale=0.5, size=2000) > 0).astype(int)
+    model = Pipeline(
+        [
+            ("features", ColumnTransformer([("kind", OneHotEncoder(), ["kind"])], remainder="passthrough")),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(frame, labels)
+    columns = lime_explainer.Columns(numeric=["signal", "noise"], integers=[], categories={"kind": ["a", "b"]})
+    found = lime_explainer.profile(frame, columns)
+    rows = frame.head(20)
+    explained = lime_explainer.explain_rows(model, rows, found, columns, samples=2000, seed=0)
+    scores = model.predict_proba(rows)[:, 1]
+    local_predictions = [item["local_prediction"] for item in explained]
+    assert np.mean(np.abs(np.subtract(local_predictions, scores))) < 0.15
+    assert np.corrcoef(local_predictions, scores)[0, 1] > 0.8
+    assert all(item["contributions"][-1]["feature"] == "noise" for item in explained)
+    rules = {"kind": {"allowed": ["a", "b"]}}
+    for position, item in enumerate(explained):
+        top = item["contributions"][0]
+        moved = moved_off(model, rows.iloc[[position]], top["feature"], found, rules)
+        assert np.sign(top["weight"]) == np.sign(scores[position] - moved), (position, top)
 
 
 def explain_request(server, payload, content_type="application/json"):

@@ -34,7 +34,7 @@ def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server
     said = smoke.check(trained, "staging", server.url, champion, seconds=0)
     assert said.startswith(f"{server.url} serves credit-risk v3 (sha256 {champion['model_sha256'][:12]}); ")
     labels = "|".join(re.escape(str(label)) for label in (contract.positive_class, contract.negative_class))
-    assert re.search(rf"one valid record scored (?:{labels}) \([01]\.\d3\)$", said), said
+    assert re.search(rf"one valid record scored (?:{labels}) \([01]\.[0-9][0-9][0-9]\)$", said), said
     assert smoke.served_models(server.url) == [
         {"model_sha256": champion["model_sha256"], "source": "models/model.joblib", "tag": "local"}
     ]
