@@ -21,10 +21,10 @@ from conftest import free_port
 from wandb.proto import wandb_internal_pb2
 
 from {{ cookiecutter.package_name }}.core import tracking
-from {{ cookiecutter.package_name }}.ml import evaluate, local_explain
 from {{ cookiecutter.package_name }}.core.config import load_params, model_name
-from {{ cookiecutter.package_name }}.ml.data import TEST
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.ml import evaluate, local_explain
+from {{ cookiecutter.package_name }}.ml.data import TEST
 from {{ cookiecutter.package_name }}.ml.train import MODEL
 
 BLOCK = 32 * 1024  # the .wandb log is written in 32 KiB blocks of records, each with a 7-byte header
