@@ -59,7 +59,7 @@ CORE_FILES = set(
     src/{package}/ops/report.py src/{package}/ops/publish.py src/{package}/ops/erase.py
     src/{package}/ops/codehost/__init__.py src/{package}/ops/codehost/host.py src/{package}/ops/codehost/github.py
     src/{package}/ops/codehost/gitlab.py
-    tests/conftest.py tests/pins.py tests/served.py tests/test_layers.py tests/test_secrets.py
+    tests/conftest.py tests/pins.py tests/repos.py tests/served.py tests/test_layers.py tests/test_secrets.py
     tests/test_supply_chain.py
     tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
     tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py
