@@ -35,8 +35,10 @@ def main() -> None:
     """Bake, pin a champion as promote does, then time the three steps."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-k8s-"))
     project = bake(workdir)
-    code = "import sys; from credit_risk.ops import pins as pin_files; sys.path.insert(0, 'tests'); "
-    code += "from pins import release_pin; pin_files.write_pin('.', 'staging', release_pin())"  # the tests' own champion
+    code = "import sys; from pathlib import Path; from credit_risk.ops import pins as pin_files; "
+    code += "sys.path.insert(0, 'tests'); "
+    # The project tests' own well-formed champion, written by promote's writer.
+    code += "from pins import release_pin; pin_files.write_pin(Path('.'), 'staging', release_pin())"
     run(["uv", "run", "--frozen", "python", "-c", code], cwd=project)
     digests = iter(f"sha256:{n:064x}" for n in range(1, 100))
     record = ["uv", "run", "--frozen", "credit_risk", "record-release", "--env", "staging"]
