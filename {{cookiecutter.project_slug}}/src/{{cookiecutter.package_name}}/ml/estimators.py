@@ -55,7 +55,8 @@ class ThresholdMitigated:
         self.edges = edges
         self.rules = rules
         self.classes_ = pipeline.classes_
-        self.feature_names_in_ = [*pipeline.feature_names_in_, feature]
+        used = list(pipeline.feature_names_in_)  # the grouping column may be one of the model's own inputs
+        self.feature_names_in_ = used if feature in used else [*used, feature]
 
     def predict_proba(self, frame):
         """[P(negative), P(positive)] of the mitigated decision for every row."""

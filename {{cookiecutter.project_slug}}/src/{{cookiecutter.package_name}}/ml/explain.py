@@ -36,7 +36,7 @@ def original_columns(transformer) -> list[str]:
 
     names: list[str] = []
     for name, step, columns in transformer.transformers_:
-        if step == "drop":
+        if step == "drop" or len(columns) == 0:  # an empty selection is never fitted and outputs nothing
             continue
         width = transformer.output_indices_[name].stop - transformer.output_indices_[name].start
         columns = [transformer.feature_names_in_[c] if isinstance(c, int) else c for c in columns]

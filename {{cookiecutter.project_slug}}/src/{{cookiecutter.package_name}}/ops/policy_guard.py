@@ -66,5 +66,5 @@ def policy_guard(root: Path, base_ref: str, environ: dict[str, str] | None = Non
     if approval is None:
         print(f"policy-guard: to accept it, the policy's CODEOWNERS review it and add the label '{APPROVAL_LABEL}'")
         return 1
-    print(f"policy-guard: accepted: approved by {approval}")
+    print(f"policy-guard: loosening accepted: approved by {approval}")
     return 0
