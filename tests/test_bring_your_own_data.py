@@ -138,6 +138,9 @@ def test_another_dataset_needs_only_params_schema_and_policy(fresh: Path):
     sh(project, "make", "test")
 
 
+# Independent of the journey above (each restores its own snapshot), and as long: a group of its own, so
+# that the two workers can take one each.
+@pytest.mark.xdist_group("bring-your-own-params")
 def test_a_new_split_share_and_model_kind_retrain_and_pass_the_tests(trained: Path):
     """split.test_size 0.3 and a random forest: the pipeline re-runs from split (ingest and validate are
     unchanged), holds out 30% of the rows, trains a random forest, and the project's own tests pass."""

@@ -23,8 +23,9 @@ End-to-end tier: one baked project (CI "both") is set up once and committed; the
 Every API call goes to tests/ci_stubs/api_stub.py on 127.0.0.1, which records it.
 
 To keep the tier fast, the jobs share one environment (UV_PROJECT_ENVIRONMENT: `make setup` then finds it
-up to date, as on a runner with a warm cache) and the project's own test suite is replaced by one smoke test
-in this copy: `make test` still runs, on a suite of one (the full suite runs in test_e2e.py).
+up to date, as on a runner with a warm cache), tuning is off (each job's pipeline runs cold), and the
+project's own test suite is replaced by one smoke test in this copy: `make test` still runs, on a suite of one
+(the full suite runs in test_e2e.py).
 """
 
 from __future__ import annotations
@@ -728,6 +729,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     shutil.rmtree(path / "tests")
     (path / "tests").mkdir()
     (path / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
+    set_yaml_value(path / "params.yaml", r"^(tune:\n  enabled:) true", r"\1 false")  # each job's pipeline is cold
     setup = subprocess.run(["make", "setup"], cwd=path, env=clean_env(), capture_output=True, text=True, check=False)
     assert setup.returncode == 0, setup.stdout + setup.stderr
     # The model-signing key pair: the public key is committed, the private one kept outside, as a CI secret is.

@@ -98,10 +98,25 @@ def choose_extra_trees(params: dict) -> None:
     params["tune"]["search_space"]["extra_trees"] = {"max_depth": {"low": 3, "high": 8}}
 
 
-def run_copy(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """The copy's own CLI, importing the copy's package (ahead of the installed one on the path)."""
+# Each command as `python -m <cli>` runs it, all in one process so the libraries are imported once; the
+# first command that fails ends the process with its exit code.
+RUN_COMMANDS = """
+import sys
+from {package}.cli import main
+
+for command in sys.argv[1:]:
+    try:
+        main(command.split())
+    except SystemExit as done:
+        if done.code:
+            raise
+"""
+
+
+def run_copy(root: Path, *commands: str) -> subprocess.CompletedProcess:
+    """The copy's own CLI running `commands` in turn, importing the copy's package (ahead of the installed one)."""
     environment = {**os.environ, "PYTHONPATH": str(root / "src")}
-    command = [sys.executable, "-c", f"from {package.__name__}.cli import main; main()", *args]
+    command = [sys.executable, "-c", RUN_COMMANDS.format(package=package.__name__), *commands]
     return subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True, check=False)
 
 
@@ -128,9 +143,8 @@ def extended(project: Path) -> Path:
 
 def test_a_model_and_a_metric_added_in_their_files_reach_every_stage_and_the_gate(extended: Path):
     """The new model is tuned, trained and explained as registered; its metric is evidence the gate reads."""
-    for stage in ("ingest", "validate", "split", "tune", "train", "evaluate"):
-        done = run_copy(extended, stage)
-        assert done.returncode == 0, f"{stage}: {done.stderr}"
+    done = run_copy(extended, "ingest", "validate", "split", "tune", "train", "evaluate")
+    assert done.returncode == 0, done.stderr
 
     best = json.loads((extended / "reports/tune/best_params.json").read_text())
     assert best["model"] == "extra_trees" and best["n_trials"] == 2
@@ -144,9 +158,9 @@ def test_a_model_and_a_metric_added_in_their_files_reach_every_stage_and_the_gat
 
     # The gate reads the new metric's direction from the copy's registry: higher is better.
     pin_champion(extended, measured - 0.05)
-    assert run_copy(extended, "gate", "--env", "staging").returncode == 0
+    assert run_copy(extended, "gate --env staging").returncode == 0
     pin_champion(extended, measured + 0.05)
-    blocked = run_copy(extended, "gate", "--env", "staging")
+    blocked = run_copy(extended, "gate --env staging")
     assert blocked.returncode == 1
     decision = json.loads((extended / "reports/gate/staging.json").read_text())
     verdicts = {row["id"]: row["verdict"] for row in decision["rules"]}
