@@ -3,12 +3,16 @@ running commands in a baked project as a user would."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -104,12 +108,53 @@ def sh(
     return result
 
 
-def set_up(output: Path, context: dict[str, str] | None = None) -> Path:
-    """Bake into output as a user would, then `make setup`: the project, ready to run."""
+@dataclass(frozen=True)
+class EnvironmentSeed:
+    """The test run's first set-up environment, which every later bake's `make setup` starts from.
+
+    `make setup` compiles the bytecode of ~15,000 installed files (~20 s of two cores) and uv links the packages
+    from its cache. A later bake of the same lock would compile the same files again; started from a copy of an
+    environment that has them (as a CI runner restores its cached environment), `make setup` still syncs exactly
+    to the bake's own uv.lock (adding, removing and reinstalling what differs, the project itself included) but
+    compiles only what it installs. The seed is relocatable (`uv venv --relocatable`: its scripts find their
+    interpreter beside them), so a copy works at any path. One seed serves all the xdist workers of a run; the
+    first bake to be set up makes it, and the others wait for it rather than compile the same files at once.
+    """
+
+    root: Path
+
+    @contextmanager
+    def planted(self, project: Path) -> Iterator[None]:
+        """Around a bake's `make setup`: its .venv starts as a copy of the seed, or becomes the seed."""
+        seed = self.root / ".venv"
+        with exclusive(self.root / "lock") as release:
+            if seed.exists():
+                release()
+                _link_copy(seed, project / ".venv")
+                yield
+                return
+            sh(project, "uv", "venv", "--quiet", "--relocatable", ".venv")
+            yield
+            _link_copy(project / ".venv", self.root / ".venv.partial")
+            (self.root / ".venv.partial").rename(seed)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[Callable[[], None]]:
+    """Hold a lock file across the run's processes (xdist workers) until the block ends or release() is called."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield lambda: fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def set_up(output: Path, seed: EnvironmentSeed, context: dict[str, str] | None = None) -> Path:
+    """Bake into output as a user would, then `make setup` (from the run's seed): the project, ready to run."""
     baked = bake_in_process(context or {}, output)
     assert baked.returncode == 0, baked.stderr
     project = output / "credit-risk"
-    sh(project, "make", "setup")
+    with seed.planted(project):
+        sh(project, "make", "setup")
     return project
 
 
@@ -124,10 +169,10 @@ class Snapshot:
     """A project saved in one state (set up, or trained) so that every test needing that state starts from it
     without paying for `make setup` or `make pipeline` again.
 
-    `restore()` puts the state back at the project's own path, never at another: `make setup` writes absolute
-    paths (the .venv's scripts and its editable install of the package), and so does the first MLflow run (the
-    experiment's artifact location), so a copy elsewhere would still read and write the original. Tests that
-    restore one therefore take turns: each module restores it in its own fixture and has it to itself.
+    `restore()` puts the state back at the project's own path, never at another: `make setup` writes an absolute
+    path (the editable install of the package), and so does the first MLflow run (the experiment's artifact
+    location), so a copy elsewhere would still read and write the original until `relocate` moves them. Tests
+    that restore one therefore take turns: each module restores it in its own fixture and has it to itself.
     """
 
     project: Path
@@ -148,6 +193,48 @@ class Snapshot:
         return self.project
 
 
+def relocate(copy: Path, original: Path) -> None:
+    """Make a copy of a set-up (or trained) project at another path its own: every absolute path to the original
+    in it now names the copy.
+
+    Those paths are the editable install of the package (`make setup` re-points it; the environment itself is
+    relocatable, see EnvironmentSeed), and MLflow's artifact locations: in the sqlite store (experiments, runs,
+    logged models, their tags) and in each logged model's MLmodel file. Nothing of the original may be left in
+    the copy, or tests of the copy would read and write the original; that is checked, not assumed.
+    """
+    old, new = str(original), str(copy)
+    store = copy / "mlflow.db"
+    if store.exists():
+        with sqlite3.connect(store) as db:
+            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+                    db.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
+    for path in _files_naming(copy, old, exclude=(".git", ".venv")):
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    sh(copy, "make", "setup")
+    # In the environment only the scripts and the installs' records could name it (reading every installed
+    # file to make sure would cost more than training again).
+    records = ("bin/*", "lib/python*/site-packages/*.pth", "lib/python*/site-packages/*.dist-info/*")
+    suspects = [store, *(path for pattern in records for path in (copy / ".venv").glob(pattern))]
+    left = _files_naming(copy, old, exclude=(".git", ".venv"))
+    left += [path for path in suspects if path.is_file() and old.encode() in path.read_bytes()]
+    assert not left, f"{original} is still named in {left}"
+
+
+def _files_naming(root: Path, text: str, exclude: tuple[str, ...]) -> list[Path]:
+    """The text files under root (but not under the excluded folders) that contain text."""
+    found = subprocess.run(
+        ["grep", "-rlIF", *[f"--exclude-dir={name}" for name in exclude], "--", text, "."],
+        cwd=root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert found.returncode in (0, 1), found.stderr
+    return [root / line for line in found.stdout.splitlines()]
+
+
 def _copy(source: Path, target: Path) -> None:
     """Copy a project; its .venv as hard links, as uv itself links installed files from its cache.
 
@@ -157,5 +244,12 @@ def _copy(source: Path, target: Path) -> None:
     """
     target.mkdir()
     for entry in source.iterdir():
-        flags = "-al" if entry.name == ".venv" else "-a"
-        subprocess.run(["cp", flags, str(entry), str(target / entry.name)], check=True)
+        if entry.name == ".venv":
+            _link_copy(entry, target / entry.name)
+        else:
+            subprocess.run(["cp", "-a", str(entry), str(target / entry.name)], check=True)
+
+
+def _link_copy(source: Path, target: Path) -> None:
+    """Copy a folder as hard links (an environment: see _copy)."""
+    subprocess.run(["cp", "-al", str(source), str(target)], check=True)

@@ -3,19 +3,21 @@
 Setting a project up (`make setup`) and training it (a cold `make pipeline`, with tuning) are the slow steps
 of the e2e tier, and most scenarios start from the same state. They are done once per session, here: the
 default bake is set up, saved, trained and saved again; a scenario restores the state it starts from
-(`bakery.Snapshot`) instead of repeating them.
+(`bakery.Snapshot`) instead of repeating them. Every bake's `make setup` starts from the run's first set-up
+environment (`bakery.EnvironmentSeed`), so the installed packages are compiled once per run.
 
 `make test` runs on two workers (pytest-xdist, `--dist loadgroup`). The e2e tests of one module share state
 that the module sets up once and go through it in order, so each module's e2e tests form one group: one
-worker runs them all, in order. A worker sets up and trains the default project when its first scenario
-needs it, so the two workers may each do it once.
+worker runs them all, in order. A worker sets up the default project when its first scenario needs it;
+it is trained once per run, by whichever worker needs it first (trained_default).
 """
 
 import os
+from pathlib import Path
 
 import pytest
 
-from bakery import Snapshot, commit, set_up, sh
+from bakery import EnvironmentSeed, Snapshot, commit, exclusive, relocate, set_up, sh
 
 # `make test` runs these tests; the commands they run in baked projects are a user's commands, from a
 # shell with no parent make. Without this, every nested `make` prints "Entering directory" lines and
@@ -25,19 +27,46 @@ for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
 
 
 @pytest.fixture(scope="session")
-def set_up_default(tmp_path_factory) -> Snapshot:
-    """The default bake after `make setup` (uv.lock made, .venv synced), untrained."""
-    return Snapshot.take(set_up(tmp_path_factory.mktemp("default")), "set-up")
+def run_folder(tmp_path_factory, worker_id: str) -> Path:
+    """A folder all the xdist workers of this run share (each worker's own temporary folders are inside it)."""
+    root = tmp_path_factory.getbasetemp()
+    return root if worker_id == "master" else root.parent
 
 
 @pytest.fixture(scope="session")
-def trained_default(set_up_default: Snapshot) -> Snapshot:
+def environment_seed(run_folder: Path) -> EnvironmentSeed:
+    """The run's seed environment (bakery.EnvironmentSeed)."""
+    return EnvironmentSeed(run_folder / "environment-seed")
+
+
+@pytest.fixture(scope="session")
+def set_up_default(tmp_path_factory, environment_seed: EnvironmentSeed) -> Snapshot:
+    """The default bake after `make setup` (uv.lock made, .venv synced), untrained."""
+    return Snapshot.take(set_up(tmp_path_factory.mktemp("default"), environment_seed), "set-up")
+
+
+@pytest.fixture(scope="session")
+def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     """The set-up default bake after its first, cold `make pipeline` (every stage, tuning included), committed
-    as a user would. Its log is the first run's output."""
+    as a user would. Its log is the first run's output.
+
+    The pipeline runs once per run: the first worker to need it trains and publishes its project in the run's
+    folder; the others wait for that, then copy it to their own default's path and make it theirs
+    (bakery.relocate) instead of training the same model again.
+    """
+    published, log_file, origin_file = (run_folder / name for name in ("trained", "trained.log", "trained.origin"))
     project = set_up_default.restore()
-    first = sh(project, "make", "pipeline")
-    commit(project, "First run")
-    return Snapshot.take(project, "trained", log=first.stdout + first.stderr)
+    with exclusive(run_folder / "trained.lock"):
+        if not published.exists():
+            first = sh(project, "make", "pipeline")
+            commit(project, "First run")
+            log_file.write_text(first.stdout + first.stderr)
+            origin_file.write_text(str(project))
+            Snapshot.take(project, "published").saved.rename(published)
+        else:
+            Snapshot(project, published).restore()
+            relocate(project, Path(origin_file.read_text()))
+    return Snapshot.take(project, "trained", log=log_file.read_text())
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups

@@ -44,7 +44,7 @@ import pytest
 import yaml
 from ci_stubs.api_stub import ApiStub
 
-from bakery import COMBINATIONS, TEMPLATE, bake
+from bakery import COMBINATIONS, TEMPLATE, EnvironmentSeed, bake
 
 GITHUB_DIR = TEMPLATE / "ci-templates" / "github" / ".github" / "workflows"
 GITLAB_FILE = TEMPLATE / "ci-templates" / "gitlab" / ".gitlab-ci.yml"
@@ -715,7 +715,7 @@ class Repo:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+def repo(tmp_path_factory: pytest.TempPathFactory, environment_seed: EnvironmentSeed) -> Repo:
     """A default bake (CI: both), set up once, with uv.lock and the smoke suite committed on main."""
     work = tmp_path_factory.mktemp("ci-flows")
     path = work / "credit-risk"
@@ -730,7 +730,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     (path / "tests").mkdir()
     (path / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")
     set_yaml_value(path / "params.yaml", r"^(tune:\n  enabled:) true", r"\1 false")  # each job's pipeline is cold
-    setup = subprocess.run(["make", "setup"], cwd=path, env=clean_env(), capture_output=True, text=True, check=False)
+    with environment_seed.planted(path):
+        setup = subprocess.run(["make", "setup"], cwd=path, env=clean_env(), capture_output=True, text=True)
     assert setup.returncode == 0, setup.stdout + setup.stderr
     # The model-signing key pair: the public key is committed, the private one kept outside, as a CI secret is.
     keys = subprocess.run(

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from services import S3_CREDENTIALS, s3_client, s3_endpoint
 
-from bakery import bake_in_process, commit, sh
+from bakery import EnvironmentSeed, bake_in_process, commit, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def bucket(endpoint: str):
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, endpoint: str) -> Path:
+def origin(tmp_path_factory, endpoint: str, environment_seed: EnvironmentSeed) -> Path:
     """The s3 bake after `make setup` and one `make pipeline` (tuning off, to keep the tier short), committed,
     then `make push`."""
     output = tmp_path_factory.mktemp("dvc-s3")
@@ -85,7 +85,8 @@ def origin(tmp_path_factory, endpoint: str) -> Path:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["tune"]["enabled"] = False
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(project, "make", "setup")
+    with environment_seed.planted(project):
+        sh(project, "make", "setup")
     sh(project, "make", "pipeline")
     commit(project, "First run")
     pushed = dvc_sh(project, "make", "push", endpoint=endpoint)

@@ -62,11 +62,14 @@ def test_make_help_lists_every_target_on_one_screen(project):
 
 
 def test_an_experiment_can_switch_the_model_without_editing_files(project):
-    """`dvc exp run -S train.model=random_forest` trains another kind of model and leaves params.yaml alone
-    (tuning turned off the same way, for time: the tuned pipeline ran above)."""
+    """`dvc exp run -S train.model=random_forest` trains another kind of model from the stages that read train.*
+    (the data stages are kept) and leaves params.yaml alone (tuning turned off the same way, for time: the tuned
+    pipeline ran above)."""
     before = json.loads((project / "reports/metrics.json").read_text())
     settings = ("-S", "train.model=random_forest", "-S", "tune.enabled=false")
-    sh(project, "uv", "run", "--frozen", "dvc", "exp", "run", *settings)
+    run = sh(project, "uv", "run", "--frozen", "dvc", "exp", "run", *settings).stdout
+    stages = ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain")
+    assert [stage for stage in stages if f"Running stage '{stage}'" in run] == list(stages[3:])
     shown = json.loads(sh(project, "uv", "run", "--frozen", "dvc", "exp", "show", "--json").stdout)
     assert "random_forest" in json.dumps(shown)
     sh(project, "git", "checkout", "HEAD", "--", ".")  # exp run applies its results to the workspace

@@ -37,9 +37,9 @@ def test_the_answer_sets_the_package_the_switch_and_the_tests(tracker, on):
 
 
 @pytest.mark.e2e
-def test_a_wandb_project_logs_its_runs_to_wandb_offline(tmp_path):
-    """In a `mlflow+wandb` project, set up from scratch, the W&B tests pass: the offline run mirrors MLflow's."""
-    project = set_up(tmp_path, answers("mlflow+wandb"))
+def test_a_wandb_project_logs_its_runs_to_wandb_offline(tmp_path, environment_seed):
+    """In a `mlflow+wandb` project, baked and set up, the W&B tests pass: the offline run mirrors MLflow's."""
+    project = set_up(tmp_path, environment_seed, answers("mlflow+wandb"))
     result = sh(project, "uv", "run", "--frozen", "pytest", "tests/core/test_wandb_tracking.py", "-q")
     tests = (project / "tests/core/test_wandb_tracking.py").read_text().count("\ndef test_")
     assert f"{tests} passed" in result.stdout
