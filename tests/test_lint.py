@@ -230,10 +230,10 @@ def test_the_template_code_passes_ruff():
         assert_clean(run([tool("ruff"), *command, "--no-cache"], TEMPLATE))
 
 
-# (path in the project, sha256 of its bytes, sha256 of the baseline) of every file the hook has passed in this
-# process: bakes share most of their files, and a file the hook passed is passed again at the same path under
-# the same baseline, so each bake's hook run only needs the files that make it differ.
-PASSED_SECRETS_HOOK: set[tuple[str, str, str]] = set()
+# (path in the project, sha256 of its bytes, sha256 of the baseline, detect-secrets version) of every file the
+# hook has passed in this process: bakes share most of their files, and a file the hook passed is passed again
+# at the same path under the same baseline, so each bake's hook run only needs the files that make it differ.
+PASSED_SECRETS_HOOK: set[tuple[str, str, str, str]] = set()
 
 
 def test_every_bake_passes_its_secrets_hook(project: Path) -> None:
@@ -246,7 +246,7 @@ def test_every_bake_passes_its_secrets_hook(project: Path) -> None:
     assert pinned, "pyproject.toml does not pin detect-secrets"
     baseline = hashlib.sha256((project / ".secrets.baseline").read_bytes()).hexdigest()
     files = {
-        (path.relative_to(project).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest(), baseline)
+        (path.relative_to(project).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest(), baseline, pinned[1])
         for path in sorted(project.rglob("*"))
         if path.is_file() and ".git" not in path.relative_to(project).parts and path.name != ".secrets.baseline"
     }
