@@ -69,16 +69,9 @@ def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     return Snapshot.take(project, "trained", log=log_file.read_text())
 
 
-# Modules whose e2e tests join another module's group. test_e2e and test_e2e_gitops come next to each other in
-# the run and both start from the trained default: as two groups, one worker would train it while the other
-# waited, idle, for it.
-SAME_GROUP = {"test_e2e_gitops": "test_e2e"}
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group each module's e2e tests (see above); fast and lint tests are independent and spread one by one."""
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
-            module = item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(SAME_GROUP.get(module, module)))
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
