@@ -69,15 +69,6 @@ def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     return Snapshot.take(project, "trained", log=log_file.read_text())
 
 
-@pytest.fixture(scope="session", autouse=True)
-def train_first(request: pytest.FixtureRequest, worker_id: str) -> None:
-    """The first worker trains the default before its first test, when the run has e2e tests: the other worker
-    meanwhile takes the fast and lint tests, and finds the trained project published when it needs it (waiting
-    for it idle otherwise, as the two workers reach the modules that need it at about the same time)."""
-    if worker_id in ("master", "gw0") and any(item.get_closest_marker("e2e") for item in request.session.items):
-        request.getfixturevalue("trained_default")
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group each module's e2e tests (see above); fast and lint tests are independent and spread one by one."""
