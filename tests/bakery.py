@@ -220,8 +220,7 @@ def relocate(copy: Path, original: Path) -> None:
     # file to make sure would cost more than training again).
     records = ("bin/*", "lib/python*/site-packages/*.pth", "lib/python*/site-packages/*.dist-info/*")
     suspects = [store, *(path for pattern in records for path in (copy / ".venv").glob(pattern))]
-    left = _files_naming(copy, old, exclude=(".git", ".venv"))
-    left += [path for path in suspects if path.is_file() and old.encode() in path.read_bytes()]
+    left = [path for path in suspects if path.is_file() and old.encode() in path.read_bytes()]
     assert not left, f"{original} is still named in {left}"
 
 

@@ -12,6 +12,7 @@ worker runs them all, in order. A worker sets up the default project when its fi
 it is trained once per run, by whichever worker needs it first (trained_default).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -50,23 +51,24 @@ def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     """The set-up default bake after its first, cold `make pipeline` (every stage, tuning included), committed
     as a user would. Its log is the first run's output.
 
-    The pipeline runs once per run: the first worker to need it trains and publishes its project in the run's
-    folder; the others wait for that, then copy it to their own default's path and make it theirs
-    (bakery.relocate) instead of training the same model again.
+    The pipeline runs once per run: the first worker to need it trains and publishes where its snapshot is, in
+    the run's folder; the others wait for that, then copy the snapshot to their own default's path and make it
+    theirs (bakery.relocate) instead of training the same model again.
     """
-    published, log_file, origin_file = (run_folder / name for name in ("trained", "trained.log", "trained.origin"))
+    published = run_folder / "trained.json"  # the publishing worker's snapshot: its path, where it was taken, log
     project = set_up_default.restore()
     with exclusive(run_folder / "trained.lock"):
         if not published.exists():
             first = sh(project, "make", "pipeline")
             commit(project, "First run")
-            log_file.write_text(first.stdout + first.stderr)
-            origin_file.write_text(str(project))
-            Snapshot.take(project, "published").saved.rename(published)
-        else:
-            Snapshot(project, published).restore()
-            relocate(project, Path(origin_file.read_text()))
-    return Snapshot.take(project, "trained", log=log_file.read_text())
+            snapshot = Snapshot.take(project, "trained", log=first.stdout + first.stderr)
+            mine = {"project": str(project), "saved": str(snapshot.saved), "log": snapshot.log}
+            published.write_text(json.dumps(mine))
+            return snapshot
+        theirs = json.loads(published.read_text())
+    Snapshot(project, Path(theirs["saved"])).restore()
+    relocate(project, Path(theirs["project"]))
+    return Snapshot.take(project, "trained", log=theirs["log"])
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
