@@ -4,8 +4,9 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 # The tests and the projects they bake find the same uv, even where its folder is not on PATH.
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 DEMO := build/demo
-# Two workers (the machine CI runs on has two cores); each module's e2e tests stay together (tests/conftest.py).
-PARALLEL := -n 2 --dist loadgroup
+# Two workers (the machine CI runs on has two cores); each module's e2e tests stay together, and the workers
+# take them in the order tests/conftest.py gives (xdist would otherwise reorder them by their number of tests).
+PARALLEL := -n 2 --dist loadgroup --no-loadscope-reorder
 
 .PHONY: help demo test test-fast test-lint test-e2e bench clean
 

@@ -4,6 +4,7 @@ running commands in a baked project as a user would."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -119,24 +120,36 @@ class EnvironmentSeed:
     compiles only what it installs. The seed is relocatable (`uv venv --relocatable`: its scripts find their
     interpreter beside them), so a copy works at any path. One seed serves all the xdist workers of a run; the
     first bake to be set up makes it, and the others wait for it rather than compile the same files at once.
+
+    The seed also keeps the uv.lock `make setup` made for each pyproject.toml: a later bake with the same
+    pyproject.toml starts with it (`make setup` refuses a lock that does not match) instead of resolving the
+    same ~275 packages against PyPI again, ~10 s of network each time.
     """
 
     root: Path
 
     @contextmanager
     def planted(self, project: Path) -> Iterator[None]:
-        """Around a bake's `make setup`: its .venv starts as a copy of the seed, or becomes the seed."""
+        """Around a bake's `make setup`: its .venv starts as a copy of the seed, or becomes the seed; its uv.lock
+        is the one made for the same pyproject.toml, if any, or is kept for the next."""
         seed = self.root / ".venv"
+        lock = self.root / "locks" / hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()
+        if lock.exists() and not (project / "uv.lock").exists():
+            shutil.copy(lock, project / "uv.lock")
         with exclusive(self.root / "lock") as release:
             if seed.exists():
                 release()
                 _link_copy(seed, project / ".venv")
                 yield
-                return
-            sh(project, "uv", "venv", "--quiet", "--relocatable", ".venv")
-            yield
-            _link_copy(project / ".venv", self.root / ".venv.partial")
-            (self.root / ".venv.partial").rename(seed)
+            else:
+                sh(project, "uv", "venv", "--quiet", "--relocatable", ".venv")
+                yield
+                _link_copy(project / ".venv", self.root / ".venv.partial")
+                (self.root / ".venv.partial").rename(seed)
+        if not lock.exists():
+            lock.parent.mkdir(exist_ok=True)
+            shutil.copy(project / "uv.lock", lock.with_suffix(f".{os.getpid()}"))
+            lock.with_suffix(f".{os.getpid()}").rename(lock)  # whole or absent for a worker reading it
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """Shared fixtures: throw-away copies of the project (a data slice, or trained on all of it); a stub code host."""
 
+import functools
 import json
 import shutil
 import socket
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +66,26 @@ def feature_of(kind: str, root: Path = PROJECT, bounded: bool = False, skip=()) 
     return None
 
 
+@functools.cache
+def empty_store() -> bytes:
+    """An empty MLflow sqlite store, tables made: the bytes of a fresh `mlflow.db`, made once per session."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Path(folder) / "mlflow.db"
+        mlflow.MlflowClient(f"sqlite:///{store}").search_experiments()  # creates and migrates the tables
+        return store.read_bytes()
+
+
+def seed_store(root: Path) -> None:
+    """Give a project copy its embedded MLflow store, empty, as its first run would create it.
+
+    Creating one runs MLflow's schema migrations, one to three seconds each time: tests that train in a fresh copy
+    start from a copy of one made once instead (`trained` and a project's first `make pipeline` create theirs).
+    """
+    (root / "mlflow.db").write_bytes(empty_store())
+
+
 def read_data(path: Path) -> pd.DataFrame:
     """A data file as the project reads it (CSV or parquet, by its suffix)."""
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
@@ -95,13 +117,14 @@ def copy_data_slice(root: Path, rows: int = 300) -> Path:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root with the real params (tuning off), schema and 300 stratified rows of the project's data.
 
-    MLflow writes to the copy's own sqlite store, never to the developer's.
+    MLflow writes to the copy's own sqlite store (seed_store), never to the developer's.
     """
     for name in ("params.yaml", "pyproject.toml", project_params().validate.schema):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, tmp_path / name)
     copy_data_slice(tmp_path)
     without_tuning(tmp_path)
+    seed_store(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import free_port, project_params, without_tuning
+from conftest import free_port, project_params, seed_store, without_tuning
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.ml import data, train, validate
@@ -35,6 +35,7 @@ def make_project(root: Path) -> Path:
         shutil.copy(PROJECT / name, root / name)
     shutil.copytree(PROJECT / "src" / PACKAGE, root / "src" / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
     without_tuning(root)  # the service is under test, not the search: train on params.yaml's values
+    seed_store(root)
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT / params.data.source, root / params.data.source)
