@@ -71,12 +71,13 @@ def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     return Snapshot.take(project, "trained", log=theirs["log"])
 
 
-# The order the workers take the e2e modules in (the Makefile's --no-loadscope-reorder keeps it): the longest
-# first, and the modules that start from the trained default after test_e2e, whose first test trains it, and
-# after two long modules that do not need it, so that no worker waits for it idle. Fast and lint tests come last:
-# many short units even out the two workers' ends.
-E2E_ORDER = (
+# The order the workers take the tests in (the Makefile's --no-loadscope-reorder keeps it). test_e2e first: it sets
+# up the run's first environment (EnvironmentSeed) and trains the default. Meanwhile the other worker takes the
+# fast and lint tests, which need neither, one at a time, instead of waiting for them idle. Then the other e2e
+# modules, the longest first; those that start from the trained default after two long ones that do not.
+RUN_ORDER = (
     "test_e2e",
+    "fast and lint",
     "test_bring_your_own_data",
     "test_ci_flows",
     "test_spark_batch",
@@ -89,9 +90,9 @@ E2E_ORDER = (
 
 
 def run_order(item: pytest.Item) -> int:
-    """Where an item's module comes in E2E_ORDER; after all of them for fast and lint tests and unlisted modules."""
-    name = item.module.__name__
-    return E2E_ORDER.index(name) if item.get_closest_marker("e2e") and name in E2E_ORDER else len(E2E_ORDER)
+    """Where an item comes in RUN_ORDER: an e2e test by its module, the others together; unlisted modules last."""
+    key = item.module.__name__ if item.get_closest_marker("e2e") else "fast and lint"
+    return RUN_ORDER.index(key) if key in RUN_ORDER else len(RUN_ORDER)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups

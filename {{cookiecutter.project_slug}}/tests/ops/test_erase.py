@@ -116,36 +116,30 @@ def test_erase_purges_one_version_from_cache_and_remote_and_keeps_the_other(repo
     assert dvc(repo, "checkout", "train", "--with-deps", check=False).returncode == 0  # the versions ran up to train
 
 
-def test_erase_refuses_the_current_data_without_force(repo, tmp_path):
-    """Erasing the data the workspace uses is refused in one line, removing nothing; --force does it."""
-    head, objects = commit_version(repo, "data v1")
-
-    refused = sh(repo, str(CLI), "erase", "--rev", "HEAD", check=False)
-
-    assert refused.returncode == 1
-    assert refused.stderr.startswith("error: erase: the data of HEAD is still") and "current data" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    assert present(repo / ".dvc/cache", objects) == present(tmp_path / "remote", objects) == objects
-    forced = sh(repo, str(CLI), "erase", "--rev", head, "--force")
-    assert present(repo / ".dvc/cache", objects) == present(tmp_path / "remote", objects) == set(), forced.stdout
-
-
 def test_erase_names_an_unknown_revision(repo):
     """A revision that is not a commit is one line naming it."""
     result = sh(repo, str(CLI), "erase", "--rev", "no-such-rev", check=False)
     assert result.returncode == 1 and result.stderr == "error: --rev no-such-rev: not a commit of this repository\n"
 
 
-def test_erase_works_in_a_project_that_is_a_subfolder_of_its_repository(tmp_path):
-    """In a monorepo the project's dvc.lock is found at its own path in every revision."""
+def test_erase_works_in_a_project_that_is_a_subfolder_of_its_repository_and_guards_the_current_data(tmp_path):
+    """In a monorepo the project's dvc.lock is found at its own path in every revision. Erasing the data the
+    workspace uses is refused in one line, removing nothing; --force does it."""
     repo = make_repo(tmp_path, root=tmp_path / "monorepo" / "ml", git_root=tmp_path / "monorepo")
+    cache, remote = repo / ".dvc/cache", tmp_path / "remote"
     first, first_objects = commit_version(repo, "data v1")
     (repo / "data/extra/notes.txt").write_text("version 2\n")
-    _, second_objects = commit_version(repo, "data v2")
+    second, second_objects = commit_version(repo, "data v2")
     only_first = first_objects - second_objects
     assert only_first
 
+    refused = sh(repo, str(CLI), "erase", "--rev", "HEAD", check=False)
     sh(repo, str(CLI), "erase", "--rev", first)
 
-    assert present(repo / ".dvc/cache", only_first) == present(tmp_path / "remote", only_first) == set()
-    assert present(repo / ".dvc/cache", second_objects) == second_objects
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: erase: the data of HEAD is still") and "current data" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert present(cache, only_first) == present(remote, only_first) == set()
+    assert present(cache, second_objects) == present(remote, second_objects) == second_objects  # refused: kept
+    forced = sh(repo, str(CLI), "erase", "--rev", second, "--force")
+    assert present(cache, second_objects) == present(remote, second_objects) == set(), forced.stdout
