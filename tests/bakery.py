@@ -147,9 +147,10 @@ class EnvironmentSeed:
                 _link_copy(project / ".venv", self.root / ".venv.partial")
                 (self.root / ".venv.partial").rename(seed)
         if not lock.exists():
+            partial = lock.with_suffix(f".{os.getpid()}")  # renamed when whole: a worker never reads half of it
             lock.parent.mkdir(exist_ok=True)
-            shutil.copy(project / "uv.lock", lock.with_suffix(f".{os.getpid()}"))
-            lock.with_suffix(f".{os.getpid()}").rename(lock)  # whole or absent for a worker reading it
+            shutil.copy(project / "uv.lock", partial)
+            partial.rename(lock)
 
 
 @contextmanager
