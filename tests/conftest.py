@@ -8,8 +8,10 @@ environment (`bakery.EnvironmentSeed`), so the installed packages are compiled o
 
 `make test` runs on two workers (pytest-xdist, `--dist loadgroup`). The e2e tests of one module share state
 that the module sets up once and go through it in order, so each module's e2e tests form one group: one
-worker runs them all, in order. A worker sets up the default project when its first scenario needs it;
-it is trained once per run, by whichever worker needs it first (trained_default).
+worker runs them all, in order. A module whose e2e tests are independent names a group per test instead
+(`pytest.mark.xdist_group`), so that the two workers can share them. A worker sets up the default project
+when its first scenario needs it; it is trained once per run, by whichever worker needs it first
+(trained_default).
 """
 
 import json
@@ -71,16 +73,18 @@ def trained_default(set_up_default: Snapshot, run_folder: Path) -> Snapshot:
     return Snapshot.take(project, "trained", log=theirs["log"])
 
 
-# The order the workers take the tests in (the Makefile's --no-loadscope-reorder keeps it). test_e2e first: it sets
-# up the run's first environment (EnvironmentSeed) and trains the default. Meanwhile the other worker takes the
-# fast and lint tests, which need neither, one at a time, instead of waiting for them idle. Then the other e2e
-# modules, the longest first; those that start from the trained default after two long ones that do not.
+# The order the workers take the groups in (the Makefile's --no-loadscope-reorder keeps it). test_e2e first: it
+# sets up the run's first environment (EnvironmentSeed) and trains the default. Meanwhile the other worker takes
+# the fast and lint tests, which need neither, one at a time, instead of waiting for them idle. Then the other e2e
+# groups, longest first, so that the short ones even out the workers' ends. A worker is sent its next group
+# before it starts the last two tests of its current one (xdist's loadgroup), so a long group is claimed early.
 RUN_ORDER = (
     "test_e2e",
     "fast and lint",
     "test_bring_your_own_data",
-    "test_ci_flows",
+    "test_ci_flows.gitlab",
     "test_spark_batch",
+    "test_ci_flows.github",
     "test_e2e_gitops",
     "test_team_server",
     "test_dvc_s3",
@@ -89,9 +93,17 @@ RUN_ORDER = (
 )
 
 
+def group(item: pytest.Item) -> str:
+    """The item's xdist group: the one it names, else its module's for an e2e test; fast and lint tests have none."""
+    named = item.get_closest_marker("xdist_group")
+    if named:
+        return named.args[0]
+    return item.module.__name__ if item.get_closest_marker("e2e") else "fast and lint"
+
+
 def run_order(item: pytest.Item) -> int:
-    """Where an item comes in RUN_ORDER: an e2e test by its module, the others together; unlisted modules last."""
-    key = item.module.__name__ if item.get_closest_marker("e2e") else "fast and lint"
+    """Where an item's group comes in RUN_ORDER; unlisted groups last."""
+    key = group(item)
     return RUN_ORDER.index(key) if key in RUN_ORDER else len(RUN_ORDER)
 
 
@@ -101,4 +113,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items.sort(key=run_order)  # stable: each module's tests keep their order
+    items.sort(key=run_order)  # stable: each group's tests keep their order

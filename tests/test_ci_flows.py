@@ -10,7 +10,7 @@ every script line is a `make` call. Jenkins and CircleCI have no local runner he
 needs Docker): their files are checked by parity, CodeNarc (npm-groovy-lint) and CircleCI's schema (lint tier),
 and publish.py's reading of their variables by the generated project's tests against a stub host.
 
-End-to-end tier: one baked project (CI "both") is set up once and committed; then
+End-to-end tier: one baked project (CI "both") is set up and committed (once per worker that runs these); then
 - GitLab: gitlab-ci-local (npm, 4.73.0; --force-shell-executor --shell-isolation, each job in a fresh copy of
   the git-tracked files) runs the merge request flow twice (the report note is created, then edited in place,
   and a blocked gate fails the job after publishing), the policy guard with and without the approval label,
@@ -838,6 +838,7 @@ def alias_version(db: Path, alias: str) -> str | None:
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("test_ci_flows.gitlab")  # independent of the act scenarios: the workers may share them
 def test_gitlab_flows_run_under_gitlab_ci_local(repo: Repo, stub: ApiStub) -> None:
     """MR report note created then edited, blocked gate fails after publishing, guard, promotion MR, deploy."""
     stub.reset()
@@ -971,6 +972,7 @@ def pull_request_event(repo: Repo, number: int, **pull: object) -> dict:
 
 
 @pytest.mark.e2e
+@pytest.mark.xdist_group("test_ci_flows.github")
 def test_github_flows_run_under_act(repo: Repo, stub: ApiStub) -> None:
     """PR: sticky comment + job summary; push: promotion PR through the API; policy guard honours the label."""
     stub.reset()
