@@ -44,8 +44,9 @@ CORE_FILES = set(
     src/{package}/ml/__init__.py src/{package}/ml/models.py src/{package}/ml/metrics.py src/{package}/ml/features.py
     src/{package}/ml/registry.py src/{package}/ml/model_registry.py src/{package}/ml/metric_registry.py
     src/{package}/ml/preprocessing.py src/{package}/ml/data.py src/{package}/ml/pii.py src/{package}/ml/validate.py
-    src/{package}/ml/schema.py src/{package}/ml/pipeline.py src/{package}/ml/tune.py src/{package}/ml/train.py
-    src/{package}/ml/evaluate.py src/{package}/ml/fairness.py src/{package}/ml/estimators.py
+    src/{package}/ml/schema.py src/{package}/ml/schema_draft.py src/{package}/ml/pipeline.py
+    src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
+    src/{package}/ml/estimators.py
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
     src/{package}/serving/__init__.py src/{package}/serving/model.py src/{package}/serving/request.py
     src/{package}/serving/settings.py src/{package}/serving/guard.py src/{package}/serving/service.py
@@ -62,7 +63,7 @@ CORE_FILES = set(
     tests/conftest.py tests/pins.py tests/repos.py tests/served.py tests/test_layers.py tests/test_secrets.py
     tests/test_supply_chain.py
     tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
-    tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py
+    tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py tests/ml/test_schema_draft.py
     tests/serving/test_service.py tests/serving/test_batch.py tests/serving/test_monitor.py
     tests/ops/test_gate.py tests/ops/test_policy.py tests/ops/test_policy_guard.py tests/ops/test_promotion.py
     tests/ops/test_report.py tests/ops/test_publish.py tests/ops/test_card.py tests/ops/test_manifests.py

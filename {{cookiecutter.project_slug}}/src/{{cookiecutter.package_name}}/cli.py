@@ -16,7 +16,7 @@ from .core.config import load_params
 from .core.contract import ENVIRONMENTS as PINNED
 from .core.contract import PACKAGE_ENVIRONMENTS
 from .core.errors import ProjectError
-from .ml import data, evaluate, local_explain, train, tune, validate
+from .ml import data, evaluate, local_explain, schema_draft, train, tune, validate
 from .ops import erase as erase_module
 from .ops import gate as gate_module
 from .ops import package as package_module
@@ -71,6 +71,16 @@ def main() -> None:
 def ingest() -> None:
     """Read the source data, remove PII columns, write parquet."""
     run(stage("ingest"))
+
+
+@main.command()
+@click.option("--data", "data_file", required=True, help="The CSV or parquet file to draft the contract from.")
+@click.option("--target", required=True, help="The column the model predicts.")
+@click.option("--output", default=None, help="Where to write it (default: params.yaml's validate.schema).")
+@click.option("--force", is_flag=True, help="Replace a contract that has been reviewed.")
+def schema(data_file: str, target: str, output: str | None, force: bool) -> None:
+    """Draft the data contract (data/schema.yaml) from a data file, with REVIEW: notes for a person to settle."""
+    run(lambda: schema_draft.write_draft(Path.cwd(), load_params(Path.cwd()), data_file, target, output, force))
 
 
 @main.command()

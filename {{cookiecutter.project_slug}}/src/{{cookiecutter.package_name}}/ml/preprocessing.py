@@ -18,7 +18,7 @@ BUILT_IN = ("numeric", "categorical")  # the names of the built-in steps: extra 
 def feature_columns(schema: dict[str, dict[str, Any]], params: Params) -> tuple[list[str], list[str]]:
     """Return (numeric, categorical) feature columns: the schema minus target, PII and dropped columns."""
     excluded = {params.data.target, *params.data.pii.hash, *params.train.drop_features}
-    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] != "category"]
+    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] in ("integer", "number")]
     categorical = [name for name, rule in schema.items() if name not in excluded and rule["type"] == "category"]
     return numeric, categorical
 

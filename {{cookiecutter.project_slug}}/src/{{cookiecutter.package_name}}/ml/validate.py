@@ -21,11 +21,21 @@ if TYPE_CHECKING:  # pandas costs a second to import: only the commands that rea
     import pandas as pd
 
 REPORT = VALIDATION
-COLUMN_TYPES = ("integer", "number", "category")
+# `ignore`: a column the data carries (an identifier, free text) that is kept out of the model and not checked.
+COLUMN_TYPES = ("integer", "number", "category", "ignore")
+# What `make schema` puts beside each guess a person has to confirm; a contract that still has one is a draft.
+REVIEW_MARKER = "REVIEW:"
 
 
 def load_schema(path: Path) -> dict[str, dict[str, Any]]:
-    """Read the column contract, refusing a malformed one."""
+    """Read the column contract, refusing a malformed one and a draft nobody has reviewed yet."""
+    if path.exists():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if REVIEW_MARKER in line:
+                raise ProjectError(
+                    f"{path}:{number}: an unreviewed draft (a {REVIEW_MARKER} note is left): "
+                    f"check that rule, then delete the note"
+                )
     raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict) or not raw["columns"]:
         raise ProjectError(f"{path}: must have a non-empty 'columns' mapping")
@@ -73,7 +83,7 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
                 f"needs exactly two classes including '{params.data.positive_class}', found {len(classes)}",
             )
     for column, rule in schema.items():
-        if column == target:
+        if column == target or rule["type"] == "ignore":
             continue
         if column not in frame.columns:
             fail(column, "missing_column", len(frame), "declared in the schema but absent")

@@ -1,0 +1,180 @@
+"""`schema`: draft data/schema.yaml from a data file, for a person to review before anything trains on it.
+
+Each column gets the rule its values suggest: whole numbers are `integer` and other numbers `number`, each with
+a plausibility range wider than the observed one (half the observed span on each side, never below zero for a
+column that has no negative value), so new valid rows still pass; text and booleans with few distinct values are
+a `category` listing them; text with many (an identifier, free text) is `ignore`, kept out of the model rather
+than enumerated. What a person must decide is marked `REVIEW:`, and validate refuses the contract until every
+mark is gone: the draft as a whole, columns that look like PII (the ingest scanner's verdict; those params.yaml
+already declares are `ignore`), columns with more missing values than params.yaml allows, and likely sensitive
+attributes (by name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.config import Params
+from ..core.errors import ProjectError
+from ..core.files import write_atomic
+from . import pii
+from .data import read_table
+from .validate import REVIEW_MARKER
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name YAML reads back unquoted as the same string
+MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
+SENSITIVE_NAME = re.compile(
+    r"(?:^|_)(?:sex|gender|age|race|ethnic\w*|religion|marital\w*|nationality|citizenship|disabilit\w*"
+    r"|pregnan\w*|personal_status)(?:_|$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Draft:
+    """The drafted contract: each column's rule, the notes written above it, and what params.yaml should say."""
+
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    rows: int = 0
+    rarest_class: str | None = None
+
+    @property
+    def reviews(self) -> int:
+        """How many REVIEW: notes the draft carries (the header's included)."""
+        return 1 + sum(note.startswith(REVIEW_MARKER) for notes in self.notes.values() for note in notes)
+
+
+def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
+    """The contract `frame` suggests, with `target` as the label."""
+    if target not in frame.columns:
+        raise ProjectError(f"target '{target}' is not a column of the data (columns: {', '.join(map(str, frame))})")
+    result = Draft(rows=len(frame))
+    declared = {*params.data.pii.drop, *params.data.pii.hash}
+    flagged = {found.column: found for found in pii.scan(frame, params.data.pii.scan_threshold, skip=declared)}
+    for name in frame.columns:
+        column, values = str(name), frame[name]
+        notes = result.notes.setdefault(column, [])
+        if column in declared and column != target:
+            result.rules[column] = {"type": "ignore"}
+            notes.append("PII declared in params.yaml (data.pii): removed or hashed at ingest, kept out of the model")
+            continue
+        if column in flagged and column != target:
+            found = flagged[column]
+            result.rules[column] = {"type": "ignore"}
+            notes.append(
+                f"{REVIEW_MARKER} looks like PII ({found.kind} in {found.share:.0%} of sampled values): name it in "
+                f"data.pii.drop or data.pii.hash in params.yaml"
+            )
+            continue
+        missing = float(values.isna().mean())
+        if column == target:
+            counts = values.dropna().astype(str).value_counts()
+            result.rules[column] = {"type": "category", "allowed": sorted(counts.index)}
+            result.rarest_class = str(counts.index[-1]) if len(counts) else None
+            notes.append("the target (data.target): its classes")
+            continue
+        result.rules[column] = rule_for(values)
+        if missing > params.validate.max_null_fraction:
+            notes.append(
+                f"{REVIEW_MARKER} {missing:.1%} of its values are missing, more than validate.max_null_fraction "
+                f"({params.validate.max_null_fraction}) in params.yaml allows"
+            )
+        if result.rules[column]["type"] == "ignore":
+            notes.append(f"{values.nunique()} distinct values: an identifier or free text, kept out of the model")
+        if SENSITIVE_NAME.search(column):
+            notes.append(
+                f"{REVIEW_MARKER} a likely sensitive attribute: list it in data.sensitive_features (params.yaml) "
+                f"to measure fairness by it"
+            )
+    return result
+
+
+def rule_for(values: pd.Series) -> dict[str, Any]:
+    """The rule one column's values suggest."""
+    import pandas as pd
+
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present) and len(present):
+        whole = bool((present % 1 == 0).all())
+        low, high = widened(float(present.min()), float(present.max()), whole)
+        return {"type": "integer" if whole else "number", "min": low, "max": high}
+    distinct = sorted(present.astype(str).unique())
+    if len(distinct) <= min(MAX_CATEGORIES, max(2, len(present) // 2)):
+        return {"type": "category", "allowed": distinct}
+    return {"type": "ignore"}
+
+
+def widened(low: float, high: float, whole: bool) -> tuple[float, float]:
+    """A plausibility range around [low, high]: half the span wider on each side, not below 0 if low >= 0."""
+    margin = (high - low) / 2 or max(abs(high), 1.0)
+    lower, upper = low - margin, high + margin
+    if low >= 0:
+        lower = max(lower, 0.0)
+    if whole:
+        return math.floor(lower), math.ceil(upper)
+    return outward(lower, math.floor), outward(upper, math.ceil)
+
+
+def outward(value: float, rounding) -> float:
+    """`value` rounded to 4 significant digits, away from the observed range (floor below it, ceil above it)."""
+    if value == 0:
+        return 0.0
+    step = 10 ** (math.floor(math.log10(abs(value))) - 3)
+    return round(rounding(value / step) * step, 12)
+
+
+def render(result: Draft, source: str) -> str:
+    """data/schema.yaml's text: the shipped file's layout, each column's notes as comments above it."""
+    lines = [
+        f"# {REVIEW_MARKER} a draft by `make schema` of {source} ({result.rows} rows): check each rule, settle",
+        "# each note marked for review and delete the marks (validate runs no draft). Ranges are plausibility",
+        "# bounds, wider than the data; categories are the complete allowed set; `ignore` columns are kept out",
+        "# of the model.",
+        "columns:",
+    ]
+    for name, rule in result.rules.items():
+        lines += [f"  # {note}" for note in result.notes.get(name, [])]
+        key = name if PLAIN_KEY.fullmatch(name) else json.dumps(name)
+        if rule["type"] == "category":
+            lines += [f"  {key}:", "    type: category", f"    allowed: {json.dumps(rule['allowed'])}"]
+        elif rule["type"] == "ignore":
+            lines.append(f"  {key}: " + flow(type="ignore"))
+        else:
+            low, high = yaml_number(rule["min"]), yaml_number(rule["max"])
+            lines.append(f"  {key}: " + flow(type=rule["type"], min=low, max=high))
+    return "\n".join(lines) + "\n"
+
+
+def flow(**entries: str) -> str:
+    """A one-line YAML mapping, as the shipped file writes numeric rules: {type: integer, min: 1, max: 120}."""
+    return "{" + ", ".join(f"{key}: {value}" for key, value in entries.items()) + "}"
+
+
+def yaml_number(value: float) -> str:
+    """A number as YAML 1.1 (PyYAML) reads it back as one: an exponent needs a dot before it ("1.0e-05")."""
+    text = repr(value)
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
+
+
+def write_draft(root: Path, params: Params, data: str, target: str, output: str | None, force: bool) -> None:
+    """Draft the contract of `data` into `output` (params.yaml's validate.schema by default)."""
+    named = output or params.validate.schema
+    path = root / named
+    if path.exists() and not force and REVIEW_MARKER not in path.read_text(encoding="utf-8"):
+        raise ProjectError(f"{named}: a reviewed contract is there; FORCE=1 (--force) replaces it")
+    result = draft(read_table(root / data), target, params)
+    write_atomic(path, render(result, data))
+    types = [rule["type"] for rule in result.rules.values()]
+    counts = ", ".join(f"{types.count(kind)} {kind}" for kind in sorted(set(types)))
+    print(f"schema: drafted {named} from {data}: {len(types)} columns ({counts}), {result.reviews} REVIEW: note(s)")
+    print(f"  params.yaml: data.source: {data}, data.target: {target}, data.positive_class: the class to score")
+    print(f"  (the rarest class is '{result.rarest_class}')")

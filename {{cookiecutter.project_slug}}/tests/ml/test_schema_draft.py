@@ -1,0 +1,144 @@
+"""`schema`: the data contract drafted from a data file, settled by a person, then enforced by validate.
+
+Every test drafts from the project's own data (a slice of params.yaml's data.source), whatever that data is.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import project_params, read_data, write_data
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.ml import data, validate
+from {{ cookiecutter.package_name }}.ml.preprocessing import feature_columns
+
+KEY = re.compile(r"^  ([^\s#].*?):(?: |$)")  # a column's line in the drafted file
+
+
+def draft(root: Path, *extra: str):
+    """`schema` on the copy's own data source and target."""
+    params = project_params(root)
+    arguments = ["schema", "--data", params.data.source, "--target", params.data.target, *extra]
+    return CliRunner().invoke(cli.main, arguments)
+
+
+def settle(path: Path) -> set[str]:
+    """Review the draft as a person accepting every guess: delete each REVIEW: note; return the columns noted."""
+    noted, kept, pending = set(), [], False
+    for line in path.read_text().splitlines():
+        if "REVIEW:" in line:
+            pending = line.startswith("  #")  # the header's note is about the whole file
+            continue
+        found = KEY.match(line)
+        if found and pending:
+            name = found[1]
+            noted.add(json.loads(name) if name.startswith('"') else name)
+            pending = False
+        kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+    return noted
+
+
+@pytest.fixture
+def salted(monkeypatch):
+    """A salt, for a project whose params.yaml hashes PII columns at ingest."""
+    monkeypatch.setenv("PII_SALT", "pepper")
+
+
+def test_validate_refuses_the_draft_until_its_notes_are_settled_then_the_data_passes(project, salted):
+    """The draft of the project's data is refused, naming the file and line of a note; settled, it accepts the
+    data it was drafted from (failing, at most, on the columns the notes were about)."""
+    params = load_params(project)
+    drafted = draft(project, "--force")
+    assert drafted.exit_code == 0, drafted.output
+    assert f"drafted {params.validate.schema} from {params.data.source}" in drafted.stdout
+    data.ingest(project, params)
+
+    refused = CliRunner().invoke(cli.main, ["validate"])
+    assert refused.exit_code == 1
+    assert re.fullmatch(rf"error: \S*{re.escape(params.validate.schema)}:\d+: an unreviewed draft .*\n", refused.stderr)
+
+    noted = settle(project / params.validate.schema)
+    frame = pd.read_parquet(project / data.INGESTED)
+    failures = validate.check(frame, validate.load_schema(project / params.validate.schema), params)
+    assert {failure["column"] for failure in failures} <= noted, failures
+
+
+def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project):
+    """Numbers get a range around the observed one, whole numbers the integer type; text lists its values."""
+    params = project_params(project)
+    assert draft(project, "--force").exit_code == 0
+    rules = yaml.safe_load((project / params.validate.schema).read_text())["columns"]
+    frame = read_data(project / params.data.source)
+    assert list(rules) == [str(column) for column in frame.columns]
+    assert rules[params.data.target]["type"] == "category"
+    for name, rule in rules.items():
+        values = frame[name].dropna()
+        if rule["type"] in ("integer", "number"):
+            assert rule["min"] <= values.min() and values.max() <= rule["max"], name
+            assert rule["min"] < values.min() or rule["min"] == 0 or values.min() == values.max(), name
+            assert values.max() < rule["max"], name
+            assert (rule["type"] == "integer") == bool((values % 1 == 0).all()), name
+        elif rule["type"] == "category":
+            assert set(rule["allowed"]) == set(values.astype(str)), name
+
+
+def test_identifiers_pii_and_sensitive_attributes_are_marked_and_kept_out_of_the_model(project):
+    """An id column is `ignore`; an e-mail column is `ignore` with a note naming data.pii; a column named like a
+    sensitive attribute gets a note naming data.sensitive_features. Settled, the ignored ones are no features."""
+    params = project_params(project)
+    source = project / params.data.source
+    frame = read_data(source)
+    frame["customer_ref"] = [f"c-{number:06d}" for number in range(len(frame))]
+    frame["contact"] = [f"person{number}@example.com" for number in range(len(frame))]
+    frame["gender"] = ["f", "m", "x"] * (len(frame) // 3) + ["f"] * (len(frame) % 3)
+    write_data(frame, source)
+
+    assert draft(project, "--force").exit_code == 0
+    text = (project / params.validate.schema).read_text()
+    assert re.search(r"# REVIEW: looks like PII \(email .*data\.pii\.drop or data\.pii\.hash.*\n  contact: ", text)
+    assert re.search(r"# REVIEW: a likely sensitive attribute: .*data\.sensitive_features.*\n  gender:", text)
+    settle(project / params.validate.schema)
+    rules = validate.load_schema(project / params.validate.schema)
+    assert rules["customer_ref"] == rules["contact"] == {"type": "ignore"}
+    assert rules["gender"] == {"type": "category", "allowed": ["f", "m", "x"]}
+    numeric, categorical = feature_columns(rules, load_params(project))
+    assert {"customer_ref", "contact"}.isdisjoint(numeric + categorical) and "gender" in categorical
+
+
+def test_a_reviewed_contract_is_replaced_only_when_forced(project):
+    """Without --force a reviewed contract stays, in one line saying how to replace it; a draft may be redrafted."""
+    params = project_params(project)
+    schema = project / params.validate.schema
+    before = schema.read_bytes()
+    kept = draft(project)
+    assert kept.exit_code == 1 and schema.read_bytes() == before
+    refusal = f"error: {params.validate.schema}: a reviewed contract is there; FORCE=1 (--force) replaces it\n"
+    assert kept.stderr == refusal
+    assert draft(project, "--force").exit_code == 0 and schema.read_bytes() != before
+    assert draft(project).exit_code == 0  # an unreviewed draft is not protected
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--target", "no_such_column", "error: target 'no_such_column' is not a column of the data"),
+        ("--data", "data/raw/no_such_file.csv", "data/raw/no_such_file.csv: not found"),
+    ],
+    ids=["unknown-target", "missing-file"],
+)
+def test_bad_arguments_are_one_line_and_write_nothing(project, option, value, message):
+    """An unknown target column or a missing file: exit 1, one line naming it, the contract untouched."""
+    params = project_params(project)
+    schema = project / params.validate.schema
+    before = schema.read_bytes()
+    given = {"--data": params.data.source, "--target": params.data.target, option: value}
+    result = CliRunner().invoke(cli.main, ["schema", *[item for pair in given.items() for item in pair], "--force"])
+    assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1
+    assert schema.read_bytes() == before
