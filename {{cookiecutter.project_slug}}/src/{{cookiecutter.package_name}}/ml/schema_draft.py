@@ -75,7 +75,6 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
                 f"data.pii.drop or data.pii.hash in params.yaml"
             )
             continue
-        missing = float(values.isna().mean())
         if column == target:
             counts = values.dropna().astype(str).value_counts()
             result.rules[column] = {"type": "category", "allowed": sorted(counts.index)}
@@ -83,6 +82,7 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
             notes.append("the target (data.target): its classes")
             continue
         result.rules[column] = rule_for(values)
+        missing = float(values.isna().mean())
         if missing > params.validate.max_null_fraction:
             notes.append(
                 f"{REVIEW_MARKER} {missing:.1%} of its values are missing, more than validate.max_null_fraction "
