@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -52,10 +52,12 @@ class Validate:
 
 @dataclass(frozen=True)
 class Split:
-    """The stratified train/test split."""
+    """The train/test split: stratified and seeded; or by group, or by time (optional keys)."""
 
     test_size: float
     seed: int
+    group: str | None = None  # a column: all rows of one group go to the same side
+    time: str | None = None  # a column: the latest test_size share of the rows is the test split
 
 
 @dataclass(frozen=True)
@@ -183,10 +185,13 @@ def build(cls: type, raw: Any, where: str, source: str) -> Any:
     unknown = sorted(set(raw) - set(types) - set(values.get(others, {})))
     if unknown:
         raise ProjectError(f"{source}: unknown key '{where}.{unknown[0]}'")
-    missing = sorted(set(types) - set(raw))
+    optional = {item.name for item in fields(cls) if item.default is not MISSING}  # keys added after release
+    missing = sorted(set(types) - set(raw) - optional)
     if missing:
         raise ProjectError(f"{source}: missing key '{where}.{missing[0]}'")
     for name, kind in types.items():
+        if name not in raw:
+            continue  # an optional key: the dataclass default
         value = raw[name]
         if is_dataclass(kind):
             value = build(kind, value, f"{where}.{name}", source)
@@ -205,6 +210,8 @@ def _has_type(value: Any, kind: Any) -> bool:
     """Check a YAML value against a field's type (bools are not numbers, empty strings are not names)."""
     if isinstance(value, bool):
         return kind is bool
+    if kind == str | None:
+        return value is None or _has_type(value, str)
     if kind is str:
         return isinstance(value, str) and value != ""
     if kind is int:
@@ -235,6 +242,8 @@ def load_params(root: Path) -> Params:
     params = build(Params, raw, "params", PARAMS_FILE)
     if not 0 < params.split.test_size < 1:
         raise ProjectError(f"{PARAMS_FILE}: split.test_size must be between 0 and 1")
+    if params.split.group and params.split.time:
+        raise ProjectError(f"{PARAMS_FILE}: split.group and split.time are both set; choose one")
     if not 0 < params.data.pii.scan_threshold <= 1:
         raise ProjectError(f"{PARAMS_FILE}: data.pii.scan_threshold must be in (0, 1]")
     _check_tune(params.tune)

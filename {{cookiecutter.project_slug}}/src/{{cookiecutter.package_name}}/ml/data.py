@@ -96,10 +96,10 @@ def ingest(root: Path, params: Params) -> None:
 
 
 def split(root: Path, params: Params) -> None:
-    """Split the validated data into stratified, seeded train and test sets.
+    """Split the validated data into train and test sets, stratified and seeded by default.
 
-    Stratified by sampling the same fraction of every class; done in pandas because importing
-    scikit-learn alone would cost this stage most of its run time.
+    split.group keeps every group on one side; split.time makes the latest rows the test set. Done in pandas
+    because importing scikit-learn alone would cost this stage most of its run time.
     """
     import json
 
@@ -109,10 +109,45 @@ def split(root: Path, params: Params) -> None:
     if not validation.get("passed"):
         raise ProjectError(f"{VALIDATION}: the data failed validation; nothing is split")
     frame = pd.read_parquet(stage_input(root, INGESTED))
-    test = frame.groupby(params.data.target, group_keys=False).sample(
-        frac=params.split.test_size, random_state=params.split.seed
-    )
+    settings = params.split
+    for key in ("group", "time"):
+        column = getattr(settings, key)
+        if column and column not in frame.columns:
+            raise ProjectError(f"params.yaml: split.{key}: '{column}' is not a column of {params.data.source}")
+    if settings.group:
+        test = by_group(frame, settings.group, settings.test_size, settings.seed)
+    elif settings.time:
+        test = latest(frame, settings.time, settings.test_size)
+    else:
+        test = frame.groupby(params.data.target, group_keys=False).sample(
+            frac=settings.test_size, random_state=settings.seed
+        )
     train = frame.drop(index=test.index)
+    if train.empty or test.empty:
+        raise ProjectError(f"params.yaml: split: the {'test' if test.empty else 'train'} split would be empty")
     write_parquet(train, root / TRAIN)
     write_parquet(test, root / TEST)
     print(f"split: {len(train)} train rows -> {TRAIN}, {len(test)} test rows -> {TEST}")
+
+
+def by_group(frame: pd.DataFrame, column: str, test_size: float, seed: int) -> pd.DataFrame:
+    """The test rows: whole groups, drawn in a seeded order until they hold test_size of the rows."""
+    import numpy as np
+
+    sizes = frame.groupby(column, dropna=False, sort=True).size()
+    order = sizes.sample(frac=1, random_state=seed)
+    taken = order.index[: int(np.searchsorted(order.cumsum().to_numpy(), test_size * len(frame))) + 1]
+    return frame[frame[column].isin(taken) | (frame[column].isna() & taken.isna().any())]
+
+
+def latest(frame: pd.DataFrame, column: str, test_size: float) -> pd.DataFrame:
+    """The test rows: the latest test_size share by `column` (a date, a time or a number), ties kept together."""
+    import pandas as pd
+
+    values = frame[column]
+    if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values):
+        values = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    if values.isna().any():
+        raise ProjectError(f"params.yaml: split.time: '{column}' has values that are not dates, times or numbers")
+    cut = values.sort_values(kind="stable").iloc[len(frame) - max(1, round(test_size * len(frame)))]
+    return frame[values >= cut]

@@ -154,6 +154,7 @@ def fingerprint(root: Path, params: Params) -> str:
         "grid_points": params.tune.grid_points if params.tune.method == "grid" else None,
         "seeds": [params.tune.seed, params.train.seed],
         "cv_folds": params.tune.cv_folds,
+        **({"cv_groups": params.split.group} if params.split.group else {}),  # unset: the names studies had
         "metric": params.tune.metric,
         "n_trials": params.tune.n_trials,
         "data_md5": tracking.file_md5(stage_input(root, TRAIN)),
@@ -258,12 +259,15 @@ def objective(root: Path, params: Params):
     """The trial function: the mean cross-validated metric of the pipeline with the trial's hyperparameters."""
     import mlflow
     import optuna
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
     _check_metric(params)
     frame, labels, numeric, categorical = training_set(root, params)
     features = frame[numeric + categorical]
-    folds = StratifiedKFold(n_splits=params.tune.cv_folds, shuffle=True, random_state=params.tune.seed)
+    # With split.group, a group's rows stay in one fold too: a score on rows whose group was trained on flatters.
+    splitter = StratifiedGroupKFold if params.split.group else StratifiedKFold
+    folds = splitter(n_splits=params.tune.cv_folds, shuffle=True, random_state=params.tune.seed)
+    groups = frame[params.split.group] if params.split.group else None
     space = search_space(params)
     model = params.train.model
     target = trial_budget(params)
@@ -284,7 +288,9 @@ def objective(root: Path, params: Params):
             mlflow.set_tags({"gitops.kind": "tuning-trial", "optuna.trial": str(trial.number)})
             mlflow.log_params({f"train.{model}.{name}": value for name, value in values.items()})
             try:
-                scores = cross_val_score(pipeline, features, labels, cv=folds, scoring=params.tune.metric, n_jobs=1)
+                scores = cross_val_score(
+                    pipeline, features, labels, groups=groups, cv=folds, scoring=params.tune.metric, n_jobs=1
+                )
             except ValueError as error:  # scikit-learn checks hyperparameter values only when fitting
                 raise ProjectError(f"{PARAMS_FILE}: tune.search_space.{model} gave a bad value ({error})") from error
             mlflow.log_metrics(
