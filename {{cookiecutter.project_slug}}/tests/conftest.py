@@ -60,7 +60,7 @@ def feature_of(kind: str, root: Path = PROJECT, bounded: bool = False, skip=()) 
     params = project_params(root)
     excluded = {params.data.target, *params.data.pii.drop, *params.data.pii.hash, *params.train.drop_features, *skip}
     for name, rule in project_schema(root).items():
-        wanted = rule["type"] != "category" if kind == "numeric" else rule["type"] == kind
+        wanted = rule["type"] in ("integer", "number") if kind == "numeric" else rule["type"] == kind
         if wanted and name not in excluded and (not bounded or {"min", "max"} <= set(rule)):
             return name
     return None

@@ -91,7 +91,7 @@ def validate() -> None:
 
 @main.command()
 def split() -> None:
-    """Split the validated data into stratified train and test sets."""
+    """Split the validated data into train and test sets (stratified; or by group or time: params.yaml split)."""
     run(stage("split"))
 
 

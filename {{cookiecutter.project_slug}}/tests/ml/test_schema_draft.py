@@ -90,26 +90,31 @@ def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project)
 
 
 def test_identifiers_pii_and_sensitive_attributes_are_marked_and_kept_out_of_the_model(project):
-    """An id column is `ignore`; an e-mail column is `ignore` with a note naming data.pii; a column named like a
-    sensitive attribute gets a note naming data.sensitive_features. Settled, the ignored ones are no features."""
+    """An id column is `ignore`, and so is an empty one; an e-mail column is `ignore` with a note naming data.pii; a
+    column named like a sensitive attribute gets a note naming data.sensitive_features; a name YAML would misread
+    is quoted. Settled, the ignored ones are no features."""
     params = project_params(project)
     source = project / params.data.source
     frame = read_data(source)
-    frame["customer_ref"] = [f"c-{number:06d}" for number in range(len(frame))]
-    frame["contact"] = [f"person{number}@example.com" for number in range(len(frame))]
-    frame["gender"] = ["f", "m", "x"] * (len(frame) // 3) + ["f"] * (len(frame) % 3)
+    frame["probe_ref"] = [f"c-{number:06d}" for number in range(len(frame))]
+    frame["probe_contact"] = [f"person{number}@example.com" for number in range(len(frame))]
+    frame["probe_gender"] = ["f", "m", "x"] * (len(frame) // 3) + ["f"] * (len(frame) % 3)
+    frame["probe_empty"] = None
+    frame["null"] = "n"  # a name YAML would read as null, unquoted
     write_data(frame, source)
 
     assert draft(project, "--force").exit_code == 0
     text = (project / params.validate.schema).read_text()
-    assert re.search(r"# REVIEW: looks like PII \(email .*data\.pii\.drop or data\.pii\.hash.*\n  contact: ", text)
-    assert re.search(r"# REVIEW: a likely sensitive attribute: .*data\.sensitive_features.*\n  gender:", text)
+    pii_note = r"# REVIEW: looks like PII \(email .*data\.pii\.drop or data\.pii\.hash.*\n  probe_contact: "
+    assert re.search(pii_note, text)
+    assert re.search(r"# REVIEW: a likely sensitive attribute: .*data\.sensitive_features.*\n  probe_gender:", text)
     settle(project / params.validate.schema)
     rules = validate.load_schema(project / params.validate.schema)
-    assert rules["customer_ref"] == rules["contact"] == {"type": "ignore"}
-    assert rules["gender"] == {"type": "category", "allowed": ["f", "m", "x"]}
+    assert rules["probe_ref"] == rules["probe_contact"] == {"type": "ignore"}
+    assert rules["probe_gender"] == {"type": "category", "allowed": ["f", "m", "x"]}
+    assert rules["probe_empty"] == {"type": "ignore"} and rules["null"] == {"type": "category", "allowed": ["n"]}
     numeric, categorical = feature_columns(rules, load_params(project))
-    assert {"customer_ref", "contact"}.isdisjoint(numeric + categorical) and "gender" in categorical
+    assert {"probe_ref", "probe_contact"}.isdisjoint(numeric + categorical) and "probe_gender" in categorical
 
 
 def test_a_reviewed_contract_is_replaced_only_when_forced(project):

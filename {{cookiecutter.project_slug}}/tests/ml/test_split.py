@@ -55,7 +55,7 @@ def test_every_row_of_a_group_is_on_one_side(project):
     take one group."""
     rows = len(read_data(project / project_params(project).data.source))
     add_column(project, "household", [f"h{number // 4}" for number in range(rows)])
-    set_split(project, group="household")
+    set_split(project, group="household", time=None)
 
     train, test = run_split(project)
 
@@ -70,7 +70,7 @@ def test_the_latest_rows_are_the_test_split(project):
     days = pd.date_range("2021-01-01", periods=rows, freq="D").strftime("%Y-%m-%d").tolist()
     shuffled = pd.Series(days).sample(frac=1, random_state=3).tolist()  # file order is not time order
     add_column(project, "applied_on", shuffled)
-    set_split(project, time="applied_on")
+    set_split(project, time="applied_on", group=None)
 
     train, test = run_split(project)
 
@@ -78,11 +78,24 @@ def test_the_latest_rows_are_the_test_split(project):
     assert len(test) == max(1, round(load_params(project).split.test_size * rows))
 
 
+def test_a_split_that_leaves_a_class_on_one_side_is_one_line(project):
+    """Ordered so that one class holds the latest rows, a time split cannot give both sides every class."""
+    params = project_params(project)
+    frame = read_data(project / params.data.source)
+    latest = frame[params.data.target].astype(str) == str(frame[params.data.target].iloc[0])  # one class, the latest
+    add_column(project, "applied_on", [row + len(frame) * bool(late) for row, late in enumerate(latest)])
+    set_split(project, time="applied_on", group=None)
+
+    with pytest.raises(ProjectError, match=r"^params\.yaml: split: the (train|test) split would have no '.+' rows$"):
+        run_split(project)
+    assert not (project / data.TRAIN).exists()
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"group": "no_such_column"}, "split.group: 'no_such_column' is not a column of "),
-        ({"time": "no_such_column"}, "split.time: 'no_such_column' is not a column of "),
+        ({"group": "no_such_column", "time": None}, "split.group: 'no_such_column' is not a column of "),
+        ({"time": "no_such_column", "group": None}, "split.time: 'no_such_column' is not a column of "),
     ],
     ids=["group", "time"],
 )

@@ -110,7 +110,7 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     configured = params.train.hyperparameters  # no run params given: params.yaml's
     assert all(f"| {key} | {value} |" in text for key, value in configured.items() if isinstance(value, int))
     assert "Hyperparameters from params.yaml" in text
-    (share,) = re.findall(r"trained on a stratified (\d+)% of the data", text)
+    (share,) = re.findall(r"trained on (\d+)% of the data, split ", text)
     assert abs(int(share) / 100 - (1 - params.split.test_size)) <= 0.005  # the training share, rounded
     assert "passed for 300 rows" in text
     # Each sensitive feature, and whether the model sees it (a feature train drops is for evaluation only).

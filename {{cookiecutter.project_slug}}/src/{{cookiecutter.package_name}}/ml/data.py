@@ -1,4 +1,4 @@
-"""Ingest (read the source, remove PII) and split (stratified, seeded) stages."""
+"""Ingest (read the source, remove PII) and split (stratified and seeded, or by group, or by time) stages."""
 
 from __future__ import annotations
 
@@ -123,8 +123,10 @@ def split(root: Path, params: Params) -> None:
             frac=settings.test_size, random_state=settings.seed
         )
     train = frame.drop(index=test.index)
-    if train.empty or test.empty:
-        raise ProjectError(f"params.yaml: split: the {'test' if test.empty else 'train'} split would be empty")
+    for side, rows in (("train", train), ("test", test)):
+        absent = set(frame[params.data.target].astype(str)) - set(rows[params.data.target].astype(str))
+        if absent:  # by group or by time, a class can end up on one side only
+            raise ProjectError(f"params.yaml: split: the {side} split would have no '{sorted(absent)[0]}' rows")
     write_parquet(train, root / TRAIN)
     write_parquet(test, root / TEST)
     print(f"split: {len(train)} train rows -> {TRAIN}, {len(test)} test rows -> {TEST}")

@@ -29,7 +29,7 @@ from .validate import REVIEW_MARKER
 if TYPE_CHECKING:
     import pandas as pd
 
-PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name YAML reads back unquoted as the same string
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name that may go unquoted, unless YAML reads it otherwise
 MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
 SENSITIVE_NAME = re.compile(
     r"(?:^|_)(?:sex|gender|age|race|ethnic\w*|religion|marital\w*|nationality|citizenship|disabilit\w*"
@@ -57,6 +57,8 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
     """The contract `frame` suggests, with `target` as the label."""
     if target not in frame.columns:
         raise ProjectError(f"target '{target}' is not a column of the data (columns: {', '.join(map(str, frame))})")
+    if frame.empty:
+        raise ProjectError("the data has no rows: nothing to draft a contract from")
     result = Draft(rows=len(frame))
     declared = {*params.data.pii.drop, *params.data.pii.hash}
     flagged = {found.column: found for found in pii.scan(frame, params.data.pii.scan_threshold, skip=declared)}
@@ -83,13 +85,18 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
             continue
         result.rules[column] = rule_for(values)
         missing = float(values.isna().mean())
-        if missing > params.validate.max_null_fraction:
+        if missing == 1:
+            notes.append(f"{REVIEW_MARKER} every value is missing: kept out of the model; drop it from the data?")
+        elif missing > params.validate.max_null_fraction:
             notes.append(
                 f"{REVIEW_MARKER} {missing:.1%} of its values are missing, more than validate.max_null_fraction "
                 f"({params.validate.max_null_fraction}) in params.yaml allows"
             )
-        if result.rules[column]["type"] == "ignore":
-            notes.append(f"{values.nunique()} distinct values: an identifier or free text, kept out of the model")
+        kind, distinct = result.rules[column]["type"], values.nunique()
+        if kind == "ignore" and missing < 1:
+            notes.append(f"{distinct} distinct values: an identifier or free text, kept out of the model")
+        if kind == "integer" and distinct == values.notna().sum() >= 100:
+            notes.append(f"{REVIEW_MARKER} all {distinct} values differ: an identifier? `type: ignore` keeps it out")
         if SENSITIVE_NAME.search(column):
             notes.append(
                 f"{REVIEW_MARKER} a likely sensitive attribute: list it in data.sensitive_features (params.yaml) "
@@ -100,12 +107,16 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
 
 def rule_for(values: pd.Series) -> dict[str, Any]:
     """The rule one column's values suggest."""
+    import numpy as np
     import pandas as pd
 
     present = values.dropna()
-    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present) and len(present):
-        whole = bool((present % 1 == 0).all())
-        low, high = widened(float(present.min()), float(present.max()), whole)
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        finite = present[np.isfinite(present.to_numpy(dtype="float64"))]  # an "inf" in a CSV reads as a number
+        if finite.empty:
+            return {"type": "ignore"}
+        whole = bool((finite % 1 == 0).all())
+        low, high = widened(float(finite.min()), float(finite.max()), whole)
         return {"type": "integer" if whole else "number", "min": low, "max": high}
     distinct = sorted(present.astype(str).unique())
     if len(distinct) <= min(MAX_CATEGORIES, max(2, len(present) // 2)):
@@ -128,8 +139,8 @@ def outward(value: float, rounding) -> float:
     """`value` rounded to 4 significant digits, away from the observed range (floor below it, ceil above it)."""
     if value == 0:
         return 0.0
-    step = 10 ** (math.floor(math.log10(abs(value))) - 3)
-    return round(rounding(value / step) * step, 12)
+    exponent = math.floor(math.log10(abs(value))) - 3
+    return float(f"{rounding(value / 10**exponent)}e{exponent}")  # k * 10**exponent, exactly as decimal text
 
 
 def render(result: Draft, source: str) -> str:
@@ -143,9 +154,10 @@ def render(result: Draft, source: str) -> str:
     ]
     for name, rule in result.rules.items():
         lines += [f"  # {note}" for note in result.notes.get(name, [])]
-        key = name if PLAIN_KEY.fullmatch(name) else json.dumps(name)
+        key = name if plain(name) else json.dumps(name, ensure_ascii=False)
         if rule["type"] == "category":
-            lines += [f"  {key}:", "    type: category", f"    allowed: {json.dumps(rule['allowed'])}"]
+            allowed = json.dumps(rule["allowed"], ensure_ascii=False)
+            lines += [f"  {key}:", "    type: category", f"    allowed: {allowed}"]
         elif rule["type"] == "ignore":
             lines.append(f"  {key}: " + flow(type="ignore"))
         else:
@@ -157,6 +169,13 @@ def render(result: Draft, source: str) -> str:
 def flow(**entries: str) -> str:
     """A one-line YAML mapping, as the shipped file writes numeric rules: {type: integer, min: 1, max: 120}."""
     return "{" + ", ".join(f"{key}: {value}" for key, value in entries.items()) + "}"
+
+
+def plain(name: str) -> bool:
+    """Whether YAML reads the column name back, unquoted, as the same string (not `yes`, `null`, `1e3`, ...)."""
+    import yaml
+
+    return bool(PLAIN_KEY.fullmatch(name)) and yaml.safe_load(f"{name}: 0") == {name: 0}
 
 
 def yaml_number(value: float) -> str:

@@ -255,6 +255,21 @@ def claimed(study, before: int | None = None) -> int:
     return sum(1 for trial in trials if before is None or trial.number < before)
 
 
+def fold_groups(frame, params: Params):
+    """The group of each training row, as integers (a missing value is a group of its own); None without split.group."""
+    import pandas as pd
+
+    if not params.split.group:
+        return None
+    codes = pd.factorize(frame[params.split.group], use_na_sentinel=False)[0]
+    if len(set(codes)) < params.tune.cv_folds:
+        raise ProjectError(
+            f"{PARAMS_FILE}: split.group '{params.split.group}' has {len(set(codes))} groups in the training split, "
+            f"fewer than tune.cv_folds ({params.tune.cv_folds})"
+        )
+    return codes
+
+
 def objective(root: Path, params: Params):
     """The trial function: the mean cross-validated metric of the pipeline with the trial's hyperparameters."""
     import mlflow
@@ -267,7 +282,7 @@ def objective(root: Path, params: Params):
     # With split.group, a group's rows stay in one fold too: a score on rows whose group was trained on flatters.
     splitter = StratifiedGroupKFold if params.split.group else StratifiedKFold
     folds = splitter(n_splits=params.tune.cv_folds, shuffle=True, random_state=params.tune.seed)
-    groups = frame[params.split.group] if params.split.group else None
+    groups = fold_groups(frame, params)
     space = search_space(params)
     model = params.train.model
     target = trial_budget(params)

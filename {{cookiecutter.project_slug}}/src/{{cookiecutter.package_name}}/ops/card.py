@@ -107,6 +107,15 @@ def _json(root: Path, name: str) -> dict:
     return data
 
 
+def _split_rule(params) -> str:
+    """How the training and test rows were told apart (params.yaml split)."""
+    if params.split.group:
+        return f"by group (no `{params.split.group}` on both sides; seed {params.split.seed})"
+    if params.split.time:
+        return f"by time (the latest rows by `{params.split.time}` held out)"
+    return f"stratified by class (seed {params.split.seed})"
+
+
 def _sensitive_use(params) -> str:
     """Each sensitive feature, and whether the model sees it: dropped ones are kept for evaluation only."""
     return (
@@ -318,8 +327,8 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         "",
         "### Training Procedure",
         "",
-        f"scikit-learn `{params.train.model}`, seed {params.train.seed}, trained on a stratified "
-        f"{1 - params.split.test_size:.0%} of the data (split seed {params.split.seed}); params md5 "
+        f"scikit-learn `{params.train.model}`, seed {params.train.seed}, trained on "
+        f"{1 - params.split.test_size:.0%} of the data, split {_split_rule(params)}; params md5 "
         f"`{lineage['params_md5']}`. Hyperparameters {hyper_source}:",
         "",
         *_table(("hyperparameter", "value"), sorted(hyperparameters.items())),
@@ -328,7 +337,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         "",
         "### Testing Data",
         "",
-        f"The held-out stratified {params.split.test_size:.0%} of the same file (never seen in training).",
+        f"The held-out {params.split.test_size:.0%} of the same file (never seen in training).",
         "",
         "### Metrics",
         "",
