@@ -39,6 +39,13 @@ def test_params_refuse_unknown_and_mistyped_keys(project, key, value, message):
         load_params(project)
 
 
+@pytest.mark.parametrize(("written", "read"), [(1, "1"), (0, "0"), (True, "True"), (1.0, "1.0")])
+def test_a_positive_class_written_as_a_number_or_boolean_is_read_as_its_label_text(project, written, read):
+    """`positive_class: 1` (a 0/1 target) is the label "1", as the data's labels are compared; not a type error."""
+    set_param(project, "data.positive_class", written)
+    assert load_params(project).data.positive_class == read
+
+
 def test_ingest_writes_parquet_and_drops_pii(project):
     """Declared PII columns are dropped or replaced by salted hashes before anything is stored."""
     dropped = feature_of("category", project) or feature_of("numeric", project)

@@ -239,6 +239,7 @@ def load_params(root: Path) -> Params:
         raise ProjectError(f"{PARAMS_FILE}: not found in {root}") from error
     except yaml.YAMLError as error:
         raise ProjectError(f"{PARAMS_FILE}: not valid YAML ({error})") from error
+    _class_as_text(raw)
     params = build(Params, raw, "params", PARAMS_FILE)
     if not 0 < params.split.test_size < 1:
         raise ProjectError(f"{PARAMS_FILE}: split.test_size must be between 0 and 1")
@@ -248,6 +249,17 @@ def load_params(root: Path) -> Params:
         raise ProjectError(f"{PARAMS_FILE}: data.pii.scan_threshold must be in (0, 1]")
     _check_tune(params.tune)
     return params
+
+
+def _class_as_text(raw: Any) -> None:
+    """Read a positive class written as a number or boolean (1, true, 1.0) as label text ("1", "True", "1.0").
+
+    Labels are compared as text, as pandas reads the same values from the data file: a 0/1 target works as written.
+    """
+    data = raw.get("data") if isinstance(raw, dict) else None
+    value = data.get("positive_class") if isinstance(data, dict) else None
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        data["positive_class"] = str(value)
 
 
 def _check_tune(tune: Tune) -> None:
