@@ -57,10 +57,12 @@ def project_schema(root: Path = PROJECT) -> dict:
 def feature_of(kind: str, root: Path = PROJECT, bounded: bool = False, skip=()) -> str | None:
     """The first column of the schema of type `kind` ("category", "integer", "number", or "numeric" for either)
     that the model may see (not the target, not PII, not dropped), with min and max when `bounded`; None if none."""
+    from {{ cookiecutter.package_name }}.ml.validate import NUMERIC_TYPES
+
     params = project_params(root)
     excluded = {params.data.target, *params.data.pii.drop, *params.data.pii.hash, *params.train.drop_features, *skip}
     for name, rule in project_schema(root).items():
-        wanted = rule["type"] in ("integer", "number") if kind == "numeric" else rule["type"] == kind
+        wanted = rule["type"] in NUMERIC_TYPES if kind == "numeric" else rule["type"] == kind
         if wanted and name not in excluded and (not bounded or {"min", "max"} <= set(rule)):
             return name
     return None

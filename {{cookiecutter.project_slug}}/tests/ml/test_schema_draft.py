@@ -80,7 +80,7 @@ def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project)
     assert rules[params.data.target]["type"] == "category"
     for name, rule in rules.items():
         values = frame[name].dropna()
-        if rule["type"] in ("integer", "number"):
+        if rule["type"] in validate.NUMERIC_TYPES:
             assert rule["min"] <= values.min() and values.max() <= rule["max"], name
             assert rule["min"] < values.min() or rule["min"] == 0 or values.min() == values.max(), name
             assert values.max() < rule["max"], name

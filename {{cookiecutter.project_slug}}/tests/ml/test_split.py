@@ -30,7 +30,10 @@ def set_split(root, **settings) -> None:
     """Set (or, with None, remove) keys of the copy's split section."""
     params = yaml.safe_load((root / "params.yaml").read_text())
     for key, value in settings.items():
-        params["split"].pop(key, None) if value is None else params["split"].update({key: value})
+        if value is None:
+            params["split"].pop(key, None)
+        else:
+            params["split"][key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

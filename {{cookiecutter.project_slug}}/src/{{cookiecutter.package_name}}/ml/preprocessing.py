@@ -11,6 +11,7 @@ from typing import Any
 from ..core.config import Params
 from ..core.errors import ProjectError
 from . import features
+from .validate import NUMERIC_TYPES
 
 BUILT_IN = ("numeric", "categorical")  # the names of the built-in steps: extra steps need others
 
@@ -18,7 +19,7 @@ BUILT_IN = ("numeric", "categorical")  # the names of the built-in steps: extra 
 def feature_columns(schema: dict[str, dict[str, Any]], params: Params) -> tuple[list[str], list[str]]:
     """Return (numeric, categorical) feature columns: the schema minus target, PII and dropped columns."""
     excluded = {params.data.target, *params.data.pii.hash, *params.train.drop_features}
-    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] in ("integer", "number")]
+    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] in NUMERIC_TYPES]
     categorical = [name for name, rule in schema.items() if name not in excluded and rule["type"] == "category"]
     return numeric, categorical
 

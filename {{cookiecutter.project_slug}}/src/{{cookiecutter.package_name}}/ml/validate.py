@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pandas costs a second to import: only the commands that rea
 
 REPORT = VALIDATION
 # `ignore`: a column the data carries (an identifier, free text) that is kept out of the model and not checked.
-COLUMN_TYPES = ("integer", "number", "category", "ignore")
+NUMERIC_TYPES = ("integer", "number")
+COLUMN_TYPES = (*NUMERIC_TYPES, "category", "ignore")
 # What `make schema` puts beside each guess a person has to confirm; a contract that still has one is a draft.
 REVIEW_MARKER = "REVIEW:"
 
