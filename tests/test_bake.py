@@ -44,7 +44,8 @@ CORE_FILES = set(
     src/{package}/ml/__init__.py src/{package}/ml/models.py src/{package}/ml/metrics.py src/{package}/ml/features.py
     src/{package}/ml/registry.py src/{package}/ml/model_registry.py src/{package}/ml/metric_registry.py
     src/{package}/ml/preprocessing.py src/{package}/ml/data.py src/{package}/ml/pii.py src/{package}/ml/validate.py
-    src/{package}/ml/schema.py src/{package}/ml/schema_draft.py src/{package}/ml/pipeline.py
+    src/{package}/ml/schema.py src/{package}/ml/schema_draft.py src/{package}/ml/params_draft.py
+    src/{package}/ml/pipeline.py
     src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
     src/{package}/ml/estimators.py
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py

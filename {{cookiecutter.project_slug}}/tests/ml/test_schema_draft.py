@@ -105,7 +105,7 @@ def test_identifiers_pii_and_sensitive_attributes_are_marked_and_kept_out_of_the
 
     assert draft(project, "--force").exit_code == 0
     text = (project / params.validate.schema).read_text()
-    pii_note = r"# REVIEW: looks like PII \(email .*data\.pii\.drop or data\.pii\.hash.*\n  probe_contact: "
+    pii_note = r"# REVIEW: looks like PII \(email .*data\.pii\.drop.*data\.pii\.hash.*\n  probe_contact: "
     assert re.search(pii_note, text)
     assert re.search(r"# REVIEW: a likely sensitive attribute: .*data\.sensitive_features.*\n  probe_gender:", text)
     settle(project / params.validate.schema)
@@ -115,6 +115,53 @@ def test_identifiers_pii_and_sensitive_attributes_are_marked_and_kept_out_of_the
     assert rules["probe_empty"] == {"type": "ignore"} and rules["null"] == {"type": "category", "allowed": ["n"]}
     numeric, categorical = feature_columns(rules, load_params(project))
     assert {"probe_ref", "probe_contact"}.isdisjoint(numeric + categorical) and "probe_gender" in categorical
+
+
+def comments(text: str) -> set[str]:
+    """The comments of a YAML text, without the spaces that align them."""
+    return {line.split("#", 1)[1].strip() for line in text.splitlines() if "#" in line}
+
+
+def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(project, salted):
+    """Another file (the project's rows, a yes/no outcome, an e-mail, a gender and an age column): params.yaml's
+    data keys follow it, its comments stay, and once the notes are settled the data is ingested and validated."""
+    params = project_params(project)
+    frame = read_data(project / params.data.source)
+    rarest = frame[params.data.target].astype(str).value_counts().index[-1]
+    frame["probe_outcome"] = (frame.pop(params.data.target).astype(str) == rarest).map({True: "yes", False: "no"})
+    frame["probe_contact"] = [f"person{number}@example.com" for number in range(len(frame))]
+    frame["probe_gender"] = (["f", "m"] * len(frame))[: len(frame)]
+    frame["probe_age"] = [18 + number % 60 for number in range(len(frame))]
+    source = "data/raw/probe.csv"
+    write_data(frame, project / source)
+    before = (project / "params.yaml").read_text()
+
+    result = CliRunner().invoke(cli.main, ["schema", "--data", source, "--target", "probe_outcome", "--force"])
+    assert result.exit_code == 0, result.output
+    drafted = load_params(project)
+    assert (drafted.data.source, drafted.data.target, drafted.data.positive_class) == (source, "probe_outcome", "yes")
+    assert {"probe_gender", "probe_age"} <= set(drafted.data.sensitive_features) <= set(frame.columns)
+    assert drafted.data.pii.drop == ["probe_contact"] and drafted.data.pii.hash == []
+    assert set(drafted.train.drop_features) <= set(frame.columns)
+    edges = drafted.fairness.bins["probe_age"]
+    assert edges == sorted(edges) and edges[0] > 18 and edges[-1] <= 77
+    assert "probe_gender" not in drafted.fairness.bins
+    assert comments(before) <= comments((project / "params.yaml").read_text())
+
+    settle(project / drafted.validate.schema)
+    data.ingest(project, drafted)
+    ingested = pd.read_parquet(project / data.INGESTED)
+    assert "probe_contact" not in ingested.columns
+    assert validate.check(ingested, validate.load_schema(project / drafted.validate.schema), drafted) == []
+
+
+def test_a_draft_written_elsewhere_leaves_params_yaml_alone(project):
+    """--output to another file drafts that file only: params.yaml is not the contract's, so it stays as it is."""
+    before = (project / "params.yaml").read_bytes()
+    result = draft(project, "--output", "reports/draft.yaml")
+    assert result.exit_code == 0, result.output
+    assert (project / "reports/draft.yaml").is_file()
+    assert (project / "params.yaml").read_bytes() == before and "params.yaml unchanged" in result.stdout
 
 
 def test_a_reviewed_contract_is_replaced_only_when_forced(project):

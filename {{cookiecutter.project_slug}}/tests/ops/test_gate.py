@@ -388,6 +388,47 @@ def test_budgets_block(proj: Path):
     assert decision_of(proj)["failed_rules"] == ["latency", "size"]
 
 
+EACH_PARITY = with_rules(
+    "staging",
+    _rule("parity", "fairness", feature=policy.EACH_SENSITIVE_FEATURE, metric="demographic_parity_difference", max=0.1),
+)
+
+
+def fairness_of(**parity: float) -> dict:
+    """fairness.json measuring these demographic parity differences, one per sensitive feature."""
+    return {"sensitive_features": {name: {"demographic_parity_difference": v} for name, v in parity.items()}}
+
+
+def test_a_rule_for_each_sensitive_feature_bounds_every_one_and_shows_the_worst(proj: Path):
+    """`feature: each sensitive feature` passes when every measured feature is within the bound, and fails
+    naming each feature that is not; the row shows the value nearest to (or furthest past) the bound."""
+    write_policy(proj, EACH_PARITY)
+    write_json(proj, F, fairness_of(sex=0.04, region=0.09))
+    assert gate.run(proj, "staging") == 0
+    (row,) = [r for r in decision_of(proj)["rules"] if r["id"] == "parity"]
+    assert row["candidate"] == 0.09 and "sex 0.04" in row["reason"] and "region 0.09" in row["reason"]
+
+    write_json(proj, F, fairness_of(sex=0.04, region=0.12, age=0.3))
+    assert gate.run(proj, "staging") == 1
+    (row,) = [r for r in decision_of(proj)["rules"] if r["id"] == "parity"]
+    assert row["verdict"] == "fail" and row["candidate"] == 0.3
+    assert "for region 0.12 is above" in row["reason"] and "for age 0.3 is above" in row["reason"]
+    assert "sex" not in row["reason"]
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [fairness_of(), {"sensitive_features": {"sex": {"demographic_parity_difference": 0.01}, "age": {}}}],
+    ids=["no-feature-measured", "one-feature-unmeasured"],
+)
+def test_a_rule_for_each_sensitive_feature_cannot_decide_without_all_of_them(proj: Path, capsys, evidence):
+    """No sensitive feature at all, or one whose groups were too small to compare: exit 2 naming fairness.json."""
+    write_policy(proj, EACH_PARITY)
+    write_json(proj, F, evidence)
+    assert gate.run(proj, "staging") == 2
+    assert F in capsys.readouterr().err
+
+
 def test_regression_against_champion(proj: Path, registry):
     """Worse than the champion by more than the tolerance blocks; within it passes."""
     write_json(proj, L, {**LINEAGE, "run_id": registry["candidate_run"]})

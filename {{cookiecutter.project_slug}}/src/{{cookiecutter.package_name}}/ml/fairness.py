@@ -45,7 +45,8 @@ def check_params(params: Params) -> None:
         raise ProjectError(f"params.yaml: fairness.mitigation.method must be one of {', '.join(METHODS)}")
     if mitigation.constraint not in CONSTRAINTS:
         raise ProjectError(f"params.yaml: fairness.mitigation.constraint must be one of {', '.join(CONSTRAINTS)}")
-    if mitigation.feature not in params.data.sensitive_features:
+    # Only a mitigation in use needs its feature: data brought in with other sensitive columns keeps `none` valid.
+    if mitigation.method != "none" and mitigation.feature not in params.data.sensitive_features:
         raise ProjectError("params.yaml: fairness.mitigation.feature must be one of data.sensitive_features")
 
 

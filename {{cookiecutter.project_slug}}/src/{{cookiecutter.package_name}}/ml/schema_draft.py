@@ -5,9 +5,12 @@ a plausibility range wider than the observed one (half the observed span on each
 column that has no negative value), so new valid rows still pass; text and booleans with few distinct values are
 a `category` listing them; text with many (an identifier, free text) is `ignore`, kept out of the model rather
 than enumerated. What a person must decide is marked `REVIEW:`, and validate refuses the contract until every
-mark is gone: the draft as a whole, columns that look like PII (the ingest scanner's verdict; those params.yaml
-already declares are `ignore`), columns with more missing values than params.yaml allows, and likely sensitive
-attributes (by name).
+mark is gone: the draft as a whole, the class the model scores, columns that look like PII (the ingest scanner's
+verdict; those params.yaml already declares are `ignore`), columns with more missing values than params.yaml
+allows, and likely sensitive attributes (by name).
+
+Drafting the contract params.yaml names also drafts what params.yaml says of the data (params_draft.py), so the
+pipeline runs on the new file once the notes are settled.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.config import Params
+from ..core.config import PARAMS_FILE, Params
 from ..core.errors import ProjectError
-from ..core.files import write_atomic
+from ..core.files import write_together
 from . import pii
 from .data import read_table
-from .validate import REVIEW_MARKER
+from .params_draft import DataKeys, redraft
+from .validate import NUMERIC_TYPES, REVIEW_MARKER
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name that may go unquoted, unless YAML reads it otherwise
 MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
+MAX_GROUPS = 10  # a numeric sensitive column with at most this many values is compared value by value
 SENSITIVE_NAME = re.compile(
     r"(?:^|_)(?:sex|gender|age|race|ethnic\w*|religion|marital\w*|nationality|citizenship|disabilit\w*"
     r"|pregnan\w*|personal_status)(?:_|$)",
@@ -46,6 +51,9 @@ class Draft:
     notes: dict[str, list[str]] = field(default_factory=dict)
     rows: int = 0
     rarest_class: str | None = None
+    sensitive: list[str] = field(default_factory=list)  # named like a sensitive attribute, usable as a group
+    bins: dict[str, list[float]] = field(default_factory=dict)  # the numeric ones' group edges
+    pii: list[str] = field(default_factory=list)  # found by the scanner, not declared in params.yaml
 
     @property
     def reviews(self) -> int:
@@ -53,8 +61,12 @@ class Draft:
         return 1 + sum(note.startswith(REVIEW_MARKER) for notes in self.notes.values() for note in notes)
 
 
-def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
-    """The contract `frame` suggests, with `target` as the label."""
+def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = False) -> Draft:
+    """The contract `frame` suggests, with `target` as the label.
+
+    `with_params`: params.yaml is redrafted too, and the notes say what it chose (the positive class, the columns
+    dropped as PII, the sensitive features).
+    """
     if target not in frame.columns:
         raise ProjectError(f"target '{target}' is not a column of the data (columns: {', '.join(map(str, frame))})")
     if frame.empty:
@@ -72,16 +84,27 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
         if column in flagged and column != target:
             found = flagged[column]
             result.rules[column] = {"type": "ignore"}
-            notes.append(
-                f"{REVIEW_MARKER} looks like PII ({found.kind} in {found.share:.0%} of sampled values): name it in "
-                f"data.pii.drop or data.pii.hash in params.yaml"
+            result.pii.append(column)
+            where = (
+                "dropped at ingest (data.pii.drop in params.yaml); move it to data.pii.hash to keep it as a key"
+                if with_params
+                else "name it in data.pii.drop or data.pii.hash in params.yaml"
             )
+            share = f"{found.kind} in {found.share:.0%} of sampled values"
+            notes.append(f"{REVIEW_MARKER} looks like PII ({share}): {where}")
             continue
         if column == target:
             counts = values.dropna().astype(str).value_counts()
             result.rules[column] = {"type": "category", "allowed": sorted(counts.index)}
             result.rarest_class = str(counts.index[-1]) if len(counts) else None
             notes.append("the target (data.target): its classes")
+            if with_params:
+                notes.append(
+                    f"{REVIEW_MARKER} the model scores '{result.rarest_class}', the rarest class (data.positive_class "
+                    f"in params.yaml): name the other class there if that is the outcome to detect"
+                )
+            if len(counts) != 2:
+                notes.append(f"{REVIEW_MARKER} {len(counts)} classes: the pipeline scores a target of exactly two")
             continue
         result.rules[column] = rule_for(values)
         missing = float(values.isna().mean())
@@ -97,12 +120,42 @@ def draft(frame: pd.DataFrame, target: str, params: Params) -> Draft:
             notes.append(f"{distinct} distinct values: an identifier or free text, kept out of the model")
         if kind == "integer" and distinct == values.notna().sum() >= 100:
             notes.append(f"{REVIEW_MARKER} all {distinct} values differ: an identifier? `type: ignore` keeps it out")
-        if SENSITIVE_NAME.search(column):
-            notes.append(
-                f"{REVIEW_MARKER} a likely sensitive attribute: list it in data.sensitive_features (params.yaml) "
-                f"to measure fairness by it"
-            )
+        if SENSITIVE_NAME.search(column) and kind != "ignore" and distinct > 1:  # one value makes no groups
+            result.sensitive.append(column)
+            if kind in NUMERIC_TYPES:
+                result.bins[column] = group_edges(values)
+            if not with_params:
+                said = "list it in data.sensitive_features (params.yaml) to measure fairness by it"
+            elif column in result.bins:
+                said = f"listed in data.sensitive_features (params.yaml), grouped at fairness.bins.{column}"
+            else:
+                said = "listed in data.sensitive_features (params.yaml): the fairness rules bound it"
+            notes.append(f"{REVIEW_MARKER} a likely sensitive attribute: {said}")
     return result
+
+
+def group_edges(values: pd.Series) -> list[float]:
+    """Where the fairness groups of a numeric sensitive column start.
+
+    At each value when it has few; else at its quartiles (rounded), so that each group holds about a quarter of
+    the rows.
+    """
+    present = values.dropna()
+    distinct = sorted(present.unique())
+    if len(distinct) <= MAX_GROUPS:
+        return [_number(value) for value in distinct[1:]]
+    edges: list[float] = []
+    for share in (0.25, 0.5, 0.75):
+        edge = _number(float(f"{present.quantile(share):.3g}"))
+        if edge > present.min() and (not edges or edge > edges[-1]):
+            edges.append(edge)
+    return edges
+
+
+def _number(value: float) -> float:
+    """A plain number (a whole one as int), as params.yaml writes it."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def rule_for(values: pd.Series) -> dict[str, Any]:
@@ -150,8 +203,13 @@ def render(result: Draft, source: str) -> str:
         "# each note marked for review and delete the marks (validate runs no draft). Ranges are plausibility",
         "# bounds, wider than the data; categories are the complete allowed set; `ignore` columns are kept out",
         "# of the model.",
-        "columns:",
     ]
+    if not result.sensitive:
+        lines += [
+            "# No column is named like a sensitive attribute: list those the fairness rules must bound in",
+            "# data.sensitive_features (params.yaml); a rule for each sensitive feature cannot decide without one.",
+        ]
+    lines.append("columns:")
     for name, rule in result.rules.items():
         lines += [f"  # {note}" for note in result.notes.get(name, [])]
         key = name if plain(name) else json.dumps(name, ensure_ascii=False)
@@ -185,15 +243,29 @@ def yaml_number(value: float) -> str:
 
 
 def write_draft(root: Path, params: Params, data: str, target: str, output: str | None, force: bool) -> None:
-    """Draft the contract of `data` into `output` (params.yaml's validate.schema by default)."""
+    """Draft the contract of `data` into `output` (params.yaml's validate.schema by default).
+
+    Drafting that one redrafts params.yaml's data keys too: both files are written, or neither.
+    """
     named = output or params.validate.schema
     path = root / named
     if path.exists() and not force and REVIEW_MARKER not in path.read_text(encoding="utf-8"):
         raise ProjectError(f"{named}: a reviewed contract is there; FORCE=1 (--force) replaces it")
-    result = draft(read_table(root / data), target, params)
-    write_atomic(path, render(result, data))
+    with_params = Path(named) == Path(params.validate.schema)
+    frame = read_table(root / data)
+    result = draft(frame, target, params, with_params)
+    writes = [(path, render(result, data))]
+    if with_params:
+        columns = [str(name) for name in frame.columns]
+        keys = DataKeys(data, target, result.rarest_class or "", columns, result.sensitive, result.bins, result.pii)
+        writes.append((root / PARAMS_FILE, redraft(root / PARAMS_FILE, keys)))
+    write_together(writes)
     types = [rule["type"] for rule in result.rules.values()]
     counts = ", ".join(f"{types.count(kind)} {kind}" for kind in sorted(set(types)))
     print(f"schema: drafted {named} from {data}: {len(types)} columns ({counts}), {result.reviews} REVIEW: note(s)")
-    print(f"  params.yaml: data.source: {data}, data.target: {target}, data.positive_class: the class to score")
-    print(f"  (the rarest class is '{result.rarest_class}')")
+    if with_params:
+        sensitive = ", ".join(result.sensitive) or "none named like one: list them"
+        print(f"  {PARAMS_FILE}: its data keys follow {data}; it scores '{result.rarest_class}' (the rarest class);")
+        print(f"  sensitive features: {sensitive}. Settle the notes, then `make pipeline`.")
+    else:
+        print(f"  {PARAMS_FILE} unchanged ({named} is not its validate.schema); rarest class: {result.rarest_class}")

@@ -29,6 +29,9 @@ SCHEMA_PATH = "policies/promotion.schema.json"
 # Fairness metrics in reports/fairness.json: differences should be small, ratios close to 1.
 FAIRNESS_HIGHER_IS_BETTER = ("demographic_parity_ratio",)
 FAIRNESS_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
+# A fairness rule naming this instead of a column bounds every one of params.yaml's data.sensitive_features: the
+# policy then holds whatever data the project is given.
+EACH_SENSITIVE_FEATURE = "each sensitive feature"
 
 # `metrics.x` and `champion.metrics.x` inside CEL expressions: checked against the registry when loading.
 _CEL_METRIC_REFERENCE = re.compile(r"\bmetrics\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")

@@ -8,6 +8,7 @@ metric's direction" (`gain`, `beats`) are decided here only: `verify-pin` and `p
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -225,17 +226,38 @@ def _rule_no_regression(rule: dict, ctx: Context) -> dict:
 
 
 def _rule_fairness(rule: dict, ctx: Context) -> dict:
-    """Bounds on a fairness metric of one sensitive feature."""
+    """Bounds on a fairness metric of one sensitive feature, or of each (`feature: each sensitive feature`).
+
+    Every feature named must have the metric; for `each`, the row shows the feature nearest to (or furthest
+    past) a bound, and the rule fails if any feature does.
+    """
     rel = EVIDENCE_FILES["fairness"]
     label, bound = _bounds_label(f"{rule['metric']} ({rule['feature']})", rule)
-    features = ctx.evidence.get("fairness")["sensitive_features"]
-    if rule["feature"] not in features:
-        raise CannotDecide(f"{rel}: no sensitive feature '{rule['feature']}'")
-    if rule["metric"] not in features[rule["feature"]]:
-        raise CannotDecide(f"{rel}: {rule['feature']} has no '{rule['metric']}'")
-    value = float(features[rule["feature"]][rule["metric"]])
-    verdict, reason = _check_bounds(f"{rule['metric']} for {rule['feature']}", value, rule)
-    return _row(rule, label, verdict, reason, value, bound)
+    measured = ctx.evidence.get("fairness")["sensitive_features"]
+    names = list(measured) if rule["feature"] == policy_module.EACH_SENSITIVE_FEATURE else [rule["feature"]]
+    if not names:
+        raise CannotDecide(f"{rel}: no sensitive feature was measured (params.yaml: data.sensitive_features is empty)")
+    values = {}
+    for name in names:
+        if name not in measured:
+            raise CannotDecide(f"{rel}: no sensitive feature '{name}'")
+        if rule["metric"] not in measured[name]:
+            raise CannotDecide(f"{rel}: {name} has no '{rule['metric']}'")
+        values[name] = float(measured[name][rule["metric"]])
+    worst = min(values, key=lambda name: _margin(rule, values[name]))
+    checks = {name: _check_bounds(f"{rule['metric']} for {name}", value, rule) for name, value in values.items()}
+    failed = [reason for verdict, reason in checks.values() if verdict == FAIL]
+    if failed or len(names) == 1:
+        verdict, reason = (FAIL, "; ".join(failed)) if failed else checks[worst]
+    else:
+        listed = ", ".join(f"{name} {fmt(value)}" for name, value in values.items())
+        verdict, reason = PASS, f"{rule['metric']} is within bounds for each sensitive feature ({listed})"
+    return _row(rule, label, verdict, reason, values[worst], bound)
+
+
+def _margin(rule: dict, value: float) -> float:
+    """How far value is inside the rule's bounds (negative: outside by that much)."""
+    return min(value - rule.get("min", -math.inf), rule.get("max", math.inf) - value)
 
 
 def _rule_data_validation(rule: dict, ctx: Context) -> dict:

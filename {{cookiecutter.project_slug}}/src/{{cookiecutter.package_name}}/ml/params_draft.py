@@ -1,0 +1,95 @@
+"""What params.yaml says of the data, redrafted for a new data file (`schema` writes it beside the contract).
+
+The keys that name the data or its columns follow the new file: data.source, data.target, data.positive_class (the
+rarest class, for a person to confirm), data.sensitive_features (the columns named like sensitive attributes),
+fairness.bins for the numeric ones and the mitigation's feature; columns the new file lacks leave data.pii,
+train.drop_features and split; PII the scanner found is dropped at ingest. Everything else, comments included,
+stays as the person wrote it: the file is edited with a round-trip YAML library, never re-serialised.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.config import PARAMS_FILE
+from ..core.errors import ProjectError
+
+
+@dataclass(frozen=True)
+class DataKeys:
+    """What the drafted data file says params.yaml should name."""
+
+    source: str
+    target: str
+    positive_class: str
+    columns: list[str]
+    sensitive: list[str]  # data.sensitive_features
+    bins: dict[str, list[float]]  # fairness.bins of the numeric ones
+    pii: list[str]  # PII found, to drop at ingest
+
+
+def redraft(path: Path, draft: DataKeys) -> str:
+    """params.yaml's text with its data keys following the drafted data file."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML()
+    yaml.width = 4096  # lines stay as the person wrapped them
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"))
+        data, pii = document["data"], document["data"]["pii"]
+        train, split, fairness = document["train"], document["split"], document["fairness"]
+    except (OSError, YAMLError, KeyError, TypeError) as error:
+        raise ProjectError(f"{PARAMS_FILE}: cannot redraft its data keys ({type(error).__name__}: {error})") from error
+    present = set(draft.columns)
+
+    data["source"] = text(draft.source)
+    data["target"] = text(draft.target)
+    data["positive_class"] = text(draft.positive_class)
+    data["sensitive_features"] = flow(draft.sensitive)
+    kept_hash = [name for name in pii["hash"] if name in present]
+    dropped = [name for name in pii["drop"] if name in present]
+    pii["drop"] = flow(dropped + [name for name in draft.pii if name not in dropped and name not in kept_hash])
+    pii["hash"] = flow(kept_hash)
+    train["drop_features"] = flow([name for name in train["drop_features"] if name in present])
+    for key in ("group", "time"):
+        if key in split and split[key] not in present:
+            del split[key]
+    bins = fairness["bins"]
+    for name in [name for name in bins if name not in draft.bins]:
+        del bins[name]
+    for name, edges in draft.bins.items():
+        bins[text(name)] = flow(edges)
+    if draft.sensitive:
+        fairness["mitigation"]["feature"] = text(draft.sensitive[0])
+
+    written = io.StringIO()
+    yaml.dump(document, written)
+    return written.getvalue()
+
+
+def flow(items: list[Any]):
+    """A list written on one line, as params.yaml writes lists: [a, b]."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    sequence = CommentedSeq([text(item) if isinstance(item, str) else item for item in items])
+    sequence.fa.set_flow_style()
+    return sequence
+
+
+def text(value: str):
+    """A string that every YAML reader reads back as that string.
+
+    Quoted when YAML 1.1 (PyYAML, which loads params.yaml) would read it as something else: yes, off, null, 1e3.
+    """
+    import yaml
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    try:
+        plain = bool(value) and value.strip() == value and yaml.safe_load(f"key: {value}") == {"key": value}
+    except yaml.YAMLError:
+        plain = False
+    return value if plain else DoubleQuotedScalarString(value)
