@@ -84,6 +84,7 @@ def origin(tmp_path_factory, endpoint: str, environment_seed: EnvironmentSeed) -
     project = output / "credit-risk"
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["tune"]["enabled"] = False
+    params["evaluate"]["latency_repeats"] = 20
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with environment_seed.planted(project):
         sh(project, "make", "setup")

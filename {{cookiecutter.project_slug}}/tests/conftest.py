@@ -24,13 +24,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def without_tuning(root: Path) -> None:
-    """Turn tuning off in a copy's params.yaml: other stages' tests train on params.yaml's values, in seconds.
+def fast_stages(root: Path) -> None:
+    """Make a copy's params.yaml quick to run: tuning off, latency timed on 20 single-row predictions.
 
-    test_tune.py turns it back on where it tests tuning.
+    Other stages' tests then train on params.yaml's values and evaluate in seconds; test_tune.py turns tuning
+    back on where it tests tuning.
     """
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["tune"]["enabled"] = False
+    params["evaluate"]["latency_repeats"] = 20
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -125,7 +127,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, tmp_path / name)
     copy_data_slice(tmp_path)
-    without_tuning(tmp_path)
+    fast_stages(tmp_path)
     seed_store(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -142,7 +144,7 @@ def trained(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "params.yaml", "serving.yaml", project_params().validate.schema):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
-    without_tuning(root)
+    fast_stages(root)
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT / params.data.source, root / params.data.source)

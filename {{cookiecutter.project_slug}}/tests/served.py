@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import free_port, project_params, seed_store, without_tuning
+from conftest import fast_stages, free_port, project_params, seed_store
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.ml import data, train, validate
@@ -34,7 +34,7 @@ def make_project(root: Path) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, root / name)
     shutil.copytree(PROJECT / "src" / PACKAGE, root / "src" / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
-    without_tuning(root)  # the service is under test, not the search: train on params.yaml's values
+    fast_stages(root)  # the service is under test, not the search: train on params.yaml's values
     seed_store(root)
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import project_params, read_data, without_tuning, write_data
+from conftest import fast_stages, project_params, read_data, write_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
@@ -220,7 +220,7 @@ def served_project(root: Path) -> Path:
         shutil.copy(project / name, root / name)
     package = Path(data.__file__).parents[1]
     shutil.copytree(package, root / "src" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
-    without_tuning(root)
+    fast_stages(root)
     params = load_params(root)
     (root / params.data.source).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(project / params.data.source, root / params.data.source)

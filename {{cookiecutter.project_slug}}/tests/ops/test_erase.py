@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_data_slice, project_params, read_data, seed_store, without_tuning, write_data
+from conftest import copy_data_slice, fast_stages, project_params, read_data, seed_store, write_data
 
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGE = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["gitops"]["package"]
@@ -75,7 +75,7 @@ def make_repo(tmp_path: Path, root: Path, git_root: Path) -> Path:
         shutil.copy(PROJECT / name, root / name)
     shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     copy_data_slice(root)
-    without_tuning(root)  # seconds instead of a hyperparameter search per version
+    fast_stages(root)  # seconds instead of a hyperparameter search per version
     seed_store(root)
     (root / "data/extra").mkdir()
     (root / "data/extra/notes.txt").write_text("version 1\n")
