@@ -10,7 +10,8 @@ import math
 import tomllib
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from types import NoneType, UnionType
+from typing import Any, get_args, get_type_hints
 
 import yaml
 
@@ -210,8 +211,8 @@ def _has_type(value: Any, kind: Any) -> bool:
     """Check a YAML value against a field's type (bools are not numbers, empty strings are not names)."""
     if isinstance(value, bool):
         return kind is bool
-    if kind == str | None:
-        return value is None or _has_type(value, str)
+    if isinstance(kind, UnionType):  # an optional key, `str | None`: None or a value of one of the types
+        return any(value is None if part is NoneType else _has_type(value, part) for part in get_args(kind))
     if kind is str:
         return isinstance(value, str) and value != ""
     if kind is int:

@@ -85,11 +85,16 @@ def text(value: str):
 
     Quoted when YAML 1.1 (PyYAML, which loads params.yaml) would read it as something else: yes, off, null, 1e3.
     """
-    import yaml
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+    return value if reads_back(value) else DoubleQuotedScalarString(value)
+
+
+def reads_back(value: str) -> bool:
+    """Whether YAML 1.1 (PyYAML) reads `value`, written unquoted, back as the same string."""
+    import yaml
+
     try:
-        plain = bool(value) and value.strip() == value and yaml.safe_load(f"key: {value}") == {"key": value}
+        return bool(value) and value.strip() == value and yaml.safe_load(f"key: {value}") == {"key": value}
     except yaml.YAMLError:
-        plain = False
-    return value if plain else DoubleQuotedScalarString(value)
+        return False

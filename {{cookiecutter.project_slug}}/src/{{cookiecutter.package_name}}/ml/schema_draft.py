@@ -27,7 +27,7 @@ from ..core.errors import ProjectError
 from ..core.files import write_together
 from . import pii
 from .data import read_table
-from .params_draft import DataKeys, redraft
+from .params_draft import DataKeys, reads_back, redraft
 from .validate import NUMERIC_TYPES, REVIEW_MARKER
 
 if TYPE_CHECKING:
@@ -231,9 +231,7 @@ def flow(**entries: str) -> str:
 
 def plain(name: str) -> bool:
     """Whether YAML reads the column name back, unquoted, as the same string (not `yes`, `null`, `1e3`, ...)."""
-    import yaml
-
-    return bool(PLAIN_KEY.fullmatch(name)) and yaml.safe_load(f"{name}: 0") == {name: 0}
+    return bool(PLAIN_KEY.fullmatch(name)) and reads_back(name)
 
 
 def yaml_number(value: float) -> str:
