@@ -1,8 +1,8 @@
 """Shape the generated project from the answers, then make it a git repository.
 
 The variation between answers is data: CI_FOLDERS says which ci-templates/ folders are copied
-in for each CI answer, REMOVED which files an answer does without, and the license answer picks
-one text from LICENSES/.
+in for each CI answer, REMOVED which files an answer does without, TASK_EXAMPLES which example
+data and files each task ships, and the license answer picks one text from LICENSES/.
 Standard library and git only: no network, no installs.
 """
 
@@ -28,6 +28,15 @@ CI_FOLDERS = {
 REMOVED = {
     ("experiment_tracker", "mlflow"): ["tests/core/test_wandb_tracking.py"],  # needs the wandb package
 }
+
+
+# task -> the example data it ships. The task's example files are `<name>.<task>.yaml` beside the binary
+# example's `<name>.yaml` (TASK_FILES): the chosen task's replace the binary ones, the others are removed.
+TASK_EXAMPLES = {
+    "binary": ["data/raw/german_credit.csv"],
+    "regression": ["data/raw/diabetes.csv"],
+}
+TASK_FILES = ["params.yaml", "data/schema.yaml", "policies/promotion.yaml", "docs/model-card.yaml"]
 
 
 def template_dir(answers: dict) -> Path:
@@ -84,11 +93,28 @@ def remove_unused(answers: dict, project: Path) -> None:
                     (project / path).parent.rmdir()  # a folder that held only this file
 
 
+def choose_task(task: str, project: Path) -> None:
+    """Keep the chosen task's example data and files, in place of the binary example's; remove the others."""
+    for other, data in TASK_EXAMPLES.items():
+        if other != task:
+            for path in data:
+                (project / path).unlink()
+    for name in TASK_FILES:
+        path = project / name
+        for other in TASK_EXAMPLES:
+            variant = path.with_name(f"{path.stem}.{other}{path.suffix}")
+            if other == task and variant.exists():
+                variant.replace(path)
+            elif variant.exists():
+                variant.unlink()
+
+
 def main() -> None:
-    """Copy CI files, drop what the answers exclude, pick the license, then commit."""
+    """Copy CI files, drop what the answers exclude, pick the task's example and the license, then commit."""
     project = Path.cwd()
     copy_ci(ANSWERS["ci_provider"], template_dir(ANSWERS), project)
     remove_unused(ANSWERS, project)
+    choose_task(ANSWERS["task"], project)
     choose_license(ANSWERS["license"], project)
     git_init(ANSWERS, project)
 

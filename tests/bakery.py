@@ -27,10 +27,11 @@ OPTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 # CI provider and DVC remote shape different files, so every pair of their values is baked for the GitHub and
 # GitLab answers; the Jenkins and CircleCI files are copied whatever the remote, so those two answers take the
 # remotes in turn (one bake each), keeping the lint tier's time in check. The other choices only change text
-# inside files, so they are cycled through all the bakes.
+# inside files, or a few files of their own (the task: its example data, params, contract, policy and card), so
+# they are cycled through all the bakes.
 INTERACTING = ("ci_provider", "dvc_remote")
 PAIRED_CI = ("github", "gitlab", "both")
-CYCLED = ("python_version", "license", "experiment_tracker")
+CYCLED = ("python_version", "license", "experiment_tracker", "task")
 
 
 def combinations() -> list[dict[str, str]]:
@@ -51,7 +52,7 @@ def combination_id(context: dict[str, str]) -> str:
     return (
         f"ci={context['ci_provider']}-remote={context['dvc_remote']}"
         f"-py={context['python_version']}-license={context['license']}"
-        f"-tracker={context.get('experiment_tracker', 'mlflow')}"
+        f"-tracker={context.get('experiment_tracker', 'mlflow')}-task={context.get('task', 'binary')}"
     )
 
 
@@ -62,8 +63,9 @@ BAKES = Path(__import__("tempfile").mkdtemp(prefix="gitops-ml-bakes-"))
 @cache
 def _bake(frozen: tuple[tuple[str, str], ...]) -> Path:
     context = dict(frozen)
-    output = BAKES / combination_id(context) if context else BAKES / "defaults"
-    output.mkdir(parents=True)
+    # Answers left out take their defaults, so two answer sets may share an id: each bake gets a folder of its own.
+    name = combination_id(context) if context else "defaults"
+    output = Path(__import__("tempfile").mkdtemp(prefix=f"{name}-", dir=BAKES))
     return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output)))
 
 
@@ -166,7 +168,7 @@ def set_up(output: Path, seed: EnvironmentSeed, context: dict[str, str] | None =
     """Bake into output as a user would, then `make setup` (from the run's seed): the project, ready to run."""
     baked = bake_in_process(context or {}, output)
     assert baked.returncode == 0, baked.stderr
-    project = output / "credit-risk"
+    (project,) = output.iterdir()  # the one project baked into output, whatever its name
     with seed.planted(project):
         sh(project, "make", "setup")
     return project

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import COMBINATIONS, TEMPLATE, bake, bake_in_process
+from bakery import COMBINATIONS, OPTIONS, TEMPLATE, bake, bake_in_process
 
 pytestmark = pytest.mark.fast
 
@@ -24,7 +24,7 @@ CORE_FILES = set(
     """
     .dvc/.gitignore .dvc/config .dvcignore .gitignore .pre-commit-config.yaml .python-version
     CODEOWNERS LICENSE Makefile README.md dvc.yaml params.yaml pyproject.toml serving.yaml bentofile.yaml
-    data/README.md data/raw/german_credit.csv data/schema.yaml
+    data/README.md data/schema.yaml
     deploy/README.md deploy/production.yaml deploy/staging.yaml
     deploy/k8s/base/kustomization.yaml deploy/k8s/base/deployment.yaml deploy/k8s/base/service.yaml
     deploy/k8s/base/pdb.yaml deploy/k8s/base/hpa.yaml
@@ -45,7 +45,7 @@ CORE_FILES = set(
     src/{package}/ml/registry.py src/{package}/ml/model_registry.py src/{package}/ml/metric_registry.py
     src/{package}/ml/preprocessing.py src/{package}/ml/data.py src/{package}/ml/pii.py src/{package}/ml/validate.py
     src/{package}/ml/schema.py src/{package}/ml/schema_draft.py src/{package}/ml/params_draft.py
-    src/{package}/ml/pipeline.py
+    src/{package}/ml/pipeline.py src/{package}/ml/task.py
     src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
     src/{package}/ml/estimators.py
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
@@ -75,7 +75,11 @@ CORE_FILES = set(
 
 
 # Files only some answers bring: (option, answer) -> files.
-OPTION_FILES = {("experiment_tracker", "mlflow+wandb"): {"tests/core/test_wandb_tracking.py"}}
+OPTION_FILES = {
+    ("experiment_tracker", "mlflow+wandb"): {"tests/core/test_wandb_tracking.py"},
+    ("task", "binary"): {"data/raw/german_credit.csv"},
+    ("task", "regression"): {"data/raw/diabetes.csv"},
+}
 
 
 def ci_files(provider: str) -> set[str]:
@@ -105,7 +109,7 @@ def test_bake_writes_exactly_the_expected_files(context):
     for provider in providers:
         expected |= ci_files(provider)
     for (option, answer), files in OPTION_FILES.items():
-        if context.get(option) == answer:
+        if context.get(option, OPTIONS[option][0]) == answer:
             expected |= files
     assert project_files(project) == expected
 
@@ -296,3 +300,20 @@ def test_without_git_the_bake_still_works_and_says_how_to_commit(tmp_path):
     assert "git was not found" in result.stdout
     project = tmp_path / "out" / "credit-risk"
     assert (project / "dvc.yaml").exists() and not (project / ".git").exists()
+
+
+@pytest.mark.parametrize("task", OPTIONS["task"])
+def test_the_task_answer_ships_its_own_example_and_nothing_of_the_others(task):
+    """params.yaml, the contract, the policy and the card are the task's; its data file is the one params names."""
+    answers = ("ci_provider", "dvc_remote", "python_version", "license", "experiment_tracker")
+    defaults = {name: OPTIONS[name][0] for name in answers}
+    project = bake({**defaults, "task": task})
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["data"]["task"] == task
+    assert (project / params["data"]["source"]).is_file()
+    columns = yaml.safe_load((project / "data/schema.yaml").read_text())["columns"]
+    assert params["data"]["target"] in columns
+    assert set(params["data"]["sensitive_features"]) <= set(columns)
+    policy = (project / "policies/promotion.yaml").read_text()
+    assert ("metric: r2" in policy) == (task == "regression") and ("metric: roc_auc" in policy) == (task == "binary")
+    assert not [path for path in project_files(project) if any(f".{name}." in path for name in OPTIONS["task"])]

@@ -49,6 +49,12 @@ def project_params(root: Path = PROJECT):
     return load_params(root)
 
 
+# What only a binary classifier does (a decision threshold, its mitigation, class labels): skipped for other tasks.
+binary_only = pytest.mark.skipif(
+    project_params().data.task != "binary", reason="binary classification only (params.yaml data.task)"
+)
+
+
 def project_schema(root: Path = PROJECT) -> dict:
     """The column contract of `root`: the schema file params.yaml names, loaded and checked by the package."""
     from {{ cookiecutter.package_name }}.ml.validate import load_schema
@@ -105,14 +111,16 @@ def write_data(frame: pd.DataFrame, path: Path) -> None:
 
 
 def copy_data_slice(root: Path, rows: int = 300) -> Path:
-    """Write a stratified slice of the project's data (params.yaml data.source) to the same path under root.
+    """Write a slice of the project's data (params.yaml data.source) to the same path under root.
 
-    `rows` rows (at least validate.min_rows), every class in its share; all the data when it has fewer.
+    `rows` rows (at least validate.min_rows), every class in its share for a classifier; all the data when it
+    has fewer.
     """
     params = project_params()
     frame = read_data(PROJECT / params.data.source)
     share = min(1.0, max(rows, params.validate.min_rows) / len(frame))
-    sample = frame.groupby(params.data.target, group_keys=False).sample(frac=share, random_state=0)
+    by_class = frame.groupby(params.data.target, group_keys=False) if params.data.task != "regression" else frame
+    sample = by_class.sample(frac=share, random_state=0)
     write_data(sample, root / params.data.source)
     return root / params.data.source
 

@@ -1,6 +1,32 @@
-"""A release pin's champion as `promote` writes it, for the tests: each varies the fields it is about."""
+"""A release pin's champion as `promote` writes it, for the tests: each varies the fields it is about.
+
+Evidence written by hand speaks the project's task (params.yaml data.task), as the pipeline's would: its
+metrics, and its fairness figures per group, so that the policy loader and the model card accept it.
+"""
+
+from conftest import project_params
 
 from {{ cookiecutter.package_name }}.core.contract import ReleasePin
+
+TASK = project_params().data.task
+# A metric of the task where higher is better, the task's metrics as evaluate writes them, a fairness gap it
+# measures (lower is better) and one group's figures in fairness.json.
+QUALITY = "r2" if TASK == "regression" else "roc_auc"
+METRICS = {
+    "binary": {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
+    "regression": {"r2": 0.8, "rmse": 50.0, "mae": 40.0, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
+}[TASK]
+GAP = "mae_ratio" if TASK == "regression" else "demographic_parity_difference"
+GROUP = {
+    "binary": {
+        "count": 80,
+        "selection_rate": 0.3,
+        "true_positive_rate": 0.6,
+        "false_positive_rate": 0.2,
+        "accuracy": 0.74,
+    },
+    "regression": {"count": 80, "mean_prediction": 150.0, "mean_actual": 148.0, "mae": 40.0, "rmse": 50.0},
+}[TASK]
 
 
 def champion(**changes) -> dict:
@@ -17,7 +43,7 @@ def champion(**changes) -> dict:
         "policy_hash": "b" * 40,
         "decision_hash": "a" * 64,
         "promoted_at": "2026-01-01T00:00:00Z",
-        "metrics": {"roc_auc": 0.8125},
+        "metrics": {QUALITY: 0.8125},
     }
     return {**pinned, **changes}
 

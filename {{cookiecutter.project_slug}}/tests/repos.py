@@ -43,7 +43,7 @@ def write_decision(root: Path, env: str, outcome: str, code: int, failed=()) -> 
 
 def champion(**changes) -> dict:
     """A well-formed champion of this project's model, as promote writes it."""
-    metrics = {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3}
+    metrics = dict(pins.METRICS)
     mine = {"model_name": MODEL, "run_id": "run-3", "model_sha256": "m" * 64, "git_commit": "c" * 40}
     return pins.champion(**{**mine, "policy_hash": None, "decision_hash": HEX, "metrics": metrics, **changes})
 
@@ -55,3 +55,9 @@ def write_pin(root: Path, env: str, pinned: dict | None) -> None:
     if pinned is not None:
         (root / "deploy/cards").mkdir(exist_ok=True)
         (root / f"deploy/cards/{env}.md").write_text(f"# Model Card for {pinned['model_name']} v{pinned['version']}\n")
+
+
+def first_rule(root: Path, env: str, kind: str, bound: str | None = None) -> dict:
+    """The first rule of `kind` in the repository's policy for `env` (with a `bound`, one that sets it)."""
+    policy = yaml.safe_load((root / "policies/promotion.yaml").read_text())
+    return next(r for r in policy["environments"][env]["rules"] if r["kind"] == kind and (bound is None or bound in r))

@@ -1,5 +1,6 @@
 """A served project copy for the tests: trained like a bento's model, served by `bentoml serve` on 127.0.0.1,
-and the hostile requests a person would try first (test_service, test_lime and test_smoke share them)."""
+the hostile requests a person would try first (test_service, test_lime and test_smoke share them), and a
+generator of many more (test_service)."""
 
 import http.client
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from conftest import fast_stages, free_port, project_params, seed_store
+from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.ml import data, train, validate
@@ -183,3 +185,50 @@ def hand_written(records, contract, limits):
     if category is not None:
         cases.append(("unknown-category", json.dumps(record(**{category: SENTINEL})).encode(), json_type, 400))
     return cases
+
+
+def invalid(value, rule, tag):
+    """Make sure a drawn number really breaks `rule` (a schema may leave a bound open)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return value
+    if rule["type"] == "category" or (rule["type"] == "integer" and isinstance(value, float)):
+        return value  # a number is never a category; a fraction is never an integer
+    if "max" in rule:
+        return rule["max"] + 918273645 + tag
+    if "min" in rule:
+        return rule["min"] - 918273645 - tag
+    return 7131.4159 + tag if rule["type"] == "integer" else f"{SENTINEL}{tag}"
+
+
+@st.composite
+def hostile_request(draw, records, contract):
+    """A request that breaks the contract in one or more ways; every injected value carries SENTINEL."""
+    tag = draw(st.integers(0, 10**6))
+    text = st.just(f"{SENTINEL}{tag}")
+    distinctive_number = st.sampled_from([918273645 + tag, -918273645 - tag, 7131.4159 + tag])
+    bad_value = st.one_of(
+        text,
+        distinctive_number,
+        st.sampled_from([math.nan, math.inf, -math.inf, True, None]),
+        st.lists(text, max_size=3),
+        st.dictionaries(text, text, max_size=2),
+    )
+    shape = draw(st.sampled_from(["field", "field", "field", "unknown", "missing", "body", "wrapper"]))
+    batch = [dict(item) for item in draw(st.lists(st.sampled_from(records), min_size=1, max_size=5))]
+    target = draw(st.integers(0, len(batch) - 1))
+    if shape == "field":
+        for name in draw(st.lists(st.sampled_from(contract.columns), min_size=1, max_size=4, unique=True)):
+            batch[target][name] = invalid(draw(bad_value), contract.rules[name], tag)
+    elif shape == "unknown":
+        batch[target][f"{SENTINEL}{tag}_field"] = draw(bad_value)
+    elif shape == "missing":
+        batch[target].pop(draw(st.sampled_from(contract.columns)))
+        batch[target][f"{SENTINEL}{tag}"] = draw(bad_value)
+    elif shape == "wrapper":
+        payload = draw(st.sampled_from([{SENTINEL: batch}, {"records": batch, f"{SENTINEL}{tag}": 1}, [batch]]))
+        return json.dumps(payload).encode()
+    else:
+        raw = json.dumps({"records": batch}).encode()
+        cut = draw(st.integers(1, len(raw) - 1))
+        return raw[:cut] + f"{SENTINEL}{tag}".encode() + draw(st.binary(max_size=8))
+    return json.dumps({"records": batch}).encode()

@@ -7,20 +7,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 
 from {{ cookiecutter.package_name }}.core import contract
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import explain, features, pipeline
+from {{ cookiecutter.package_name }}.ml import explain, features, model_registry, pipeline
 from {{ cookiecutter.package_name }}.ml.preprocessing import preprocessor
 
 PROJECT = Path(__file__).resolve().parents[2]
+TASK = load_params(PROJECT).data.task
 
 
 def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:
-    """A frame whose label is decided by `decider` alone; `noise` and the category `colour` carry nothing."""
+    """A frame whose target is decided by `decider` alone (its sign, or a multiple of it, after the task).
+
+    `noise` and the category `colour` carry nothing.
+    """
     generator = np.random.default_rng(1)
     frame = pd.DataFrame(
         {
@@ -29,18 +33,19 @@ def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:
             "colour": generator.choice(["red", "green", "blue", "grey"], size=rows),
         }
     )
+    if TASK == "regression":
+        return frame, 3.0 * frame["decider"]
     return frame, (frame["decider"] > 0).astype(int)
 
 
-def fitted(estimator, frame, labels) -> Pipeline:
-    """The project's preprocessing and `estimator`, fitted like the train stage does."""
-    pipeline = Pipeline([("features", preprocessor(["decider", "noise"], ["colour"])), ("model", estimator)])
-    return pipeline.fit(frame, labels)
+def fitted(estimator, frame, labels, imputed=frozenset()) -> Pipeline:
+    """The project's preprocessing (imputing the `imputed` columns) and `estimator`, fitted as train does."""
+    encoding = preprocessor(["decider", "noise"], ["colour"], imputed)
+    return Pipeline([("features", encoding), ("model", estimator)]).fit(frame, labels)
 
 
 @pytest.mark.parametrize(
-    ("model", "kind"),
-    [("hist_gradient_boosting", "tree"), ("random_forest", "tree"), ("logistic_regression", "linear")],
+    ("model", "kind"), [(name, model.explainer) for name, model in model_registry.BUILT_IN[TASK].items()]
 )
 def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
     """Each shipped model gets the exact explainer it registers, and one-hot columns fold back into their column."""
@@ -58,12 +63,23 @@ def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
     assert values[0] > 3 * values[1]
 
 
+def test_imputed_columns_are_explained_under_their_own_names():
+    """Nullable columns are encoded behind an imputer: their outputs still fold back into the column they come from."""
+    params = load_params(PROJECT)
+    frame, labels = decided()
+    frame.loc[frame.index % 9 == 0, ["decider", "colour"]] = None
+    model = fitted(pipeline.build_model(params), frame, labels, imputed={"decider", "colour"})
+    ranked = [item["feature"] for item in explain.explain(model, frame, params)["top_features"]]
+    assert ranked[0] == "decider" and sorted(ranked) == ["colour", "decider", "noise"]
+
+
 def test_other_models_get_the_sampled_explainer_within_its_row_cap():
     """An estimator no model registers is explained on at most explain.max_rows rows, and still finds the decider."""
     params = load_params(PROJECT)
     params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=30, background_rows=20))
     frame, labels = decided()
-    explained = explain.explain(fitted(KNeighborsClassifier(), frame, labels), frame, params)
+    neighbours = KNeighborsRegressor() if TASK == "regression" else KNeighborsClassifier()
+    explained = explain.explain(fitted(neighbours, frame, labels), frame, params)
     assert (explained["explainer"], explained["rows"]) == ("sampled", 30)
     assert explained["top_features"][0]["feature"] == "decider"
 

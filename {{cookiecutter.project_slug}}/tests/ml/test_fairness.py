@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import project_schema
+from conftest import binary_only, project_schema
 
 from {{ cookiecutter.package_name }}.core import contract
 from {{ cookiecutter.package_name }}.core.config import load_params
@@ -25,10 +25,17 @@ def with_fairness(params, **changes):
     return dataclasses.replace(params, fairness=dataclasses.replace(params.fairness, mitigation=mitigation, **changes))
 
 
-def own_features(params, **changes):
+def own_features(params, task: str = "binary", **changes):
     """params.yaml's params with this module's own sensitive features: `sex` (a category) and `age` (a number
-    binned at 25, 40 and 60), mitigated by sex; the tests build frames with these columns, whatever the data is."""
-    params = dataclasses.replace(params, data=dataclasses.replace(params.data, sensitive_features=["sex", "age"]))
+    binned at 25, 40 and 60), mitigated by sex, and `task`; the tests build frames with these columns, whatever
+    the data is."""
+    binary = {"positive_class": params.data.positive_class or "1"} if task == "binary" else {"positive_class": None}
+    threshold = (params.evaluate.threshold or 0.5) if task == "binary" else None
+    params = dataclasses.replace(
+        params,
+        data=dataclasses.replace(params.data, sensitive_features=["sex", "age"], task=task, **binary),
+        evaluate=dataclasses.replace(params.evaluate, threshold=threshold),
+    )
     changes = {"bins": {"age": [25, 40, 60]}, **changes}
     changes["mitigation"] = {"feature": "sex", **changes.get("mitigation", {})}
     return with_fairness(params, **changes)
@@ -67,6 +74,42 @@ def test_rates_by_group_match_a_hand_computation():
     # Every age falls in one bin: nothing to compare, so no metric (a gate rule on age cannot decide).
     assert measured["sensitive_features"]["age"] == {}
     assert (measured["threshold"], measured["mitigation"]) == (params.evaluate.threshold, "none")
+
+
+def test_errors_by_group_match_a_hand_computation_for_regression():
+    """Regression: count, mean prediction and actual, MAE and RMSE per group, and the error ratios, by hand."""
+    params = own_features(load_params(PROJECT), task="regression", min_group_size=1)
+    frame = pd.DataFrame({"sex": ["f"] * 2 + ["m"] * 3, "age": [30] * 5})
+    actual = [1.0, 3.0, 2.0, 2.0, 5.0]
+    predicted = [2.0, 2.0, 2.0, 4.0, 2.0]
+    measured = fairness.measure(frame, actual, predicted, params)
+    # f: errors 1, 1 -> MAE 1, RMSE 1; m: errors 0, 2, 3 -> MAE 5/3, RMSE sqrt(13/3)
+    assert measured["by_group"]["sex"] == {
+        "f": {"count": 2, "mean_prediction": 2.0, "mean_actual": 2.0, "mae": 1.0, "rmse": 1.0},
+        "m": {
+            "count": 3,
+            "mean_prediction": pytest.approx(8 / 3, abs=1e-6),
+            "mean_actual": 3.0,
+            "mae": pytest.approx(5 / 3, abs=1e-6),
+            "rmse": pytest.approx((13 / 3) ** 0.5, abs=1e-6),
+        },
+    }
+    assert measured["sensitive_features"]["sex"] == {
+        "mae_ratio": pytest.approx(5 / 3, abs=1e-6),
+        "rmse_ratio": pytest.approx((13 / 3) ** 0.5, abs=1e-6),
+        "mean_prediction_difference": pytest.approx(8 / 3 - 2, abs=1e-6),
+    }
+    assert measured["sensitive_features"]["age"] == {}  # one bin: nothing to compare
+    assert (measured["task"], measured["threshold"]) == ("regression", None)
+
+
+def test_a_group_predicted_perfectly_beside_an_imperfect_one_has_no_error_ratio():
+    """An error ratio over a zero error is infinite: left out, so a gate rule on it cannot decide (and blocks)."""
+    params = own_features(load_params(PROJECT), task="regression", min_group_size=1)
+    frame = pd.DataFrame({"sex": ["f", "f", "m", "m"], "age": [30] * 4})
+    measured = fairness.measure(frame, [1.0, 2.0, 1.0, 2.0], [1.0, 2.0, 2.0, 2.0], params)
+    assert "mae_ratio" not in measured["sensitive_features"]["sex"]
+    assert "mean_prediction_difference" in measured["sensitive_features"]["sex"]
 
 
 def test_numeric_features_are_grouped_by_their_bins():
@@ -152,6 +195,7 @@ def disparate(rows: int = 800) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, labels
 
 
+@binary_only
 def test_the_threshold_optimizer_reduces_the_chosen_disparity():
     """On data with a built-in disparity the mitigation lowers its demographic parity difference, as
     ThresholdOptimizer decides, for the model kind params.yaml chooses."""
@@ -177,6 +221,7 @@ def test_the_threshold_optimizer_reduces_the_chosen_disparity():
     assert fairness.mitigate(pipeline, train_rows, train_labels, unmitigated) is pipeline  # method none
 
 
+@binary_only
 def test_a_mitigated_model_is_trained_evaluated_and_logged(project):
     """With the mitigation chosen, the stages still save one model, write fairness.json and log it all to MLflow."""
     import mlflow

@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.ml import lime_explainer, local_explain, train
 from {{ cookiecutter.package_name }}.ml.data import TEST, TRAIN
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.ml.task import outputs, targets
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 
@@ -40,12 +41,13 @@ def server(explained):
 
 
 def scored(root: Path):
-    """The test split, its labels (1: positive class) and the model's scores."""
+    """The test split, its labels (binary: 1 for the positive class; regression: the values) and the model's
+    output (the positive class's probability; the predicted value)."""
     params = load_params(root)
     model = joblib.load(root / train.MODEL)
     test = pd.read_parquet(root / TEST).reset_index(drop=True)
-    labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).to_numpy()
-    return model, test, labels, model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
+    labels = targets(test, params).to_numpy()
+    return model, test, labels, outputs(model, test[list(model.feature_names_in_)], params.data.task)
 
 
 def moved_off(model, frame: pd.DataFrame, feature: str, profile: dict, rules: dict) -> float:
@@ -78,6 +80,8 @@ def test_evaluate_explains_the_planned_rows_of_the_project(explained):
     params = load_params(root)
     local = params.explain.local
     model, test, labels, scores = scored(root)
+    if params.data.task == "regression":
+        return check_regression_plan(root, document, test, labels, scores)
     predicted = scores >= document["threshold"]
     kinds = [row["kind"] for row in document["rows"]]
     # Each kind as many times as params.yaml asks, or as the test split has rows of it (a good model errs rarely).
@@ -109,6 +113,71 @@ def test_evaluate_explains_the_planned_rows_of_the_project(explained):
     assert json.loads((root / local_explain.LOCAL).read_text()) == document
     report = (root / local_explain.LOCAL_MD).read_text()
     assert all(f"| {row['row']} |" in report for row in document["rows"])
+
+
+def check_regression_plan(root, document, test, labels, scores) -> None:
+    """Regression: the largest errors, then the smallest, then seeded random rows, each explained once."""
+    local = load_params(root).explain.local
+    kinds = [row["kind"] for row in document["rows"]]
+    errors = min(local.errors, len(test))
+    correct = min(local.correct, len(test) - errors)
+    drawn = min(local.random, len(test) - errors - correct)
+    assert kinds == ["largest_error"] * errors + ["smallest_error"] * correct + ["random"] * drawn
+    assert len({row["row"] for row in document["rows"]}) == len(kinds)
+    error = np.abs(labels - scores)
+    largest = [row["row"] for row in document["rows"] if row["kind"] == "largest_error"]
+    smallest = [row["row"] for row in document["rows"] if row["kind"] == "smallest_error"]
+    assert not largest or error[largest[0]] == error.max()
+    assert not smallest or error[smallest[0]] == error[np.setdiff1d(np.arange(len(error)), largest)].min()
+    for row in document["rows"]:
+        assert row["predicted"] == pytest.approx(scores[row["row"]], abs=1e-6)
+        assert row["truth"] == pytest.approx(labels[row["row"]])
+        assert "score" not in row and len(row["contributions"]) == len(model_columns(root))
+    report = (root / local_explain.LOCAL_MD).read_text()
+    assert all(f"| {row['row']} |" in report for row in document["rows"]) and "toward a higher value" in report
+
+
+def model_columns(root: Path) -> list[str]:
+    """The columns the trained model reads."""
+    return list(joblib.load(root / train.MODEL).feature_names_in_)
+
+
+def test_a_regressor_is_explained_by_its_predicted_value():
+    """A linear regressor of one number and one category, beside noise: LIME's local prediction follows the
+    predicted value, the deciding columns outrank the noise, and a missing value is explained as imputed."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"signal": rng.normal(size=2000), "noise": rng.normal(size=2000), "kind": rng.choice(["a", "b"], 2000)}
+    )
+    values = 3 * frame["signal"] + 2 * (frame["kind"] == "a") + rng.normal(scale=0.1, size=2000)
+    model = Pipeline(
+        [
+            ("features", ColumnTransformer([("kind", OneHotEncoder(), ["kind"])], remainder="passthrough")),
+            ("model", LinearRegression()),
+        ]
+    ).fit(frame, values)
+    columns = lime_explainer.Columns(numeric=["signal", "noise"], integers=[], categories={"kind": ["a", "b"]})
+    found = lime_explainer.profile(frame, columns)
+    rows = frame.head(20)
+    explained = lime_explainer.explain_rows(model, rows, found, columns, samples=2000, seed=0, task="regression")
+    predicted = model.predict(rows)
+    local_predictions = [item["local_prediction"] for item in explained]
+    assert np.corrcoef(local_predictions, predicted)[0, 1] > 0.8
+    assert all(item["contributions"][-1]["feature"] == "noise" for item in explained)
+    blank = rows.head(1).assign(signal=np.nan, kind=None)
+    filled = rows.head(1).assign(
+        signal=found["numeric"]["signal"]["bins"][1],
+        kind="a" if found["categorical"]["kind"][0] >= found["categorical"]["kind"][1] else "b",
+    )
+    explain = lime_explainer.explain_rows
+    assert explain(model, blank, found, columns, 500, 0, "regression") == explain(
+        model, filled, found, columns, 500, 0, "regression"
+    )
 
 
 def test_explanations_follow_a_model_whose_answer_is_known():
@@ -168,8 +237,12 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
     status, _, predicted = server.predict({"records": records})
     assert status == 200, predicted
     for answer, prediction, row in zip(answers, json.loads(predicted), chosen, strict=True):
-        assert answer["label"] == prediction["label"] == row["predicted"]
-        assert answer["score"] == pytest.approx(prediction["score"], abs=1e-12)
+        if contract.task == "regression":
+            assert answer["value"] == pytest.approx(prediction["value"], abs=1e-9)
+            assert answer["value"] == pytest.approx(row["predicted"], abs=1e-5)
+        else:
+            assert answer["label"] == prediction["label"] == row["predicted"]
+            assert answer["score"] == pytest.approx(prediction["score"], abs=1e-12)
         assert answer["local_prediction"] == row["local_prediction"]
         assert answer["contributions"] == row["contributions"][: document["top_k"]]
     status, _, again = explain_request(server, {"records": records[1:2]})

@@ -5,11 +5,13 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from conftest import feature_of, project_schema, read_data
+from conftest import binary_only, feature_of, project_params, project_schema, read_data, write_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import data, evaluate, metric_registry, train, tune, validate
+from {{ cookiecutter.package_name }}.ml import data, evaluate, metric_registry, model_registry, train, tune, validate
+
+TASK = project_params().data.task
 
 
 def set_param(root, dotted: str, value) -> None:
@@ -39,11 +41,52 @@ def test_params_refuse_unknown_and_mistyped_keys(project, key, value, message):
         load_params(project)
 
 
+@binary_only
 @pytest.mark.parametrize(("written", "read"), [(1, "1"), (0, "0"), (True, "True"), (1.0, "1.0")])
 def test_a_positive_class_written_as_a_number_or_boolean_is_read_as_its_label_text(project, written, read):
     """`positive_class: 1` (a 0/1 target) is the label "1", as the data's labels are compared; not a type error."""
     set_param(project, "data.positive_class", written)
     assert load_params(project).data.positive_class == read
+
+
+def test_missing_values_of_a_nullable_column_are_filled_in_by_the_model(project):
+    """A feature declared `nullable: true` may miss values: validate passes them, the model fills them in with the
+    training median (a number) or most frequent value (a category), and the batch check passes a row without it."""
+    import joblib
+    import numpy as np
+
+    from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
+    from {{ cookiecutter.package_name }}.serving.request import request_model
+
+    params = load_params(project)
+    columns = [name for name in (feature_of("numeric", project), feature_of("category", project)) if name]
+    frame = read_data(project / params.data.source)
+    for name in columns:
+        frame[name] = frame[name].astype(object).where(frame.index % 5 != 0, None)
+    write_data(frame, project / params.data.source)
+    schema = yaml.safe_load((project / params.validate.schema).read_text())
+    for name in columns:
+        schema["columns"][name]["nullable"] = True
+    (project / params.validate.schema).write_text(yaml.safe_dump(schema, sort_keys=False))
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(project, params)
+    model = joblib.load(project / train.MODEL)
+    contract = load_contract(project)
+
+    test = pd.read_parquet(project / data.TEST).dropna(subset=columns).head(1)
+    blank, reasons = check_frame(test.assign(**{name: None for name in columns}), contract)
+    assert reasons.tolist() == [""]
+    record = json.loads(blank.to_json(orient="records"))[0]  # what a client sends: null for the missing values
+    assert request_model(contract).model_validate(record).model_dump(by_alias=True) == record
+    encoding = model[0].named_transformers_
+    filled = test.copy()
+    for name in columns:
+        step = "numeric_imputed" if name in contract.numeric else "categorical_imputed"
+        position = list(encoding[step].feature_names_in_).index(name)
+        filled[name] = encoding[step]["impute"].statistics_[position]
+    clean, _ = check_frame(filled, contract)
+    predict = model.predict if params.data.task == "regression" else model.predict_proba
+    np.testing.assert_allclose(predict(blank), predict(clean))
 
 
 def test_ingest_writes_parquet_and_drops_pii(project):
@@ -108,7 +151,11 @@ def corruption(case: str, root):
             target,
             "null_target",
         ),
-        "one-class": (lambda frame: frame.assign(**{target: params.data.positive_class}), target, "binary_target"),
+        "one-class": (
+            lambda frame: frame.assign(**{target: frame[target].iloc[0]}),
+            target,
+            "binary_target" if params.data.task == "binary" else "regression_target",
+        ),
         "nulls": (
             lambda frame: frame.assign(**{numeric: frame[numeric].where(frame.index % 2 != 0, None)}),
             numeric,
@@ -160,9 +207,9 @@ def test_split_refuses_data_that_failed_validation(project):
     assert not (project / data.TRAIN).exists()
 
 
-@pytest.mark.parametrize("model", ["logistic_regression", "random_forest", "hist_gradient_boosting"])
+@pytest.mark.parametrize("model", list(model_registry.BUILT_IN[TASK]))
 def test_every_model_kind_trains(project, model):
-    """Each model named in params.yaml trains on the slice."""
+    """Each built-in model of the project's task trains on the slice."""
     set_param(project, "train.model", model)
     params = load_params(project)
     data.ingest(project, params)
@@ -178,30 +225,35 @@ def test_pipeline_end_to_end_records_metrics_and_lineage(project):
     for step in (data.ingest, validate.validate, data.split, tune.tune, train.train, evaluate.evaluate):
         step(project, params)
     metrics = json.loads((project / evaluate.METRICS).read_text())
-    assert set(metrics) == {
-        "roc_auc",
-        "average_precision",
-        "f1",
-        "accuracy",
-        "precision",
-        "recall",
-        "log_loss",
-        "brier",
-        "latency_p95_ms",
-        "model_size_mb",
-    }
-    assert set(metrics) == set(metric_registry.names())  # every registered metric, and nothing else
-    assert 0.5 < metrics["roc_auc"] <= 1
-    for plot in ("roc", "precision_recall", "confusion", "calibration"):
+    expected = {
+        "binary": {"roc_auc", "average_precision", "f1", "accuracy", "precision", "recall", "log_loss", "brier"},
+        "regression": {"rmse", "mae", "r2", "mape"},
+    }[TASK]
+    test = pd.read_parquet(project / data.TEST)
+    if TASK == "regression" and (test[params.data.target] == 0).any():
+        expected.discard("mape")  # undefined with a zero target: left out
+    assert set(metrics) == expected | {"latency_p95_ms", "model_size_mb"}
+    assert set(metrics) <= set(metric_registry.names(TASK))  # registered metrics of the task, and nothing else
+    headline = "roc_auc" if TASK == "binary" else "rmse"
+    if TASK == "binary":
+        assert 0.5 < metrics["roc_auc"] <= 1
+        plots = ("roc", "precision_recall", "confusion", "calibration")
+    else:
+        assert 0 <= metrics["mae"] <= metrics["rmse"] and metrics["r2"] <= 1  # true of any predictions
+        plots = ("predicted_actual", "residuals")
+    for plot in plots:
         assert len(pd.read_csv(project / evaluate.PLOTS / f"{plot}.csv")) > 1
     lineage = json.loads((project / evaluate.LINEAGE).read_text())
 
     import mlflow
 
     run = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(lineage["run_id"])
-    assert run.data.metrics["roc_auc"] == pytest.approx(metrics["roc_auc"])
+    assert run.data.metrics[headline] == pytest.approx(metrics[headline])
     assert run.data.tags["data_md5"] == lineage["data_md5"]
     assert run.data.params["train.model"] == params.train.model
     model = mlflow.sklearn.load_model(f"runs:/{lineage['run_id']}/model")
-    test = pd.read_parquet(project / data.TEST)
-    assert model.predict_proba(test[list(model.feature_names_in_)]).shape == (len(test), 2)
+    features = test[list(model.feature_names_in_)]
+    if TASK == "binary":
+        assert model.predict_proba(features).shape == (len(test), 2)
+    else:
+        assert model.predict(features).shape == (len(test),)

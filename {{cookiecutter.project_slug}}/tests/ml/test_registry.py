@@ -19,28 +19,33 @@ import pins
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import project_params
 
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import metric_registry, metrics, model_registry, models
+from {{ cookiecutter.package_name }}.ml import data, metric_registry, metrics, model_registry, models, train, validate
 from {{ cookiecutter.package_name }}.ml.registry import Metric, Model
 
 PROJECT = Path(__file__).resolve().parents[2]
+TASK = project_params().data.task
+KIND = "Regressor" if TASK == "regression" else "Classifier"
 
-# What a data scientist writes: the whole of ml/models.py and ml/metrics.py.
+# What a data scientist writes: the whole of ml/models.py and ml/metrics.py (a model and a metric of the task).
 MODELS_PY = """
 from .registry import Model
 
 MODELS = {
     "extra_trees": Model(
-        estimator="sklearn.ensemble.ExtraTreesClassifier",
+        estimator="sklearn.ensemble.ExtraTreesKIND",
         defaults={"n_estimators": 40, "min_samples_leaf": 3},
         explainer="tree",
     ),
 }
-"""
-METRICS_PY = """
+""".replace("KIND", KIND)
+METRICS_PY = {
+    "binary": """
 from .registry import Metric
 
 
@@ -51,7 +56,22 @@ def balanced_accuracy(labels, scores, threshold):
 
 
 METRICS = {"balanced_accuracy": Metric(higher_is_better=True, compute=balanced_accuracy)}
-"""
+""",
+    "regression": """
+from .registry import Metric
+
+
+def explained_variance(labels, predicted, threshold):
+    from sklearn.metrics import explained_variance_score
+
+    return explained_variance_score(labels, predicted)
+
+
+METRICS = {"explained_variance": Metric(higher_is_better=True, compute=explained_variance, tasks=("regression",))}
+""",
+}[TASK]
+METRIC = "explained_variance" if TASK == "regression" else "balanced_accuracy"
+FLOOR = 0.0 if TASK == "regression" else 0.5  # better than predicting the mean; than a coin
 
 # A policy that only speaks of the new metric: a floor, and no regression against the champion.
 POLICY = {
@@ -61,17 +81,17 @@ POLICY = {
         "staging": {
             "rules": [
                 {
-                    "id": "balanced-accuracy-floor",
+                    "id": "added-metric-floor",
                     "kind": "metric",
-                    "description": "Right on both classes more often than a coin.",
-                    "metric": "balanced_accuracy",
-                    "min": 0.5,
+                    "description": "Better than a coin (a classifier) or than the mean (a regressor).",
+                    "metric": METRIC,
+                    "min": FLOOR,
                 },
                 {
-                    "id": "balanced-accuracy-no-regression",
+                    "id": "added-metric-no-regression",
                     "kind": "no_regression",
-                    "description": "No worse than the champion on both classes.",
-                    "metric": "balanced_accuracy",
+                    "description": "No worse than the champion on the added metric.",
+                    "metric": METRIC,
                     "tolerance": 0.01,
                 },
             ]
@@ -120,10 +140,10 @@ def run_copy(root: Path, *commands: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=root, env=environment, capture_output=True, text=True, check=False)
 
 
-def pin_champion(root: Path, balanced_accuracy: float) -> None:
-    """deploy/staging.yaml pins a champion that recorded this balanced accuracy."""
+def pin_champion(root: Path, value: float) -> None:
+    """deploy/staging.yaml pins a champion that recorded this value of the added metric."""
     (root / "deploy").mkdir(exist_ok=True)
-    pinned = {"environment": "staging", "champion": pins.champion(metrics={"balanced_accuracy": balanced_accuracy})}
+    pinned = {"environment": "staging", "champion": pins.champion(metrics={METRIC: value})}
     (root / "deploy" / "staging.yaml").write_text(yaml.safe_dump(pinned))
 
 
@@ -149,12 +169,12 @@ def test_a_model_and_a_metric_added_in_their_files_reach_every_stage_and_the_gat
     best = json.loads((extended / "reports/tune/best_params.json").read_text())
     assert best["model"] == "extra_trees" and best["n_trials"] == 2
     estimator = joblib.load(extended / "models/model.joblib").named_steps["model"]
-    assert type(estimator).__name__ == "ExtraTreesClassifier"
+    assert type(estimator).__name__ == f"ExtraTrees{KIND}"
     assert (estimator.n_estimators, estimator.min_samples_leaf) == (30, 3)  # params.yaml over the defaults
     assert estimator.max_depth == best["best_params"]["max_depth"]  # tuned in the registered search space
     assert json.loads((extended / "reports/explain/top_features.json").read_text())["explainer"] == "tree"
-    measured = json.loads((extended / "reports/metrics.json").read_text())["balanced_accuracy"]
-    assert 0.5 < measured <= 1
+    measured = json.loads((extended / "reports/metrics.json").read_text())[METRIC]
+    assert FLOOR < measured <= 1
 
     # The gate reads the new metric's direction from the copy's registry: higher is better.
     pin_champion(extended, measured - 0.05)
@@ -164,7 +184,7 @@ def test_a_model_and_a_metric_added_in_their_files_reach_every_stage_and_the_gat
     assert blocked.returncode == 1
     decision = json.loads((extended / "reports/gate/staging.json").read_text())
     verdicts = {row["id"]: row["verdict"] for row in decision["rules"]}
-    assert verdicts == {"balanced-accuracy-floor": "pass", "balanced-accuracy-no-regression": "fail"}
+    assert verdicts == {"added-metric-floor": "pass", "added-metric-no-regression": "fail"}
 
 
 @pytest.mark.parametrize(
@@ -196,15 +216,15 @@ def test_an_unknown_model_is_a_one_line_error_naming_params_yaml_and_the_key(pro
 
 
 def test_an_unknown_metric_in_the_policy_is_a_one_line_error_and_the_gate_cannot_decide(tmp_path: Path, monkeypatch):
-    """The project's registry does not know balanced_accuracy: the policy naming it does not load, exit 2."""
-    assert "balanced_accuracy" not in metric_registry.names()
+    """The project's registry does not know the added metric: the policy naming it does not load, exit 2."""
+    assert METRIC not in metric_registry.names()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policies").mkdir()
     shutil.copy(PROJECT / "policies" / "promotion.schema.json", tmp_path / "policies")
     (tmp_path / "policies" / "promotion.yaml").write_text(yaml.safe_dump(POLICY, sort_keys=False))
     result = CliRunner().invoke(cli.main, ["gate", "--env", "staging"])
     assert result.exit_code == 2
-    expected = "gate: policies/promotion.yaml: environments.staging.rules[0].metric: unknown metric 'balanced_accuracy'"
+    expected = f"gate: policies/promotion.yaml: environments.staging.rules[0].metric: unknown metric '{METRIC}'"
     first = result.stderr.splitlines()[0]  # the gate then lists what else it lacks here (evidence, a pin)
     assert first.startswith(expected)
     assert metric_registry.source() in first
@@ -222,6 +242,7 @@ def test_an_unknown_metric_in_the_policy_is_a_one_line_error_and_the_gate_cannot
         (metrics, {"balanced accuracy": Metric(True, len)}, "a metric name is a Python identifier"),
         (metrics, {"cost": Metric(higher_is_better=False)}, "compute must be a function"),
         (metrics, {"cost": Metric(higher_is_better="no", compute=len)}, "must be a Metric("),
+        (metrics, {"cost": Metric(False, len, tasks=("ranking",))}, "tasks must be a tuple of"),
     ],
     ids=[
         "model-shadows-built-in",
@@ -232,6 +253,7 @@ def test_an_unknown_metric_in_the_policy_is_a_one_line_error_and_the_gate_cannot
         "metric-name-with-space",
         "metric-without-computation",
         "direction-not-a-boolean",
+        "unknown-task",
     ],
 )
 def test_a_malformed_entry_is_a_one_line_error_naming_its_file(monkeypatch, module, entries, message):
@@ -260,3 +282,32 @@ def test_a_metric_that_cannot_be_computed_names_itself_and_its_file(monkeypatch,
         metric_registry.compute(pd.Series([0, 1, 1]), np.array([0.2, 0.7, 0.9]), 0.5)
     assert str(raised.value).startswith(f"{metric_registry.source()}: ")
     assert message in str(raised.value)
+
+
+def test_an_estimator_named_by_import_path_trains_without_registering(project: Path):
+    """train.model may be any estimator's import path: its hyperparameters come from train.<path>, its explainer
+    from what it fitted (coef_: linear)."""
+    path = "sklearn.linear_model.Lasso" if TASK == "regression" else "sklearn.linear_model.SGDClassifier"
+    hyperparameters = {"alpha": 0.5} if TASK == "regression" else {"loss": "log_loss", "alpha": 0.001}
+    edit_params(project, lambda p: p["train"].update({"model": path, path: hyperparameters}))
+    params = load_params(project)
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(project, params)
+    estimator = joblib.load(project / "models/model.joblib").named_steps["model"]
+    assert f"{type(estimator).__module__.split('._')[0]}.{type(estimator).__name__}" == path
+    assert estimator.alpha == hyperparameters["alpha"]
+    assert model_registry.explainer(estimator) == "linear"
+
+
+def test_a_model_of_the_other_kind_is_a_one_line_error_naming_the_task(project: Path):
+    """A classifier for a regression task (or a regressor for a binary one) stops train with one line."""
+    other = "sklearn.linear_model.LogisticRegression" if TASK == "regression" else "sklearn.linear_model.Ridge"
+    edit_params(project, lambda p: p["train"].update(model=other))
+    params = load_params(project)
+    for step in (data.ingest, validate.validate, data.split):
+        step(project, params)
+    result = CliRunner().invoke(cli.main, ["train"])
+    assert result.exit_code == 1
+    assert f"params.yaml: train.model: '{other}'" in result.stderr
+    assert f"as data.task {TASK} needs" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -77,7 +77,8 @@ def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project)
     rules = yaml.safe_load((project / params.validate.schema).read_text())["columns"]
     frame = read_data(project / params.data.source)
     assert list(rules) == [str(column) for column in frame.columns]
-    assert rules[params.data.target]["type"] == "category"
+    target_types = ["category"] if params.data.task == "binary" else list(validate.NUMERIC_TYPES)
+    assert rules[params.data.target]["type"] in target_types
     for name, rule in rules.items():
         values = frame[name].dropna()
         if rule["type"] in validate.NUMERIC_TYPES:
@@ -123,12 +124,18 @@ def comments(text: str) -> set[str]:
 
 
 def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(project, salted):
-    """Another file (the project's rows, a yes/no outcome, an e-mail, a gender and an age column): params.yaml's
-    data keys follow it, its comments stay, and once the notes are settled the data is ingested and validated."""
+    """Another file (the project's rows, an outcome of the task's kind, an e-mail, a gender and an age column):
+    params.yaml's data keys follow it, its comments stay, and once the notes are settled the data is ingested and
+    validated. A binary outcome is yes/no (the rarer, yes, is scored); a regression one is a number."""
     params = project_params(project)
     frame = read_data(project / params.data.source)
     frame.pop(params.data.target)
-    frame["probe_outcome"] = ["yes" if number % 3 == 0 else "no" for number in range(len(frame))]
+    if params.data.task == "binary":
+        frame["probe_outcome"] = ["yes" if number % 3 == 0 else "no" for number in range(len(frame))]
+        scored = "yes"
+    else:
+        frame["probe_outcome"] = [1.5 * (number % 7) for number in range(len(frame))]
+        scored = None
     frame["probe_contact"] = [f"person{number}@example.com" for number in range(len(frame))]
     frame["probe_gender"] = (["f", "m"] * len(frame))[: len(frame)]
     frame["probe_age"] = [18 + number % 60 for number in range(len(frame))]
@@ -139,7 +146,7 @@ def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(pro
     result = CliRunner().invoke(cli.main, ["schema", "--data", source, "--target", "probe_outcome", "--force"])
     assert result.exit_code == 0, result.output
     drafted = load_params(project)
-    assert (drafted.data.source, drafted.data.target, drafted.data.positive_class) == (source, "probe_outcome", "yes")
+    assert (drafted.data.source, drafted.data.target, drafted.data.positive_class) == (source, "probe_outcome", scored)
     assert {"probe_gender", "probe_age"} <= set(drafted.data.sensitive_features) <= set(frame.columns)
     assert drafted.data.pii.drop == ["probe_contact"] and drafted.data.pii.hash == []
     assert set(drafted.train.drop_features) <= set(frame.columns)

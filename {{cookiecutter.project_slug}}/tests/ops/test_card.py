@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ops import card, publish
 
 PROJECT = Path(__file__).resolve().parents[2]
-METRICS = {"roc_auc": 0.791234, "f1": 0.61, "brier": 0.17, "latency_p95_ms": 2.5, "model_size_mb": 0.31}
+METRICS = {**pins.METRICS, pins.QUALITY: 0.791234, "latency_p95_ms": 2.5, "model_size_mb": 0.31}
 LINEAGE = {
     "run_id": "r" * 32,
     "git_commit": "c0ffee",
@@ -27,18 +27,13 @@ LINEAGE = {
     "params_md5": "p" * 32,
     "model_sha256": "s" * 64,
 }
-GROUP = {"count": 80, "selection_rate": 0.3, "true_positive_rate": 0.6, "false_positive_rate": 0.2, "accuracy": 0.74}
-SMALL = {**GROUP, "count": 41, "selection_rate": 0.451219}
+GROUP = {**pins.GROUP, "count": 80}
+FIRST = next(key for key in GROUP if key != "count")  # the first figure of a group in the card's table
+SMALL = {**GROUP, "count": 41, FIRST: 0.451219}
 SENSITIVE = project_params().data.sensitive_features  # the card reports fairness for exactly these
 FAIRNESS = {
-    "sensitive_features": {
-        feature: {
-            "demographic_parity_difference": 0.04 + 0.08 * index,
-            "demographic_parity_ratio": 0.9,
-            "equalized_odds_difference": 0.07,
-        }
-        for index, feature in enumerate(SENSITIVE)
-    },
+    "task": pins.TASK,
+    "sensitive_features": {feature: {pins.GAP: 0.04 + 0.08 * index} for index, feature in enumerate(SENSITIVE)},
     "by_group": {feature: {"group-a": GROUP, "group-b": SMALL} for feature in SENSITIVE},
     "threshold": 0.5,
     "mitigation": "none",
@@ -98,11 +93,12 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     positions = [text.index(section) for section in SECTIONS]
     assert positions == sorted(positions)
     assert "# Model Card for credit-risk v3" in text
-    assert "| roc_auc | 0.7912 |" in text
+    assert f"| {pins.QUALITY} | 0.7912 |" in text
     assert f"md5 `{'d' * 32}` (the training data hash" in text
     assert f"| model sha256 | `{'s' * 64}` |" in text and f"MLflow run `{'r' * 32}`" in text
     if SENSITIVE:
-        assert "| group-a | 80 | 0.3 | 0.6 | 0.2 | 0.74 |" in text and "| group-b | 41 | 0.4512 |" in text
+        figures = " | ".join(str(value) for key, value in GROUP.items() if key != "count")
+        assert f"| group-a | 80 | {figures} |" in text and "| group-b | 41 | 0.4512 |" in text
         assert all(f"#### {feature}" in text for feature in SENSITIVE)
     else:
         assert "No sensitive feature is configured" in text
@@ -192,7 +188,7 @@ def test_written_text_is_accepted(value):
                 ),
                 pytest.param(
                     {"fairness": {**FAIRNESS, "by_group": {**FAIRNESS["by_group"], SENSITIVE[0]: {"g": {"count": 3}}}}},
-                    f"by_group.{SENSITIVE[0]}.g: no number for selection_rate",
+                    f"by_group.{SENSITIVE[0]}.g: no number for {FIRST}",
                     id="incomplete-group",
                 ),
             ]

@@ -22,8 +22,14 @@ CHAMPION = pins.release_pin(bento_tag="credit-risk:4xq2kfa7lk3hmlg6")
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A project with the shipped deploy/ folder (pins without champion, unpinned overlays)."""
+    """A project with the shipped deploy/ folder (pins without champion, unpinned overlays).
+
+    The project's own deploy/ once it has promoted a model holds champions and their cards: they are reset.
+    """
     shutil.copytree(PROJECT / "deploy", tmp_path / "deploy")
+    shutil.rmtree(tmp_path / "deploy/cards", ignore_errors=True)
+    for env in ("staging", "production"):
+        (tmp_path / f"deploy/{env}.yaml").write_text(f"environment: {env}\nchampion: null\n")
     return tmp_path
 
 

@@ -386,15 +386,16 @@ def test_missing_schema_cannot_decide(policy_project: Path, capsys):
 
 
 def test_shipped_policy_is_valid_and_can_promote():
-    """The project's own policy loads, enforces, and bounds the demographic parity of every sensitive feature of
-    params.yaml in both environments (by a rule for each, or one naming it), on no other feature (fairness.json
-    has results for those only)."""
+    """The project's own policy loads, enforces, and bounds the task's headline fairness gap (demographic parity;
+    the error ratio for regression) of every sensitive feature of params.yaml in both environments (by a rule for
+    each, or one naming it), on no other feature (fairness.json has results for those only)."""
     loaded, _ = policy.load(PROJECT)
     assert loaded["mode"] == "enforce"
     sensitive = set(project_params().data.sensitive_features)
+    gap = {"binary": "demographic_parity_difference", "regression": "mae_ratio"}[project_params().data.task]
     for env in loaded["environments"].values():
         fair = {(r["feature"], r["metric"]) for r in env["rules"] if r["kind"] == "fairness"}
-        parity = {feature for feature, metric in fair if metric == "demographic_parity_difference"}
+        parity = {feature for feature, metric in fair if metric == gap}
         assert policy.EACH_SENSITIVE_FEATURE in parity or sensitive <= parity
         assert {feature for feature, _ in fair} <= sensitive | {policy.EACH_SENSITIVE_FEATURE}
         evidence = next(r for r in env["rules"] if r["kind"] == "evidence")

@@ -34,10 +34,10 @@ POLICY = {
                     "files": ["metrics", "validation", "lineage"],
                 },
                 {
-                    "id": "roc-auc-floor",
+                    "id": "quality-floor",
                     "kind": "metric",
                     "description": "Better than chance.",
-                    "metric": "roc_auc",
+                    "metric": pins.QUALITY,
                     "min": 0.5,
                 },
             ]
@@ -51,10 +51,10 @@ POLICY = {
                     "after": "staging",
                 },
                 {
-                    "id": "roc-auc-floor",
+                    "id": "quality-floor",
                     "kind": "metric",
                     "description": "Better than chance.",
-                    "metric": "roc_auc",
+                    "metric": pins.QUALITY,
                     "min": 0.5,
                 },
             ]
@@ -116,23 +116,18 @@ def store(tmp_path_factory):
     patch.undo()
 
 
-def evidence(root: Path, run_id: str, roc_auc: float = 0.8) -> None:
-    """Write the candidate's evidence for run_id."""
+def evidence(root: Path, run_id: str, quality: float = 0.8) -> None:
+    """Write the candidate's evidence for run_id (`quality`: its value of the task's pins.QUALITY metric)."""
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
-    metrics = {name: 0.5 for name in policy.METRICS} | {"roc_auc": roc_auc}
+    metrics = {name: 0.5 for name in policy.METRICS} | {pins.QUALITY: quality}
     (reports / "metrics.json").write_text(json.dumps(metrics))
     (reports / "validation.json").write_text(json.dumps({"passed": True, "n_rows": 60, "source": "x", "failures": []}))
-    group = {
-        "count": 30,
-        "selection_rate": 0.25,
-        "true_positive_rate": 0.5,
-        "false_positive_rate": 0.2,
-        "accuracy": 0.7,
-    }
+    group = {**pins.GROUP, "count": 30}
     sensitive = project_params(root).data.sensitive_features  # the card needs groups for each of them
     fairness = {
-        "sensitive_features": {feature: {"demographic_parity_difference": 0.05} for feature in sensitive},
+        "task": pins.TASK,
+        "sensitive_features": {feature: {pins.GAP: 0.05} for feature in sensitive},
         "by_group": {feature: {"group-a": group, "group-b": group} for feature in sensitive},
         "threshold": 0.5,
         "mitigation": "none",
@@ -244,7 +239,7 @@ def test_promote_needs_registration(repo: Path, capsys):
     ("change", "code"),
     [
         pytest.param(
-            lambda root: evidence(root, json.loads((root / "reports/lineage.json").read_text())["run_id"], roc_auc=0.4),
+            lambda root: evidence(root, json.loads((root / "reports/lineage.json").read_text())["run_id"], quality=0.4),
             1,
             id="block",
         ),
@@ -273,7 +268,7 @@ def test_promote_writes_the_pin(repo: Path, store):
     decision = (repo / "reports/gate/staging.json").read_bytes()
     assert champion["decision_hash"] == hashlib.sha256(decision).hexdigest()
     assert datetime.fromisoformat(champion["promoted_at"].replace("Z", "+00:00")) <= datetime.now(UTC)
-    assert champion["metrics"]["roc_auc"] == 0.8
+    assert champion["metrics"][pins.QUALITY] == 0.8
     text = (repo / "deploy/staging.yaml").read_text()
     assert text.startswith("# Release pin:")  # the explanatory header survives
     assert alias(repo, "staging") is None  # promote never touches aliases
@@ -490,7 +485,8 @@ REPOSITORY = "ghcr.io/acme/credit-risk"
 
 def pinned(root: Path, champion: bool = True) -> bytes:
     """deploy/staging.yaml as promote writes it (a champion without a build yet), or with no champion."""
-    promoted = pins.release_pin(promoted_at="2024-05-01T12:00:00Z", metrics={"roc_auc": 0.8125, "f1": 0.7})
+    metrics = {pins.QUALITY: 0.8125, "latency_p95_ms": 3.0}
+    promoted = pins.release_pin(promoted_at="2024-05-01T12:00:00Z", metrics=metrics)
     return release_pins.write_pin(root, "staging", promoted if champion else None).read_bytes()
 
 
@@ -498,7 +494,7 @@ def test_a_pin_read_and_written_again_keeps_its_bytes(tmp_path: Path):
     """load_pin gives the champion promote wrote, typed; writing it back changes no byte of the file."""
     written = pinned(tmp_path)
     champion = gate.load_pin(tmp_path, "staging")
-    promoted = pins.champion(promoted_at="2024-05-01T12:00:00Z", metrics={"roc_auc": 0.8125, "f1": 0.7})
+    promoted = pins.champion(promoted_at="2024-05-01T12:00:00Z", metrics={pins.QUALITY: 0.8125, "latency_p95_ms": 3.0})
     assert champion.to_mapping() == promoted
     assert release_pins.write_pin(tmp_path, "staging", champion).read_bytes() == written
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from repos import MODEL, champion, git, pinned_repo, write_decision, write_pin
+from repos import MODEL, champion, first_rule, git, pinned_repo, write_decision, write_pin
 
 from {{ cookiecutter.package_name }}.core.contract import ReleasePin
 from {{ cookiecutter.package_name }}.ops import codehost, policy, publish
@@ -177,14 +177,17 @@ def test_a_scheduled_run_proposes_only_a_better_model(repo, host, capsys):
     """With improved_only, a candidate that does not beat the champion's primary metric is not proposed."""
     write_pin(repo, "staging", champion())
     git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "pin")
-    worse = champion(run_id="run-4", model_sha256="n" * 64, metrics={**champion()["metrics"], "roc_auc": 0.79})
+    primary = first_rule(repo, "staging", "no_regression")["metric"]  # what "better" is measured by
+    step = 0.01 if policy.higher_is_better(primary) else -0.01
+    value = champion()["metrics"][primary]
+    worse = champion(run_id="run-4", model_sha256="n" * 64, metrics={**champion()["metrics"], primary: value - step})
     write_pin(repo, "staging", worse)
     server = host(lambda *a: (500, {}))
     env = {"CI_API_V4_URL": server.url, "CI_PROJECT_ID": "1", "GITLAB_PROMOTION_TOKEN": "p", "CI_COMMIT_SHA": "s"}
     assert publish.promotion_request(repo, "staging", improved_only=True, environ=env) == 0
     assert server.requests == [] and "does not beat" in capsys.readouterr().out
     loaded, _ = policy.load(repo)
-    better_pin = ReleasePin.from_mapping(champion(metrics={**worse["metrics"], "roc_auc": 0.81}))
+    better_pin = ReleasePin.from_mapping(champion(metrics={**worse["metrics"], primary: value + step}))
     better, why = rules.beats(loaded, "staging", better_pin, ReleasePin.from_mapping(champion()))
     assert better, why
 

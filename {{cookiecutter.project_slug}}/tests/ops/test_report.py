@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import project_params
-from repos import champion, git, pinned_repo, write_decision, write_pin
+from repos import champion, first_rule, git, pinned_repo, write_decision, write_pin
 
 from {{ cookiecutter.package_name }}.ops import report, verify
 
@@ -111,7 +111,9 @@ def test_pins_are_verified_against_the_policy(repo, monkeypatch):
     write_pin(repo, "production", champion(policy_hash=blob, run_id="run-2"))
     assert verify.verify_pin(repo) == 1  # production must pin staging's run
     write_pin(repo, "production", None)
-    write_pin(repo, "staging", champion(policy_hash=blob, metrics={**champion()["metrics"], "roc_auc": 0.5}))
+    floor = first_rule(repo, "staging", "metric", "min")  # a pin under a floor of the policy
+    below = {**champion()["metrics"], floor["metric"]: floor["min"] - 0.01}
+    write_pin(repo, "staging", champion(policy_hash=blob, metrics=below))
     assert verify.verify_pin(repo) == 1
     write_pin(repo, "staging", champion(policy_hash="f" * 40))
     assert verify.verify_pin(repo) == 1

@@ -1,6 +1,7 @@
 """The deploy's smoke test against a real served model: it finds the pinned model, or says in one line what runs."""
 
 import hashlib
+import math
 import re
 
 import pins
@@ -29,15 +30,44 @@ def pinned(trained, sha256=None) -> dict:
 
 
 def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server, trained, contract):
-    """model_info carries the model file's sha256: a pin of that model passes at once and one record scores."""
+    """model_info carries the model file's sha256: a pin of that model passes at once and one record scores
+    (a label of the classes and its score, or a finite value)."""
     champion = pinned(trained)
     said = smoke.check(trained, "staging", server.url, champion, seconds=0)
     assert said.startswith(f"{server.url} serves credit-risk v3 (sha256 {champion['model_sha256'][:12]}); ")
-    labels = "|".join(re.escape(str(label)) for label in (contract.positive_class, contract.negative_class))
-    assert re.search(rf"one valid record scored (?:{labels}) \([01]\.[0-9][0-9][0-9]\)$", said), said
+    if contract.task == "binary":
+        labels = "|".join(re.escape(str(label)) for label in (contract.positive_class, contract.negative_class))
+        assert re.search(rf"one valid record scored (?:{labels}) \([01]\.[0-9][0-9][0-9]\)$", said), said
+    else:
+        scored = re.search(r"one valid record scored value (\S+)$", said)
+        assert scored and math.isfinite(float(scored[1])), said
     assert smoke.served_models(server.url) == [
         {"model_sha256": champion["model_sha256"], "source": "models/model.joblib", "tag": "local"}
     ]
+
+
+def bad_answers(contract) -> list[tuple[int, object]]:
+    """(status, body) a broken /predict might send for the one record; each must fail the smoke test."""
+    if contract.task == "binary":
+        good = {"label": str(contract.positive_class), "score": 0.5}
+        wrong = [{**good, "label": f"{good['label']}-ZQX"}, {**good, "score": 1.5}, {**good, "score": -0.1}, {}]
+    else:
+        good = {"value": 1.5}
+        wrong = [{"value": "1.5"}, {"value": True}, {"value": None}, {"value": math.nan}, {"value": -math.inf}]
+        wrong.append({"label": "yes", "score": 0.5})  # a classifier's answer
+    shapes = [(500, [good]), (200, []), (200, [good, good]), (200, {"records": [good]})]
+    return shapes + [(200, [answer]) for answer in wrong]
+
+
+def test_a_wrong_answer_to_the_scored_record_fails_in_one_line(host, contract):
+    """A non-200, not exactly one record, a label outside the classes or a score outside 0..1 (binary), a value
+    that is not a finite JSON number (regression): each is one line naming /predict."""
+    for status, body in bad_answers(contract):
+        stub = host(lambda method, path, query, payload, answer=(status, body): answer)
+        with pytest.raises(ProjectError) as raised:
+            smoke._score(stub.url, {"x": 1}, contract)
+        assert str(raised.value).startswith(f"{stub.url}/predict: HTTP {status}, "), (status, body)
+        assert "\n" not in str(raised.value)
 
 
 def test_the_smoke_test_fails_in_one_line_for_another_model_or_no_service(server, trained):

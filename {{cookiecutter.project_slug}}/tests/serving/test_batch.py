@@ -41,12 +41,18 @@ def source_frame(root: Path) -> pd.DataFrame:
     return read_data(root / load_params(root).data.source)
 
 
+def predicted_column(root: Path) -> str:
+    """The output column the model's number lands in: `score` (binary) or `value` (regression)."""
+    return "score" if load_contract(root).task == "binary" else "value"
+
+
 def model_scores(root: Path, frame: pd.DataFrame):
-    """What the trained model says about `frame`, computed directly."""
+    """What the trained model says about `frame`, computed directly: P(positive class), or the predicted value."""
     import joblib
 
     model = joblib.load(root / train.MODEL)
-    return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+    features = frame[list(model.feature_names_in_)]
+    return model.predict_proba(features)[:, 1] if load_contract(root).task == "binary" else model.predict(features)
 
 
 def broken_rows(contract) -> list[tuple[int, str, object, str]]:
@@ -69,9 +75,11 @@ def broken_rows(contract) -> list[tuple[int, str, object, str]]:
 
 
 def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(project, tmp_path):
-    """Valid rows get the model's scores; each bad row lands in the rejects file with its reasons."""
+    """Valid rows get the contract's outputs, the model's own (with its threshold's labels for binary); each bad row
+    lands in the rejects file with its reasons."""
     original = source_frame(project)
-    broken = broken_rows(load_contract(project))
+    contract = load_contract(project)
+    broken = broken_rows(contract)
     assert len(broken) >= 2  # a missing value, and a text in a number column or an unknown category at least
     frame = original.astype({column: object for _, column, _, _ in broken})
     for row, column, value, _ in broken:
@@ -82,9 +90,15 @@ def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(projec
     rejects = pd.read_csv(tmp_path / "out.rejects.csv")
     rows = [row for row, _, _, _ in broken]
     assert len(scored) == len(frame) - len(rows)
-    assert list(scored.columns) == [*frame.columns, "label", "score"]
+    assert list(scored.columns) == [*frame.columns, *contract.outputs]
     good = original.drop(index=rows)
-    assert scored["score"].to_numpy() == pytest.approx(model_scores(project, good))
+    assert scored[predicted_column(project)].to_numpy() == pytest.approx(model_scores(project, good))
+    if contract.task == "binary":
+        wanted = [
+            contract.positive_class if value >= contract.threshold else contract.negative_class
+            for value in scored["score"]
+        ]
+        assert scored["label"].astype(str).tolist() == wanted
     assert rejects[["row", "reasons"]].values.tolist() == [
         [row + 1, f"{column}: {reason}"] for row, column, _, reason in broken
     ]
@@ -100,7 +114,7 @@ def test_parquet_in_small_chunks_scores_the_same_as_one_chunk(project, tmp_path)
     assert batch.predict(project, tmp_path / "in.parquet", tmp_path / "one.parquet") == 0
     small, one = pd.read_parquet(tmp_path / "small.parquet"), pd.read_parquet(tmp_path / "one.parquet")
     pd.testing.assert_frame_equal(small, one)
-    assert small["score"].to_numpy() == pytest.approx(model_scores(project, frame))
+    assert small[predicted_column(project)].to_numpy() == pytest.approx(model_scores(project, frame))
 
 
 def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
@@ -117,7 +131,8 @@ def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
 
     monkeypatch.setattr(batch, "score", recording_score)
     assert batch.predict(project, tmp_path / "big.csv", tmp_path / "big.parquet") == 0
-    assert len(pd.read_parquet(tmp_path / "big.parquet", columns=["score"])) == len(frame) * 10 == sum(seen)
+    assert len(pd.read_parquet(tmp_path / "big.parquet", columns=[predicted_column(project)])) == len(frame) * 10
+    assert sum(seen) == len(frame) * 10
     assert max(seen) <= 300 and len(seen) >= len(frame) * 10 // 300
 
 

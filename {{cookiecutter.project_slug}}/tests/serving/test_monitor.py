@@ -42,10 +42,18 @@ def test_the_held_out_split_shows_no_drift(trained, tmp_path):
     assert set(report["features"]) == set(contract.columns)
     assert all(item["psi"] >= 0 for item in report["features"].values())
     assert "no drift" in (trained / monitor.REPORT_MD).read_text()
+    prediction = report["prediction"]
+    assert prediction["psi"] == pytest.approx(0, abs=1e-6) and prediction["drifted"] is False
+    # The same rows: the same share of the positive class (binary), the same mean prediction (regression).
+    average = "positive_rate" if contract.task == "binary" else "mean_prediction"
+    assert set(prediction) == {"psi", "drifted", "model", f"reference_{average}", f"current_{average}"}
+    assert prediction[f"current_{average}"] == pytest.approx(prediction[f"reference_{average}"], abs=1e-5)
+    assert average.replace("_", " ") in (trained / monitor.REPORT_MD).read_text()
     families = {
         family.name: family for family in text_string_to_metric_families((trained / monitor.REPORT_PROM).read_text())
     }
     assert families["model_drift_detected"].samples[0].value == 0
+    assert families["model_prediction_drift_psi"].samples[0].value == prediction["psi"]
     assert len(families["model_feature_drift_psi"].samples) == len(contract.columns)
 
 
@@ -121,3 +129,18 @@ def test_the_dashboard_is_a_complete_grafana_dashboard():
     text = json.dumps(dashboard)
     for query in ("bentoml_service_request_total", "histogram_quantile(0.99", "model_feature_drift_psi"):
         assert query in text
+
+
+def test_missing_values_of_a_nullable_column_are_a_bin_of_their_own():
+    """More missing values than the reference had is drift: a number's and a category's missing share is binned."""
+    import numpy as np
+
+    reference = np.array([1.0, 2.0, 3.0, 4.0, np.nan])
+    current = np.array([1.0, np.nan, np.nan, np.nan, np.nan])
+    ref, cur = monitor.numeric_shares(reference, current, bins=2)
+    assert (ref[-1], cur[-1]) == (0.2, 0.8) and ref.sum() == cur.sum() == 1
+    ref, cur = monitor.category_shares(
+        pd.Series(["a", "b", None, "a"]), pd.Series([None, None, None, "b"]), allowed=["a", "b"]
+    )
+    assert ref.tolist() == [0.5, 0.25, 0.25] and cur.tolist() == [0.0, 0.25, 0.75]
+    assert monitor.psi(ref, cur) > 0.2

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import project_params, project_schema
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from served import PACKAGE, PROJECT, SENTINEL, Server, assert_safe, bounded_number, hand_written
+from prometheus_client.parser import text_string_to_metric_families
+from served import PACKAGE, PROJECT, SENTINEL, Server, assert_safe, bounded_number, hand_written, hostile_request
 
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ml import data, train
@@ -67,7 +68,8 @@ def assert_healthy(server, records):
 
 
 def test_it_scores_one_and_many_records_like_the_model(server, trained, contract, records):
-    """One or many records per request; the scores are the model's own, the labels its threshold's."""
+    """One or many records per request, each answered with the contract's outputs and nothing else: the model's
+    own scores and its threshold's labels (binary), or the model's own predicted values (regression)."""
     import joblib
     import pandas as pd
 
@@ -76,11 +78,32 @@ def test_it_scores_one_and_many_records_like_the_model(server, trained, contract
         status, headers, body = server.predict({"records": batch})
         assert status == 200, body
         predictions = json.loads(body)
-        expected = model.predict_proba(pd.DataFrame(batch)[contract.columns])[:, 1]
+        assert [tuple(item) for item in predictions] == [contract.outputs] * len(batch)
+        features = pd.DataFrame(batch)[contract.columns]
+        if contract.task != "binary":
+            assert all(isinstance(item["value"], float) for item in predictions), predictions[:3]
+            assert [item["value"] for item in predictions] == pytest.approx(list(model.predict(features)))
+            continue
+        expected = model.predict_proba(features)[:, 1]
         assert [item["score"] for item in predictions] == pytest.approx(list(expected))
         for item in predictions:
             wanted = contract.positive_class if item["score"] >= contract.threshold else contract.negative_class
             assert item["label"] == wanted
+
+
+def test_the_openapi_document_declares_the_prediction_of_the_task(server, contract):
+    """/docs.json shows what /predict answers: an array of the contract's outputs (the classes named for binary)."""
+    document = json.loads(server.request("GET", "/docs.json")[2])
+    response = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    shape = document["components"]["schemas"][response["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert response["type"] == "array"
+    assert tuple(shape["properties"]) == contract.outputs and shape["required"] == list(contract.outputs)
+    if contract.task == "binary":
+        classes = [contract.positive_class, contract.negative_class]
+        assert sorted(shape["properties"]["label"]["enum"]) == sorted(classes)
+    for name in ("score", "value"):
+        if name in shape["properties"]:
+            assert shape["properties"][name]["type"] == "number"
 
 
 def test_health_endpoints_answer(server):
@@ -121,53 +144,6 @@ def test_a_bad_value_is_reported_by_field(server, records, contract):
     rule = contract.rules[bounded]
     assert item["loc"] == ["records", 1, bounded]
     assert item["msg"] == f"must be between {rule['min']} and {rule['max']}"
-
-
-def invalid(value, rule, tag):
-    """Make sure a drawn number really breaks `rule` (a schema may leave a bound open)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return value
-    if rule["type"] == "category" or (rule["type"] == "integer" and isinstance(value, float)):
-        return value  # a number is never a category; a fraction is never an integer
-    if "max" in rule:
-        return rule["max"] + 918273645 + tag
-    if "min" in rule:
-        return rule["min"] - 918273645 - tag
-    return 7131.4159 + tag if rule["type"] == "integer" else f"{SENTINEL}{tag}"
-
-
-@st.composite
-def hostile_request(draw, records, contract):
-    """A request that breaks the contract in one or more ways; every injected value carries SENTINEL."""
-    tag = draw(st.integers(0, 10**6))
-    text = st.just(f"{SENTINEL}{tag}")
-    distinctive_number = st.sampled_from([918273645 + tag, -918273645 - tag, 7131.4159 + tag])
-    bad_value = st.one_of(
-        text,
-        distinctive_number,
-        st.sampled_from([math.nan, math.inf, -math.inf, True, None]),
-        st.lists(text, max_size=3),
-        st.dictionaries(text, text, max_size=2),
-    )
-    shape = draw(st.sampled_from(["field", "field", "field", "unknown", "missing", "body", "wrapper"]))
-    batch = [dict(item) for item in draw(st.lists(st.sampled_from(records), min_size=1, max_size=5))]
-    target = draw(st.integers(0, len(batch) - 1))
-    if shape == "field":
-        for name in draw(st.lists(st.sampled_from(contract.columns), min_size=1, max_size=4, unique=True)):
-            batch[target][name] = invalid(draw(bad_value), contract.rules[name], tag)
-    elif shape == "unknown":
-        batch[target][f"{SENTINEL}{tag}_field"] = draw(bad_value)
-    elif shape == "missing":
-        batch[target].pop(draw(st.sampled_from(contract.columns)))
-        batch[target][f"{SENTINEL}{tag}"] = draw(bad_value)
-    elif shape == "wrapper":
-        payload = draw(st.sampled_from([{SENTINEL: batch}, {"records": batch, f"{SENTINEL}{tag}": 1}, [batch]]))
-        return json.dumps(payload).encode()
-    else:
-        raw = json.dumps({"records": batch}).encode()
-        cut = draw(st.integers(1, len(raw) - 1))
-        return raw[:cut] + f"{SENTINEL}{tag}".encode() + draw(st.binary(max_size=8))
-    return json.dumps({"records": batch}).encode()
 
 
 @pytest.mark.e2e
@@ -313,6 +289,31 @@ def test_metrics_expose_traffic_latency_and_model_counters(server, records, cont
     assert re.search(r'model_validation_failures_total\{field="[^"]+",type="[^"]+"\} [1-9]', text)
     assert "model_prediction_score_bucket" in names
     assert re.search(r'model_info\{[^}]*tag="local"', text)
+
+
+def histogram_bounds(text: str) -> list[float]:
+    """The `le` bounds of the prediction histogram in Prometheus text, +Inf last."""
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = families["model_prediction_score"].samples
+    return sorted({float(sample.labels["le"]) for sample in samples if sample.name.endswith("_bucket")})
+
+
+def test_the_prediction_histogram_fits_the_task(server, trained, records, contract):
+    """Probabilities in tenths (binary); predicted values in eleven bounds from the target's min to its max in
+    data/schema.yaml, or the Prometheus client's defaults when the schema leaves it unbounded (regression)."""
+    import prometheus_client
+
+    assert server.predict({"records": records[:10]})[0] == 200
+    bounds = histogram_bounds(server.request("GET", "/metrics")[2].decode())
+    if contract.task == "binary":
+        assert bounds == pytest.approx([step / 10 for step in range(1, 11)] + [math.inf])
+        return
+    rule = project_schema(trained)[project_params(trained).data.target]
+    if {"min", "max"} <= set(rule) and rule["max"] > rule["min"]:
+        low, high = rule["min"], rule["max"]
+        assert bounds == pytest.approx([low + (high - low) * step / 10 for step in range(11)] + [math.inf])
+    else:
+        assert bounds == pytest.approx(sorted(prometheus_client.Histogram.DEFAULT_BUCKETS))
 
 
 def test_alerts_and_dashboard_use_only_metrics_that_exist(server, trained):

@@ -19,6 +19,8 @@ from .errors import ProjectError
 
 PARAMS_FILE = "params.yaml"
 TUNE_METHODS = ("grid", "random", "bayesian")
+# What the model predicts: one of two classes (its probability), or a number. Multiclass is not built yet.
+TASKS = ("binary", "regression")
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,10 @@ class Data:
 
     source: str
     target: str
-    positive_class: str
+    positive_class: str | None  # binary: the class the model scores; regression: null
     sensitive_features: list[str]
     pii: Pii
+    task: str = "binary"  # binary | regression (a params.yaml from before tasks is binary)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class Train:
 class Evaluate:
     """How the candidate is measured."""
 
-    threshold: float
+    threshold: float | None  # binary: the probability from which the positive class is decided; regression: null
     latency_repeats: int
 
 
@@ -249,7 +252,26 @@ def load_params(root: Path) -> Params:
     if not 0 < params.data.pii.scan_threshold <= 1:
         raise ProjectError(f"{PARAMS_FILE}: data.pii.scan_threshold must be in (0, 1]")
     _check_tune(params.tune)
+    _check_task(params)
     return params
+
+
+def _check_task(params: Params) -> None:
+    """The task is known, and the keys only binary classification uses are set for it and null otherwise."""
+    task = params.data.task
+    if task not in TASKS:
+        raise ProjectError(f"{PARAMS_FILE}: data.task '{task}' is not one of {', '.join(TASKS)}")
+    binary_only = {
+        "data.positive_class": params.data.positive_class,
+        "evaluate.threshold": params.evaluate.threshold,
+    }
+    for key, value in binary_only.items():
+        if task == "binary" and value is None:
+            raise ProjectError(f"{PARAMS_FILE}: {key} is required for a binary task")
+        if task != "binary" and value is not None:
+            raise ProjectError(f"{PARAMS_FILE}: {key} applies to binary tasks only; set it to null for {task}")
+    if task != "binary" and params.fairness.mitigation.method != "none":
+        raise ProjectError(f"{PARAMS_FILE}: fairness.mitigation.method must be none for {task} (it moves thresholds)")
 
 
 def _class_as_text(raw: Any) -> None:

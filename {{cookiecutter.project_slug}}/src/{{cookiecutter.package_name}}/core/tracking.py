@@ -208,7 +208,8 @@ def log_run(
         with warnings.catch_warnings():
             # The schema is enforced by validate (no nulls), so MLflow's integer-column hint is noise.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            signature = infer_signature(example, model.predict_proba(example)[:, 1])
+            output = model.predict_proba(example)[:, 1] if params.data.task == "binary" else model.predict(example)
+            signature = infer_signature(example, output)
         mlflow.sklearn.log_model(
             model,
             name="model",

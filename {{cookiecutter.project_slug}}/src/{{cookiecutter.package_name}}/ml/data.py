@@ -1,4 +1,4 @@
-"""Ingest (read the source, remove PII) and split (stratified and seeded, or by group, or by time) stages."""
+"""Ingest (read the source, remove PII) and split (seeded, stratified by class; or by group, or by time) stages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..core.config import Params
 from ..core.contract import INGESTED, TEST, TRAIN, VALIDATION
 from ..core.errors import ProjectError
 from . import pii as detectors
+from .task import is_classifier
 
 if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
     import pandas as pd
@@ -118,12 +119,18 @@ def split(root: Path, params: Params) -> None:
         test = by_group(frame, settings.group, settings.test_size, settings.seed)
     elif settings.time:
         test = latest(frame, settings.time, settings.test_size)
-    else:
+    elif is_classifier(params.data.task):
         test = frame.groupby(params.data.target, group_keys=False).sample(
             frac=settings.test_size, random_state=settings.seed
         )
+    else:
+        test = frame.sample(frac=settings.test_size, random_state=settings.seed)
     train = frame.drop(index=test.index)
     for side, rows in (("train", train), ("test", test)):
+        if len(rows) == 0:
+            raise ProjectError(f"params.yaml: split: the {side} split would have no rows")
+        if not is_classifier(params.data.task):
+            continue
         absent = set(frame[params.data.target].astype(str)) - set(rows[params.data.target].astype(str))
         if absent:  # by group or by time, a class can end up on one side only
             raise ProjectError(f"params.yaml: split: the {side} split would have no '{sorted(absent)[0]}' rows")

@@ -12,6 +12,18 @@ from typing import Any
 from ..core.errors import ProjectError
 
 
+def missing_as_nan(frame):
+    """Every missing value (None, NaN, pd.NA) as NaN: what SimpleImputer finds missing in a text column.
+
+    Parquet gives None for a missing text value and the batch check gives NaN; both are imputed alike.
+    """
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(frame).astype(object)
+    return frame.where(frame.notna(), np.nan)
+
+
 def group_labels(edges: list[float]) -> list[str]:
     """Names of the bins that edges cut a number line into: [25, 40] -> <25, 25-39, 40+ (integer edges)."""
     integers = all(float(edge).is_integer() for edge in edges)

@@ -12,10 +12,14 @@ from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOT
 from ..core.files import write_json
 from . import explain, fairness, metric_registry
 from .data import stage_input
+from .task import outputs, targets
 from .tune import applied
 
+# What the summary line prints, per task.
+HEADLINE = {"binary": ("roc_auc", "f1"), "regression": ("rmse", "r2")}
 
-def latency_p95_ms(model, features, repeats: int, rounds: int = 5) -> float:
+
+def latency_p95_ms(model, features, repeats: int, rounds: int = 5, task: str = "binary") -> float:
     """95th percentile of single-row prediction time in milliseconds: the median over several rounds.
 
     One thread, as a service worker scores one request: OpenMP threads that wait for busy cores
@@ -29,12 +33,12 @@ def latency_p95_ms(model, features, repeats: int, rounds: int = 5) -> float:
     per_round = max(repeats // rounds, 20)
     p95s = []
     with threadpool_limits(limits=1):
-        model.predict_proba(row)  # warm-up: the first call pays one-off costs
+        outputs(model, row, task)  # warm-up: the first call pays one-off costs
         for _ in range(rounds):
             timings = []
             for _ in range(per_round):
                 start = time.perf_counter()
-                model.predict_proba(row)
+                outputs(model, row, task)
                 timings.append((time.perf_counter() - start) * 1000)
             p95s.append(np.percentile(timings, 95))
     return float(np.median(p95s))
@@ -67,6 +71,17 @@ def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str
     )
 
 
+def write_regression_plots(folder: Path, actual, predicted) -> None:
+    """Predicted against actual, and residuals against predicted, as CSV for `dvc plots`."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"actual": actual, "predicted": predicted}).round(6)
+    frame.to_csv(folder / "predicted_actual.csv", index=False)
+    residuals = pd.DataFrame({"predicted": frame["predicted"], "residual": (frame["actual"] - frame["predicted"])})
+    residuals.round(6).to_csv(folder / "residuals.csv", index=False)
+
+
 def evaluate(root: Path, params: Params) -> None:
     """Measure the trained model on the test split and record everything as evidence."""
     import joblib
@@ -77,19 +92,24 @@ def evaluate(root: Path, params: Params) -> None:
         (root / stale).unlink(missing_ok=True)
     model = joblib.load(stage_input(root, MODEL))
     test = pd.read_parquet(stage_input(root, TEST))
+    task = params.data.task
     features = test[list(model.feature_names_in_)]
-    labels = (test[params.data.target].astype(str) == params.data.positive_class).astype(int).reset_index(drop=True)
-    scores = model.predict_proba(features)[:, 1]
-    measured = metric_registry.compute(labels, scores, params.evaluate.threshold)  # built in and metrics.py's
-    measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats)
+    labels = targets(test, params).reset_index(drop=True)
+    scores = outputs(model, features, task)  # binary: the positive class's probability; regression: the value
+    threshold = params.evaluate.threshold
+    measured = metric_registry.compute(labels, scores, threshold, task)  # built in and metrics.py's
+    measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats, task=task)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}
-    predicted = (scores >= params.evaluate.threshold).astype(int)
-    fair = fairness.measure(test.reset_index(drop=True), labels, predicted, params)
+    decided = (scores >= threshold).astype(int) if task == "binary" else scores
+    fair = fairness.measure(test.reset_index(drop=True), labels, decided, params)
     explained = explain.explain(model, test, params)
 
-    negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
-    write_plots(root / PLOTS, labels, scores, params.evaluate.threshold, (negative, params.data.positive_class))
+    if task == "binary":
+        negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
+        write_plots(root / PLOTS, labels, scores, threshold, (negative, params.data.positive_class))
+    else:
+        write_regression_plots(root / PLOTS, labels, scores)
     write_json(root / METRICS, measured)
     write_json(root / FAIRNESS, fair)
     explain.write(root, explained)
@@ -124,14 +144,13 @@ def evaluate(root: Path, params: Params) -> None:
             "model_path": str(MODEL),
         },
     )
-    summary = ", ".join(f"{name} {measured[name]:.3f}" for name in ("roc_auc", "f1", "latency_p95_ms"))
+    summary = ", ".join(f"{name} {measured[name]:.3f}" for name in (*HEADLINE[task], "latency_p95_ms"))
     print(f"evaluate: {summary} -> {METRICS}, plots in {PLOTS}/")
     top = ", ".join(item["feature"] for item in explained["top_features"][:3])
     print(f"evaluate: top features {top} ({explained['explainer']} SHAP) -> {TOP_FEATURES}")
-    parity = ", ".join(
-        f"{feature} {values['demographic_parity_difference']:.3f}"
-        for feature, values in fair["sensitive_features"].items()
-        if "demographic_parity_difference" in values
+    gap = fairness.HEADLINE[task]
+    shown = ", ".join(
+        f"{feature} {values[gap]:.3f}" for feature, values in fair["sensitive_features"].items() if gap in values
     )
-    print(f"evaluate: demographic parity difference {parity or 'not measured'} -> {FAIRNESS}")
+    print(f"evaluate: {gap.replace('_', ' ')} {shown or 'not measured'} -> {FAIRNESS}")
     print(f"evaluate: MLflow run {run_id} in {tracking.display_uri(root)} (open it with `make mlflow-ui`)")

@@ -20,6 +20,7 @@ from ..core.config import Params
 from ..core.contract import EXPLAIN_DIR, TOP_FEATURES
 from ..core.files import write_atomic, write_json
 from . import model_registry
+from .task import outputs
 
 IMPORTANCE_CSV = EXPLAIN_DIR / "importance.csv"
 CHART = EXPLAIN_DIR / "importance.png"  # the name in the MLflow run's artifacts; never written to reports/
@@ -32,6 +33,7 @@ def original_columns(transformer) -> list[str]:
     A step of features.py whose output columns do not match its inputs one to one is named by its input
     column when it reads one, else by the step's name.
     """
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
     names: list[str] = []
@@ -40,6 +42,8 @@ def original_columns(transformer) -> list[str]:
             continue
         width = transformer.output_indices_[name].stop - transformer.output_indices_[name].start
         columns = [transformer.feature_names_in_[c] if isinstance(c, int) else c for c in columns]
+        if isinstance(step, Pipeline):  # imputed columns: what comes out is what its last step makes
+            step = step[-1]
         if isinstance(step, OneHotEncoder):
             drops = step.drop_idx_ if step.drop_idx_ is not None else [None] * len(columns)
             for column, categories, dropped in zip(columns, step.categories_, drops, strict=True):
@@ -51,8 +55,8 @@ def original_columns(transformer) -> list[str]:
     return names
 
 
-def shap_matrix(kind: str, estimator, rows, background):
-    """SHAP values of the positive class: one row per explained row, one column per model input."""
+def shap_matrix(kind: str, estimator, rows, background, task: str = "binary"):
+    """SHAP values of the output (the positive class; the predicted value): one row per row, one column per input."""
     import numpy as np
     import shap
 
@@ -62,10 +66,10 @@ def shap_matrix(kind: str, estimator, rows, background):
         values = shap.LinearExplainer(estimator, shap.maskers.Independent(background)).shap_values(rows)
     else:
 
-        def positive(matrix):
-            return estimator.predict_proba(matrix)[:, 1]
+        def output(matrix):
+            return outputs(estimator, matrix, task)
 
-        explainer = shap.PermutationExplainer(positive, shap.maskers.Independent(background), seed=SEED)
+        explainer = shap.PermutationExplainer(output, shap.maskers.Independent(background), seed=SEED)
         values = explainer(rows, silent=True).values
     values = np.asarray(values)
     return values[..., 1] if values.ndim == 3 else values  # forests give one slice per class
@@ -85,7 +89,7 @@ def explain(model, frame, params: Params) -> dict[str, Any]:
     rows = matrix
     if kind == "sampled" and len(matrix) > params.explain.max_rows:
         rows = matrix[generator.permutation(len(matrix))[: params.explain.max_rows]]
-    values = shap_matrix(kind, estimator, rows, background)
+    values = shap_matrix(kind, estimator, rows, background, params.data.task)
     columns = original_columns(transformer[-1])
     per_column = pd.Series(np.abs(values).mean(axis=0), index=columns).groupby(level=0, sort=False).sum()
     ranked = per_column.sort_values(ascending=False, kind="stable")

@@ -1,7 +1,10 @@
 """Fairness: the candidate's decisions by sensitive group (fairlearn), and the optional threshold mitigation.
 
 `measure` gives reports/fairness.json: per sensitive feature, the disparity metrics the gate bounds
-(`sensitive_features`) and the rates of every group (`by_group`) that the model card and the PR report show.
+(`sensitive_features`) and the figures of every group (`by_group`) that the model card and the PR report show.
+Binary: selection, true and false positive rates and accuracy per group; demographic parity and equalized odds.
+Regression: mean prediction, mean actual value, MAE and RMSE per group; the ratio of the largest group error to
+the smallest (mae_ratio, rmse_ratio: 1 is equal) and the spread of mean predictions, in the target's unit.
 Numeric features (age) are grouped by the bins in params.yaml. A group smaller than
 `fairness.min_group_size` is still listed with its count, but left out of the disparity metrics: a rate
 measured on a handful of rows swings by tens of points and would make the gate block on noise.
@@ -21,6 +24,8 @@ from .estimators import ThresholdMitigated, bin_column
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
 METHODS = ("none", "threshold_optimizer")
+# The gap evaluate's summary line shows, per task.
+HEADLINE = {"binary": "demographic_parity_difference", "regression": "mae_ratio"}
 
 
 def groups(frame, feature: str, params: Params):
@@ -128,24 +133,79 @@ def disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, fl
     return result
 
 
+def by_group_regression(actual, predicted, grouped) -> dict[str, dict[str, Any]]:
+    """Count, mean prediction, mean actual value, MAE and RMSE of every group (fairlearn MetricFrame)."""
+    import numpy as np
+    from fairlearn.metrics import MetricFrame, count
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    frame = MetricFrame(
+        metrics={
+            "count": count,
+            "mean_prediction": lambda y_true, y_pred: float(np.mean(y_pred)),
+            "mean_actual": lambda y_true, y_pred: float(np.mean(y_true)),
+            "mae": mean_absolute_error,
+            "rmse": root_mean_squared_error,
+        },
+        y_true=actual,
+        y_pred=predicted,
+        sensitive_features=grouped,
+    ).by_group
+    return {
+        str(group): {"count": int(row["count"]), **{name: _rate(row[name]) for name in row.index if name != "count"}}
+        for group, row in frame.iterrows()
+    }
+
+
+def error_disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, float]:
+    """Largest over smallest group MAE and RMSE, and the spread of mean predictions, over groups large enough.
+
+    A perfect group (error 0) beside an imperfect one has an infinite ratio: reported as missing, so a rule on it
+    cannot decide and blocks rather than pass.
+    """
+    judged = [figures for figures in found.values() if figures["count"] >= min_size]
+    if len(judged) < 2:
+        return {}
+    result = {}
+    for error in ("mae", "rmse"):
+        values = [figures[error] for figures in judged]
+        if min(values) > 0:
+            result[f"{error}_ratio"] = round(max(values) / min(values), 6)
+        elif max(values) == 0:
+            result[f"{error}_ratio"] = 1.0
+    means = [figures["mean_prediction"] for figures in judged]
+    result["mean_prediction_difference"] = round(max(means) - min(means), 6)
+    return result
+
+
 def measure(frame, labels, predicted, params: Params) -> dict[str, Any]:
-    """reports/fairness.json for decisions `predicted` (0/1) on `frame`, whose true outcomes are `labels`."""
+    """reports/fairness.json for `predicted` on `frame`, whose true outcomes are `labels`.
+
+    Binary: predicted and labels are 0/1 decisions and outcomes; regression: predicted and actual numbers.
+    """
     import numpy as np
 
     check_params(params)
-    labels = np.asarray(labels).astype(int)
-    predicted = np.asarray(predicted).astype(int)
+    binary = params.data.task == "binary"
+    labels = np.asarray(labels).astype(int if binary else float)
+    predicted = np.asarray(predicted).astype(int if binary else float)
     features, groups_by_feature = {}, {}
     for feature in params.data.sensitive_features:
-        found = by_group(labels, predicted, groups(frame, feature, params).reset_index(drop=True))
+        grouped = groups(frame, feature, params).reset_index(drop=True)
+        if binary:
+            found = by_group(labels, predicted, grouped)
+            features[feature] = disparities(found, params.fairness.min_group_size)
+        else:
+            found = by_group_regression(labels, predicted, grouped)
+            features[feature] = error_disparities(found, params.fairness.min_group_size)
         groups_by_feature[feature] = found
-        features[feature] = disparities(found, params.fairness.min_group_size)
         if not features[feature]:
             print(
                 f"fairness: {feature} not compared: fewer than two groups have fairness.min_group_size="
                 f"{params.fairness.min_group_size} rows (a gate rule on it cannot decide)"
             )
     return {
+        "task": params.data.task,
         "sensitive_features": features,
         "by_group": groups_by_feature,
         "threshold": params.evaluate.threshold,

@@ -1,10 +1,12 @@
-"""Local explanations (LIME): why the model decided one applicant, in the data's own columns.
+"""Local explanations (LIME): why the model decided one row, in the data's own columns.
 
 SHAP (explain.py) ranks the features over the whole test split. LIME answers for one row: it samples
 neighbours of the row from the training distribution, scores them with the whole pipeline (its
 preprocessing included, so categories stay categories and numbers stay numbers), and fits a weighted
 linear model to those scores. Its weights are the contributions of conditions such as
-`duration > 24.00` or `checking_status=<0` to the probability of the positive class.
+`duration > 24.00` or `checking_status=<0` to the probability of the positive class (binary), or to the
+predicted value (regression). A missing value of a nullable column is explained as the model sees it: filled in
+with the training median (from the profile's quartiles) or the most frequent category.
 
 The sampler needs only aggregates of the training split: quartiles of each number with the mean, spread
 and range inside each quartile, and the frequency of each category. The local-explain stage writes them as
@@ -31,6 +33,8 @@ KINDS = {
     "false_negative": "most confident error: predicted {negative}, truly {positive}",
     "true_positive": "most confident right decision: {positive}",
     "true_negative": "most confident right decision: {negative}",
+    "largest_error": "largest error",
+    "smallest_error": "smallest error",
     "random": "drawn at random (seeded)",
 }
 
@@ -73,6 +77,9 @@ def profile(train, columns: Columns) -> dict[str, Any]:
     numeric: dict[str, Any] = {}
     for name in columns.numeric:
         values = train[name].to_numpy(dtype=float)
+        values = values[~np.isnan(values)]  # a nullable column's missing values: imputed, never sampled
+        if not len(values):
+            values = np.zeros(1)
         bins = np.unique(np.percentile(values, [25, 50, 75]))
         which = np.searchsorted(bins, values)
         parts = [values[which == index] for index in range(len(bins) + 1)]
@@ -120,7 +127,7 @@ def load_profile(root: Path, columns: Columns) -> dict[str, Any]:
 # --------------------------------------------------------------------------- explaining rows
 
 
-def _explainer(found: dict[str, Any], columns: Columns, seed: int):
+def _explainer(found: dict[str, Any], columns: Columns, seed: int, task: str = "binary"):
     """A LimeTabularExplainer over the profile, seeded: built per row, so every row's explanation is reproducible.
 
     LIME takes the aggregates as `training_data_stats`; its training matrix is then only read for its
@@ -143,7 +150,7 @@ def _explainer(found: dict[str, Any], columns: Columns, seed: int):
         stats["feature_frequencies"][index] = found["categorical"][name]
     return LimeTabularExplainer(
         np.zeros((2, count)),
-        mode="classification",
+        mode="classification" if task == "binary" else "regression",
         feature_names=columns.names,
         categorical_features=list(range(len(columns.numeric), count)),
         categorical_names={len(columns.numeric) + i: allowed for i, allowed in enumerate(columns.categories.values())},
@@ -154,14 +161,23 @@ def _explainer(found: dict[str, Any], columns: Columns, seed: int):
     )
 
 
-def encode(frame, columns: Columns):
-    """Rows as LIME's matrix: numbers as they are, categories as their index in the allowed values."""
-    import numpy as np
+def encode(frame, columns: Columns, found: dict[str, Any]):
+    """Rows as LIME's matrix: numbers as they are, categories as their index in the allowed values.
 
-    parts = [frame[name].to_numpy(dtype=float) for name in columns.numeric]
+    A missing value becomes what the model's imputer makes of it: the median (the profile's middle quartile
+    boundary) or the most frequent category.
+    """
+    import numpy as np
+    import pandas as pd
+
+    parts = []
+    for name in columns.numeric:
+        bins = found["numeric"][name]["bins"]
+        parts.append(frame[name].astype(float).fillna(bins[len(bins) // 2] if bins else 0.0).to_numpy(dtype=float))
     for name, allowed in columns.categories.items():
         position = {value: index for index, value in enumerate(allowed)}
-        parts.append(np.array([position[str(value)] for value in frame[name]], dtype=float))
+        commonest = int(np.argmax(found["categorical"][name]))
+        parts.append(np.array([commonest if pd.isna(v) else position[str(v)] for v in frame[name]], dtype=float))
     return np.column_stack(parts)
 
 
@@ -179,31 +195,36 @@ def decode(matrix, columns: Columns):
     return pd.DataFrame(data)
 
 
-def explain_rows(model, frame, found: dict[str, Any], columns: Columns, samples: int, seed: int) -> list[dict]:
+def explain_rows(
+    model, frame, found: dict[str, Any], columns: Columns, samples: int, seed: int, task: str = "binary"
+) -> list[dict]:
     """LIME for each row of `frame`: the local model's prediction, fit and every column's contribution.
 
-    Contributions are ordered by |weight|, largest first; a positive weight pushes towards the positive class.
+    Contributions are ordered by |weight|, largest first; a positive weight pushes towards the positive class
+    (binary) or a higher value (regression).
     """
     feature_order = list(model.feature_names_in_)
 
-    def probabilities(matrix):
-        return model.predict_proba(decode(matrix, columns)[feature_order])
+    def predictions(matrix):
+        features = decode(matrix, columns)[feature_order]
+        return model.predict_proba(features) if task == "binary" else model.predict(features)
 
+    label = 1 if task == "binary" else 0  # LIME keys a regression's one output as label 0
     explained = []
-    for row in encode(frame, columns):
-        result = _explainer(found, columns, seed).explain_instance(
-            row, probabilities, labels=(1,), num_features=len(columns.names), num_samples=samples
+    for row in encode(frame, columns, found):
+        result = _explainer(found, columns, seed, task).explain_instance(
+            row, predictions, labels=(label,), num_features=len(columns.names), num_samples=samples
         )
         # LIME's readable condition per column: the quartile for a number, `column=value` for a category.
         names = result.domain_mapper.discretized_feature_names or result.domain_mapper.feature_names
         explained.append(
             {
                 "local_prediction": round(float(result.local_pred[0]), 6),
-                "intercept": round(float(result.intercept[1]), 6),
+                "intercept": round(float(result.intercept[label]), 6),
                 "fit_r2": round(float(result.score), 6),
                 "contributions": [
                     {"feature": columns.names[index], "condition": names[index], "weight": round(float(weight), 6)}
-                    for index, weight in result.local_exp[1]
+                    for index, weight in result.local_exp[label]
                 ],
             }
         )
@@ -211,24 +232,26 @@ def explain_rows(model, frame, found: dict[str, Any], columns: Columns, samples:
 
 
 def markdown(document: dict[str, Any]) -> str:
-    """The explained rows for people: per row the decision, the truth and the top contributing conditions."""
+    """The explained rows for people: per row the prediction, the truth and the top contributing conditions."""
     positive, negative = document["positive_class"], document["negative_class"]
+    binary = document.get("task", "binary") == "binary"
+    toward = positive if binary else "a higher value"
     lines = [
-        "| test row | why chosen | predicted (score) | truth | top conditions (weight toward " + positive + ") |",
+        f"| test row | why chosen | predicted{' (score)' if binary else ''} | truth | top conditions (weight toward "
+        f"{toward}) |",
         "|---|---|---|---|---|",
     ]
     for row in document["rows"]:
         kind = KINDS.get(row["kind"], row["kind"]).format(positive=positive, negative=negative)
         top = sorted(row["contributions"], key=lambda item: -abs(item["weight"]))[: document["top_k"]]
         shown = "<br>".join(f"`{item['condition']}` {item['weight']:+.3f}" for item in top)
-        lines.append(
-            f"| {row['row']} | {kind} | {row['predicted']} ({row['score']:.3f}) | {row['truth']} | "
-            f"{shown.replace('|', '/')} |"
-        )
+        predicted = f"{row['predicted']} ({row['score']:.3f})" if binary else f"{row['predicted']:.3f}"
+        lines.append(f"| {row['row']} | {kind} | {predicted} | {row['truth']} | {shown.replace('|', '/')} |")
+    what = f"model's probability of `{positive}`" if binary else "model's predicted value"
     lines += [
         "",
         f"<sub>LIME, {document['samples']} samples per row, seed {document['seed']}: a weighted linear model of the "
-        f"model's probability of `{positive}` around each row; the weight is what the condition adds to it.</sub>",
+        f"{what} around each row; the weight is what the condition adds to it.</sub>",
     ]
     return "\n".join(lines) + "\n"
 
@@ -248,10 +271,11 @@ class ServiceExplainer:
     samples: int
     seed: int
     top_k: int
+    task: str = "binary"
 
     def explain(self, model, frame) -> list[dict[str, Any]]:
         """Per row: the local model's prediction and fit, and the top_k contributions by |weight|."""
-        explained = explain_rows(model, frame, self.profile, self.columns, self.samples, self.seed)
+        explained = explain_rows(model, frame, self.profile, self.columns, self.samples, self.seed, self.task)
         return [{**item, "contributions": item["contributions"][: self.top_k]} for item in explained]
 
 
@@ -268,4 +292,5 @@ def for_service(root: Path, contract, enabled: bool) -> ServiceExplainer | None:
         logging.getLogger(__name__).warning("POST /explain is off: %s not found (run `make pipeline`)", PROFILE)
         return None
     local = load_params(root).explain.local
-    return ServiceExplainer(load_profile(root, columns), columns, local.samples, local.seed, local.top_k)
+    found = load_profile(root, columns)
+    return ServiceExplainer(found, columns, local.samples, local.seed, local.top_k, contract.task)

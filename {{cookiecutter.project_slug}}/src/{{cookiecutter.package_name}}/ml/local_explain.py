@@ -1,7 +1,8 @@
 """The local-explain stage (after evaluate): LIME explanations of chosen test rows, attached to the candidate's run.
 
-It explains the rows planned by `explain.local` in params.yaml: the most confident errors of each kind, the
-most confident right decision for each class, and a few rows drawn at random (seeded). reports/lime/
+It explains the rows planned by `explain.local` in params.yaml: binary, the most confident errors of each kind
+and the most confident right decision for each class; regression, the largest and the smallest errors; then a
+few rows drawn at random (seeded). reports/lime/
 (local.json, local.md, profile.json) is a DVC-cached output, never committed: the explanations quote test
 rows' values, and git history cannot be erased, while `make erase` purges a data version's DVC objects.
 Cached, it is pulled with the model (CI's `dvc repro --pull`) or restored from the run-cache, so `package`
@@ -24,26 +25,41 @@ from ..core.files import write_atomic, write_json
 from .data import stage_input
 from .lime_explainer import Columns, explain_rows, markdown, profile
 from .schema import load_contract
+from .task import outputs, targets
 
 
-def plan(labels, scores, threshold: float, local) -> list[tuple[int, str]]:
-    """The test rows to explain, as (position, kind): confident errors, confident right decisions, random rows."""
+def plan(labels, scores, threshold: float | None, local) -> list[tuple[int, str]]:
+    """The test rows to explain, as (position, kind): confident errors, confident right decisions, random rows.
+
+    Binary (a threshold): labels are 0/1, scores probabilities. Regression (threshold None): labels and scores
+    are the true and predicted values; errors are the largest absolute errors, right decisions the smallest.
+    """
     import numpy as np
 
     labels = np.asarray(labels)
     scores = np.asarray(scores)
-    predicted = scores >= threshold
-    confidence = np.where(predicted, scores, 1 - scores)
-    wanted = [
-        ("false_positive", predicted & (labels == 0), local.errors),
-        ("false_negative", ~predicted & (labels == 1), local.errors),
-        ("true_positive", predicted & (labels == 1), local.correct),
-        ("true_negative", ~predicted & (labels == 0), local.correct),
-    ]
+    if threshold is None:
+        error = np.abs(labels - scores)
+        everything = np.ones(len(scores), dtype=bool)
+        wanted = [
+            ("largest_error", everything, local.errors, error),
+            ("smallest_error", everything, local.correct, -error),
+        ]
+    else:
+        predicted = scores >= threshold
+        confidence = np.where(predicted, scores, 1 - scores)
+        wanted = [
+            ("false_positive", predicted & (labels == 0), local.errors, confidence),
+            ("false_negative", ~predicted & (labels == 1), local.errors, confidence),
+            ("true_positive", predicted & (labels == 1), local.correct, confidence),
+            ("true_negative", ~predicted & (labels == 0), local.correct, confidence),
+        ]
     chosen: list[tuple[int, str]] = []
-    for kind, mask, count in wanted:
-        candidates = np.flatnonzero(mask)
-        ranked = candidates[np.argsort(-confidence[candidates], kind="stable")]
+    for kind, mask, count, rank in wanted:
+        taken = np.zeros(len(scores), dtype=bool)
+        taken[[position for position, _ in chosen]] = True  # a row is explained once (a small test split)
+        candidates = np.flatnonzero(mask & ~taken)
+        ranked = candidates[np.argsort(-rank[candidates], kind="stable")]
         chosen += [(int(position), kind) for position in ranked[:count]]
     taken = {position for position, _ in chosen}
     rest = np.array([position for position in range(len(scores)) if position not in taken], dtype=int)
@@ -66,9 +82,10 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
     found = profile(train, columns)
     test = test.reset_index(drop=True)
     positive, negative, threshold = contract.positive_class, contract.negative_class, contract.threshold
-    truth = test[params.data.target].astype(str)
-    labels = (truth == positive).astype(int).to_numpy()
-    scores = model.predict_proba(test[list(model.feature_names_in_)])[:, 1]
+    binary = params.data.task == "binary"
+    truth = test[params.data.target].astype(str) if binary else targets(test, params)
+    labels = targets(test, params).to_numpy()
+    scores = outputs(model, test[list(model.feature_names_in_)], params.data.task)
     planned = plan(labels, scores, threshold, local)
     positions = [position for position, _ in planned]
     from threadpoolctl import threadpool_limits
@@ -76,22 +93,21 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
     # One thread, as in the service: thousands of small predictions with OpenMP threads waiting for busy
     # cores took 10x longer (9.4 s against 0.9 s for 8 rows on a loaded 2-core machine).
     with threadpool_limits(limits=1):
-        explained = explain_rows(model, test.iloc[positions], found, columns, local.samples, local.seed)
+        explained = explain_rows(
+            model, test.iloc[positions], found, columns, local.samples, local.seed, params.data.task
+        )
     rows = []
     for (position, kind), lime in zip(planned, explained, strict=True):
         score = float(scores[position])
-        rows.append(
-            {
-                "row": position,
-                "kind": kind,
-                "truth": truth.iloc[position],
-                "predicted": positive if score >= threshold else negative,
-                "score": round(score, 6),
-                **lime,
-            }
-        )
+        if binary:
+            shown = {"truth": truth.iloc[position], "predicted": positive if score >= threshold else negative}
+            shown["score"] = round(score, 6)
+        else:
+            shown = {"truth": float(truth.iloc[position]), "predicted": round(score, 6)}
+        rows.append({"row": position, "kind": kind, **shown, **lime})
     document = {
         "explainer": "lime",
+        "task": params.data.task,
         "samples": local.samples,
         "seed": local.seed,
         "top_k": local.top_k,

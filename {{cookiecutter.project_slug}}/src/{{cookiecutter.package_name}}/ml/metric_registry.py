@@ -1,8 +1,9 @@
 """The metric registry: every metric of reports/metrics.json, built in here and added in metrics.py.
 
-A metric has a direction (whether higher is better: what "worse" means to the gate) and a computation from
-the test split's labels, scores and decision threshold. Evaluate computes every registered metric; the
-policy loader accepts exactly these names, and the gate reads their directions.
+A metric has a direction (whether higher is better: what "worse" means to the gate), a computation from
+the test split's labels, scores and decision threshold, and the tasks it is measured for. Evaluate computes
+every registered metric of the project's task; the policy loader accepts exactly these names, and the gate
+reads their directions.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..core.config import TASKS
 from ..core.errors import ProjectError
 from . import metrics
 from .registry import Metric
@@ -76,7 +78,39 @@ def brier(labels, scores, threshold: float) -> float:
     return brier_score_loss(labels, scores)
 
 
-# Ranking, threshold and probability-quality metrics of the positive class, then what evaluate measures itself.
+def rmse(labels, predicted, threshold: None) -> float:
+    """Root mean squared error, in the target's unit: large errors weigh more."""
+    from sklearn.metrics import root_mean_squared_error
+
+    return root_mean_squared_error(labels, predicted)
+
+
+def mae(labels, predicted, threshold: None) -> float:
+    """Mean absolute error, in the target's unit."""
+    from sklearn.metrics import mean_absolute_error
+
+    return mean_absolute_error(labels, predicted)
+
+
+def r2(labels, predicted, threshold: None) -> float:
+    """Coefficient of determination: 1 is perfect, 0 is no better than always predicting the mean."""
+    from sklearn.metrics import r2_score
+
+    return r2_score(labels, predicted)
+
+
+def mape(labels, predicted, threshold: None) -> float | None:
+    """Mean absolute percentage error (0.1 = 10%); undefined, so left out, when a true value is 0."""
+    import numpy as np
+    from sklearn.metrics import mean_absolute_percentage_error
+
+    if np.any(np.asarray(labels) == 0):
+        return None
+    return mean_absolute_percentage_error(labels, predicted)
+
+
+# Binary: ranking, threshold and probability-quality metrics of the positive class. Regression: errors and fit.
+# Then what evaluate measures itself, for every task.
 BUILT_IN = {
     "roc_auc": Metric(True, roc_auc),
     "average_precision": Metric(True, average_precision),
@@ -86,8 +120,12 @@ BUILT_IN = {
     "recall": Metric(True, recall),
     "log_loss": Metric(False, log_loss),
     "brier": Metric(False, brier),
-    "latency_p95_ms": Metric(False),  # 95th percentile of single-row prediction time (evaluate.latency_p95_ms)
-    "model_size_mb": Metric(False),  # the saved model file
+    "rmse": Metric(False, rmse, ("regression",)),
+    "mae": Metric(False, mae, ("regression",)),
+    "r2": Metric(True, r2, ("regression",)),
+    "mape": Metric(False, mape, ("regression",)),
+    "latency_p95_ms": Metric(False, tasks=TASKS),  # 95th percentile of single-row prediction time (evaluate)
+    "model_size_mb": Metric(False, tasks=TASKS),  # the saved model file
 }
 
 
@@ -96,8 +134,8 @@ def source() -> str:
     return f"src/{metrics.__name__.replace('.', '/')}.py"
 
 
-def registered() -> dict[str, Metric]:
-    """Every metric: the built-in ones, then metrics.py's, each entry checked."""
+def registered(task: str | None = None) -> dict[str, Metric]:
+    """Every metric of `task` (of every task when None): the built-in ones, then metrics.py's, each entry checked."""
     added = getattr(metrics, "METRICS", None)
     if not isinstance(added, dict):
         raise ProjectError(f"{source()}: METRICS must be a dict of name -> Metric")
@@ -111,12 +149,16 @@ def registered() -> dict[str, Metric]:
             raise ProjectError(f"{where} must be a Metric(higher_is_better=True or False, compute=...)")
         if not callable(entry.compute):
             raise ProjectError(f"{where}: compute must be a function of (labels, scores, threshold)")
-    return {**BUILT_IN, **added}
+        tasks = entry.tasks
+        if not isinstance(tasks, tuple) or not tasks or not set(tasks) <= set(TASKS):
+            raise ProjectError(f"{where}: tasks must be a tuple of {', '.join(TASKS)}")
+    every = {**BUILT_IN, **added}
+    return every if task is None else {name: entry for name, entry in every.items() if task in entry.tasks}
 
 
-def names() -> tuple[str, ...]:
-    """Every registered metric's name."""
-    return tuple(registered())
+def names(task: str | None = None) -> tuple[str, ...]:
+    """Every registered metric's name, of one task or (None) of every task."""
+    return tuple(registered(task))
 
 
 def higher_is_better(name: str) -> bool:
@@ -127,17 +169,20 @@ def higher_is_better(name: str) -> bool:
     return known[name].higher_is_better
 
 
-def compute(labels, scores, threshold: float) -> dict[str, float]:
-    """Every registered metric that has a computation, on these labels and positive-class scores."""
+def compute(labels, scores, threshold: float | None, task: str = "binary") -> dict[str, float]:
+    """Every registered metric of the task that has a computation, on these labels and scores (see Metric)."""
     measured: dict[str, Any] = {}
-    for name, entry in registered().items():
+    for name, entry in registered(task).items():
         if entry.compute is None:
             continue
         where = source() if name not in BUILT_IN else f"src/{__name__.replace('.', '/')}.py"
         try:
-            value = float(entry.compute(labels, scores, threshold))
+            value = entry.compute(labels, scores, threshold)
+            value = None if value is None else float(value)
         except Exception as error:  # a project's metric may raise anything: say which one, and where it lives
             raise ProjectError(f"{where}: metric '{name}' failed ({type(error).__name__}: {error})") from error
+        if value is None:  # undefined for this data: left out, so a rule on it cannot decide (and blocks)
+            continue
         if not math.isfinite(value):  # the gate cannot decide on NaN: say so here, where it is made
             raise ProjectError(f"{where}: metric '{name}' is {value}, not a finite number")
         measured[name] = value

@@ -1,12 +1,14 @@
 # ---- YOUR FILE: the data scientist's metrics. Template updates never touch it. ----
-"""Your metrics, added to the built-in ones (metric_registry.py: roc_auc, f1, log_loss, brier, ...).
+"""Your metrics, added to the built-in ones (metric_registry.py: roc_auc, f1, log_loss, brier, rmse, mae, r2, ...).
 
-Evaluate computes every registered metric on the test split into reports/metrics.json, and the gate can
-bound it (`kind: metric`), compare it with the champion (`kind: no_regression`) or read it in CEL
-(`metrics.<name>`); `higher_is_better` tells the gate which way is worse. A metric is a function of
-(labels, scores, threshold): labels are 1 for the positive class, scores the model's probability of it,
-threshold params.yaml's evaluate.threshold. Import heavy libraries inside the function: the gate loads this
-file too, and should stay fast.
+Evaluate computes every registered metric of the project's task (data.task) on the test split into
+reports/metrics.json, and the gate can bound it (`kind: metric`), compare it with the champion
+(`kind: no_regression`) or read it in CEL (`metrics.<name>`); `higher_is_better` tells the gate which way is
+worse. A metric is a function of (labels, scores, threshold). Binary: labels are 1 for the positive class,
+scores the model's probability of it, threshold params.yaml's evaluate.threshold. Regression: labels are the
+true values, scores the predicted ones, threshold None; give such a metric `tasks=("regression",)` (the default
+is `("binary",)`). Return None where the metric is undefined for the data: metrics.json then leaves it out.
+Import heavy libraries inside the function: the gate loads this file too, and should stay fast.
 
 Example: balanced accuracy at the decision threshold.
 

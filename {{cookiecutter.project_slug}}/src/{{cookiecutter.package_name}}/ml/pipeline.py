@@ -11,7 +11,8 @@ from ..core.config import Params
 from ..core.contract import TRAIN
 from . import model_registry
 from .data import stage_input
-from .preprocessing import feature_columns, preprocessor
+from .preprocessing import feature_columns, nullable_columns, preprocessor
+from .task import targets
 from .validate import load_schema
 
 
@@ -21,17 +22,20 @@ def build_model(params: Params):
 
 
 def training_set(root: Path, params: Params):
-    """(frame, labels, numeric, categorical) of the training split; labels are 1 for the positive class."""
+    """(frame, labels, numeric, categorical, imputed) of the training split.
+
+    Labels are as task.targets gives them; imputed are the feature columns the contract declares nullable.
+    """
     import pandas as pd
 
     frame = pd.read_parquet(stage_input(root, TRAIN))
-    numeric, categorical = feature_columns(load_schema(root / params.validate.schema), params)
-    labels = (frame[params.data.target].astype(str) == params.data.positive_class).astype(int)
-    return frame, labels, numeric, categorical
+    schema = load_schema(root / params.validate.schema)
+    numeric, categorical = feature_columns(schema, params)
+    return frame, targets(frame, params), numeric, categorical, nullable_columns(schema)
 
 
-def model_pipeline(params: Params, numeric: list[str], categorical: list[str]):
+def model_pipeline(params: Params, numeric: list[str], categorical: list[str], imputed=frozenset()):
     """The unfitted pipeline: preprocessing, then the configured estimator (tune scores it per trial)."""
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("features", preprocessor(numeric, categorical)), ("model", build_model(params))])
+    return Pipeline([("features", preprocessor(numeric, categorical, imputed)), ("model", build_model(params))])

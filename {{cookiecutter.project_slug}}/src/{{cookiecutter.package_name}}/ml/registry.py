@@ -19,7 +19,8 @@ EXPLAINERS = ("tree", "linear", "sampled")
 class Model:
     """A model that params.yaml's train.model can name.
 
-    estimator: the import path of a scikit-learn compatible classifier with predict_proba.
+    estimator: the import path of a scikit-learn compatible estimator: a classifier with predict_proba for a
+    binary task, a regressor for regression (checked when it is built).
     defaults: its hyperparameters when params.yaml says nothing; train.<name> overrides them key by key.
     explainer: 'tree' (TreeExplainer: tree ensembles), 'linear' (LinearExplainer: coef_ and intercept_),
     or 'sampled' (a PermutationExplainer on at most explain.max_rows rows: fits anything, costs more).
@@ -34,10 +35,13 @@ class Model:
 class Metric:
     """A metric of reports/metrics.json: whether higher is better (the gate's "worse"), and how to compute it.
 
-    compute(labels, scores, threshold) -> float: labels are 1 for the positive class, scores the model's
-    probability of it, threshold params.yaml's evaluate.threshold. None only for what evaluate measures
-    itself (latency_p95_ms, model_size_mb).
+    compute(labels, scores, threshold) -> float: for binary, labels are 1 for the positive class, scores the
+    model's probability of it, threshold params.yaml's evaluate.threshold; for regression, labels are the true
+    numbers, scores the predicted ones, threshold None. It may return None where the metric is undefined for the
+    data (MAPE with a zero target): metrics.json then leaves it out. compute is None only for what evaluate
+    measures itself (latency_p95_ms, model_size_mb). tasks: the tasks (params.yaml data.task) it is measured for.
     """
 
     higher_is_better: bool
-    compute: Callable[[Any, Any, float], float] | None = None
+    compute: Callable[[Any, Any, float | None], float | None] | None = None
+    tasks: tuple[str, ...] = ("binary",)

@@ -14,24 +14,38 @@ from typing import Any
 
 from ..core.config import load_params
 from .preprocessing import feature_columns
-from .validate import load_schema
+from .validate import load_schema, nullable
 
 
 @dataclass(frozen=True)
 class Contract:
-    """The input contract of the model: feature columns in model order and their rules."""
+    """The input contract of the model: feature columns in model order and their rules, and what it answers.
+
+    A binary model answers a label (positive_class or negative_class, decided at threshold) and the score of
+    the positive class; a regression model answers a value (the three class fields are None).
+    """
 
     numeric: list[str]
     categorical: list[str]
     rules: dict[str, dict[str, Any]]
-    positive_class: str
-    negative_class: str
-    threshold: float
+    positive_class: str | None
+    negative_class: str | None
+    threshold: float | None
+    task: str = "binary"
 
     @property
     def columns(self) -> list[str]:
         """Feature columns in the order the model was trained on."""
         return self.numeric + self.categorical
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The fields of one prediction, in order: the service's answer and the batch job's added columns."""
+        return OUTPUTS[self.task]
+
+
+# What one prediction holds, per task.
+OUTPUTS = {"binary": ("label", "score"), "regression": ("value",)}
 
 
 def load_contract(root: Path) -> Contract:
@@ -39,13 +53,16 @@ def load_contract(root: Path) -> Contract:
     params = load_params(root)
     schema = load_schema(root / params.validate.schema)
     numeric, categorical = feature_columns(schema, params)
+    rules = {name: schema[name] for name in numeric + categorical}
+    if params.data.task != "binary":
+        return Contract(numeric, categorical, rules, None, None, None, params.data.task)
     target = schema.get(params.data.target, {})
     classes = [str(item) for item in target.get("allowed", [])]
     others = [item for item in classes if item != params.data.positive_class]
     return Contract(
         numeric=numeric,
         categorical=categorical,
-        rules={name: schema[name] for name in numeric + categorical},
+        rules=rules,
         positive_class=params.data.positive_class,
         negative_class=others[0] if others else f"not {params.data.positive_class}",
         threshold=params.evaluate.threshold,
@@ -85,12 +102,12 @@ def check_frame(frame, contract: Contract):
             continue
         values = frame[name]
         missing = values.isna().to_numpy()
-        reason = np.where(missing, "missing", "")
+        reason = np.where(missing & (not nullable(rule)), "missing", "")
         if rule["type"] == "category":
             text = values.astype("string")
             allowed = text.isin([str(item) for item in rule["allowed"]]).fillna(False).to_numpy(dtype=bool)
             reason = np.where(~missing & ~allowed, "category", reason)
-            clean[name] = text.astype(object)
+            clean[name] = text.astype(object).where(~missing, np.nan)  # the NaN the model's imputer fills
         else:
             numbers = _as_numbers(values)
             finite = np.isfinite(numbers)
@@ -102,7 +119,8 @@ def check_frame(frame, contract: Contract):
             with np.errstate(invalid="ignore"):
                 outside = finite & ~bad_type & ((numbers < low) | (numbers > high))
             reason = np.where(outside, "range", reason)
-            kind = "int64" if rule["type"] == "integer" else "float64"
+            # A missing value of a nullable column stays NaN (the model imputes it): float64 holds it.
+            kind = "int64" if rule["type"] == "integer" and not nullable(rule) else "float64"
             clean[name] = pd.Series(np.where(reason == "", numbers, 0), index=frame.index).astype(kind)
         problems[name] = reason
     reasons = pd.Series([""] * size, index=frame.index, dtype=object)

@@ -93,6 +93,12 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
             share = f"{found.kind} in {found.share:.0%} of sampled values"
             notes.append(f"{REVIEW_MARKER} looks like PII ({share}): {where}")
             continue
+        if column == target and params.data.task == "regression":
+            result.rules[column] = rule_for(values)
+            notes.append("the target (data.target): the number the model predicts")
+            if result.rules[column]["type"] not in NUMERIC_TYPES:
+                notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (data.task in params.yaml)")
+            continue
         if column == target:
             counts = values.dropna().astype(str).value_counts()
             result.rules[column] = {"type": "category", "allowed": sorted(counts.index)}
@@ -104,16 +110,19 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
                     f"in params.yaml): name the other class there if that is the outcome to detect"
                 )
             if len(counts) != 2:
-                notes.append(f"{REVIEW_MARKER} {len(counts)} classes: the pipeline scores a target of exactly two")
+                numbers = rule_for(values)["type"] in NUMERIC_TYPES and len(counts) > 10
+                hint = ": a number to predict? set data.task: regression (params.yaml)" if numbers else ""
+                notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
             continue
         result.rules[column] = rule_for(values)
         missing = float(values.isna().mean())
         if missing == 1:
             notes.append(f"{REVIEW_MARKER} every value is missing: kept out of the model; drop it from the data?")
-        elif missing > params.validate.max_null_fraction:
+        elif missing > 0 and result.rules[column]["type"] != "ignore":
+            result.rules[column]["nullable"] = True
             notes.append(
-                f"{REVIEW_MARKER} {missing:.1%} of its values are missing, more than validate.max_null_fraction "
-                f"({params.validate.max_null_fraction}) in params.yaml allows"
+                f"{REVIEW_MARKER} {missing:.1%} of its values are missing: nullable, so the model fills them in "
+                f"(the training median or most frequent value); delete `nullable` to refuse rows without one"
             )
         kind, distinct = result.rules[column]["type"], values.nunique()
         if kind == "ignore" and missing < 1:
@@ -213,14 +222,16 @@ def render(result: Draft, source: str) -> str:
     for name, rule in result.rules.items():
         lines += [f"  # {note}" for note in result.notes.get(name, [])]
         key = name if plain(name) else json.dumps(name, ensure_ascii=False)
+        nullable = {"nullable": "true"} if rule.get("nullable") else {}
         if rule["type"] == "category":
             allowed = json.dumps(rule["allowed"], ensure_ascii=False)
             lines += [f"  {key}:", "    type: category", f"    allowed: {allowed}"]
+            lines += ["    nullable: true"] if nullable else []
         elif rule["type"] == "ignore":
             lines.append(f"  {key}: " + flow(type="ignore"))
         else:
             low, high = yaml_number(rule["min"]), yaml_number(rule["max"])
-            lines.append(f"  {key}: " + flow(type=rule["type"], min=low, max=high))
+            lines.append(f"  {key}: " + flow(type=rule["type"], min=low, max=high, **nullable))
     return "\n".join(lines) + "\n"
 
 
@@ -255,7 +266,7 @@ def write_draft(root: Path, params: Params, data: str, target: str, output: str 
     writes = [(path, render(result, data))]
     if with_params:
         columns = [str(name) for name in frame.columns]
-        keys = DataKeys(data, target, result.rarest_class or "", columns, result.sensitive, result.bins, result.pii)
+        keys = DataKeys(data, target, result.rarest_class, columns, result.sensitive, result.bins, result.pii)
         writes.append((root / PARAMS_FILE, redraft(root / PARAMS_FILE, keys)))
     write_together(writes)
     types = [rule["type"] for rule in result.rules.values()]
@@ -263,7 +274,11 @@ def write_draft(root: Path, params: Params, data: str, target: str, output: str 
     print(f"schema: drafted {named} from {data}: {len(types)} columns ({counts}), {result.reviews} REVIEW: note(s)")
     if with_params:
         sensitive = ", ".join(result.sensitive) or "none named like one: list them"
-        print(f"  {PARAMS_FILE}: its data keys follow {data}; it scores '{result.rarest_class}' (the rarest class);")
+        scores = (
+            f"it scores '{result.rarest_class}' (the rarest class)" if result.rarest_class else "it predicts a number"
+        )
+        print(f"  {PARAMS_FILE}: its data keys follow {data}; {scores};")
         print(f"  sensitive features: {sensitive}. Settle the notes, then `make pipeline`.")
     else:
-        print(f"  {PARAMS_FILE} unchanged ({named} is not its validate.schema); rarest class: {result.rarest_class}")
+        rarest = f"; rarest class: {result.rarest_class}" if result.rarest_class else ""
+        print(f"  {PARAMS_FILE} unchanged ({named} is not its validate.schema){rarest}")

@@ -29,6 +29,7 @@ from ..core.files import write_json
 from . import model_registry
 from .data import stage_input
 from .pipeline import build_model, model_pipeline, training_set
+from .task import is_classifier
 
 STORAGE_ENV = "OPTUNA_STORAGE"  # a shared database's URL stays out of Git, with its password
 # A worker's trials send a heartbeat; a trial silent for the grace period belonged to a dead worker and is
@@ -161,6 +162,7 @@ def fingerprint(root: Path, params: Params) -> str:
         # what the features and labels are: the tune stage's other dependencies
         "schema_md5": tracking.file_md5(root / params.validate.schema),
         "label": [params.data.target, params.data.positive_class],
+        **({"task": params.data.task} if params.data.task != "binary" else {}),  # binary: the names studies had
         "pii_hash": params.data.pii.hash,
     }
     text = json.dumps(config, sort_keys=True, default=str)
@@ -274,13 +276,17 @@ def objective(root: Path, params: Params):
     """The trial function: the mean cross-validated metric of the pipeline with the trial's hyperparameters."""
     import mlflow
     import optuna
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
     _check_metric(params)
-    frame, labels, numeric, categorical = training_set(root, params)
+    frame, labels, numeric, categorical, imputed = training_set(root, params)
     features = frame[numeric + categorical]
     # With split.group, a group's rows stay in one fold too: a score on rows whose group was trained on flatters.
-    splitter = StratifiedGroupKFold if params.split.group else StratifiedKFold
+    # Classes are stratified, so every fold holds each; a number cannot be.
+    if is_classifier(params.data.task):
+        splitter = StratifiedGroupKFold if params.split.group else StratifiedKFold
+    else:
+        splitter = GroupKFold if params.split.group else KFold
     folds = splitter(n_splits=params.tune.cv_folds, shuffle=True, random_state=params.tune.seed)
     groups = fold_groups(frame, params)
     space = search_space(params)
@@ -298,7 +304,7 @@ def objective(root: Path, params: Params):
         trial.set_user_attr("worker", worker)  # which machine and process ran it, for whoever debugs a study
         values = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         tried = with_hyperparameters(params, {**model_registry.hyperparameters(params), **values})
-        pipeline = model_pipeline(tried, numeric, categorical)
+        pipeline = model_pipeline(tried, numeric, categorical, imputed)
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
             mlflow.set_tags({"gitops.kind": "tuning-trial", "optuna.trial": str(trial.number)})
             mlflow.log_params({f"train.{model}.{name}": value for name, value in values.items()})

@@ -45,7 +45,14 @@ def load_schema(path: Path) -> dict[str, dict[str, Any]]:
             raise ProjectError(f"{path}: column '{name}' needs a type, one of {', '.join(COLUMN_TYPES)}")
         if rule["type"] == "category" and not rule.get("allowed"):
             raise ProjectError(f"{path}: category column '{name}' needs a non-empty 'allowed' list")
+        if not isinstance(rule.get("nullable", False), bool):
+            raise ProjectError(f"{path}: column '{name}': nullable must be true or false")
     return raw["columns"]
+
+
+def nullable(rule: dict[str, Any]) -> bool:
+    """Whether a column may have missing values: the model imputes them, the service accepts null for them."""
+    return rule.get("nullable", False)
 
 
 def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params) -> list[dict[str, Any]]:
@@ -75,14 +82,17 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
         labels = frame[target]
         if labels.isna().any():
             fail(target, "null_target", labels.isna().sum(), "rows without a label")
-        classes = set(labels.dropna().astype(str).unique())
-        if len(classes) != 2 or params.data.positive_class not in classes:
-            fail(
-                target,
-                "binary_target",
-                len(frame),
-                f"needs exactly two classes including '{params.data.positive_class}', found {len(classes)}",
-            )
+        if params.data.task == "binary":
+            classes = set(labels.dropna().astype(str).unique())
+            if len(classes) != 2 or params.data.positive_class not in classes:
+                fail(
+                    target,
+                    "binary_target",
+                    len(frame),
+                    f"needs exactly two classes including '{params.data.positive_class}', found {len(classes)}",
+                )
+        else:
+            failures.extend(_check_numeric_target(labels.dropna(), target))
     for column, rule in schema.items():
         if column == target or rule["type"] == "ignore":
             continue
@@ -97,13 +107,29 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
     return failures
 
 
+def _check_numeric_target(labels: pd.Series, target: str) -> list[dict[str, Any]]:
+    """A regression target: numbers (not text, not booleans), finite, and not all the same."""
+    import numpy as np
+    import pandas as pd
+
+    numbers = pd.to_numeric(labels, errors="coerce").astype(float)
+    bad = len(labels) if pd.api.types.is_bool_dtype(labels) else int((~np.isfinite(numbers)).sum())
+    if bad:
+        detail = "a regression target must be numbers (data.task: regression)"
+        return [{"column": target, "rule": "regression_target", "bad_rows": bad, "detail": detail}]
+    if numbers.nunique() < 2:
+        detail = "every row has the same value: there is nothing to learn"
+        return [{"column": target, "rule": "regression_target", "bad_rows": len(labels), "detail": detail}]
+    return []
+
+
 def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_nulls: float) -> list[dict]:
-    """Check one column's nulls, type, range and categories."""
+    """Check one column's nulls (any share, for a nullable one, short of all), type, range and categories."""
     import pandas as pd
 
     found = []
     nulls = values.isna()
-    if nulls.mean() > max_nulls:
+    if nulls.mean() > (max_nulls if not nullable(rule) else 1 - 1 / max(len(values), 1)):
         found.append(
             {
                 "column": column,

@@ -42,7 +42,16 @@ REQUIRED = (
 # A field that starts with one of these words, or is only "<...>" or "...", has not been written yet.
 PLACEHOLDER = re.compile(r"(?i)^\s*(?:(?:todo|tbd|fixme|xxx|changeme|lorem ipsum)\b|<[^>]*>\s*$|\.\.\.\s*$)")
 LINEAGE_REQUIRED = ("run_id", "data_md5", "model_sha256", "params_md5")
-GROUP_STATS = ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
+# What fairness.json measures of every group, per task (ml/fairness.py).
+GROUP_STATS = {
+    "binary": ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"),
+    "regression": ("count", "mean_prediction", "mean_actual", "mae", "rmse"),
+}
+# Hugging Face's task tag and name, per task.
+HF_TASKS = {
+    "binary": ("tabular-classification", "Binary classification"),
+    "regression": ("tabular-regression", "Regression"),
+}
 # Hugging Face metadata takes lower-case SPDX ids; anything else is "other".
 HF_LICENSES = {"mit": "mit", "apache-2.0": "apache-2.0", "bsd-3-clause": "bsd-3-clause"}
 
@@ -127,7 +136,7 @@ def _sensitive_use(params) -> str:
     )
 
 
-def load_evidence(root: Path, sensitive_features: list[str]) -> dict[str, dict]:
+def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary") -> dict[str, dict]:
     """The candidate's evidence the card reports; ProjectError naming the file that is missing or incomplete.
 
     Metrics, lineage (the training data hash among it) and fairness by group for every sensitive feature are
@@ -153,7 +162,9 @@ def load_evidence(root: Path, sensitive_features: list[str]) -> dict[str, dict]:
             raise ProjectError(f"{EVIDENCE['fairness']}: by_group has no results for sensitive feature '{feature}'")
         for group, stats in groups.items():
             bad = [
-                key for key in GROUP_STATS if not is_number((stats or {}).get(key) if isinstance(stats, dict) else None)
+                key
+                for key in GROUP_STATS[task]
+                if not is_number((stats or {}).get(key) if isinstance(stats, dict) else None)
             ]
             if bad:
                 raise ProjectError(f"{EVIDENCE['fairness']}: by_group.{feature}.{group}: no number for {bad[0]}")
@@ -199,13 +210,14 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     return lines + ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
 
 
-def _front_matter(source: dict, name: str, license_id: str, metrics: dict[str, float]) -> str:
+def _front_matter(source: dict, name: str, license_id: str, metrics: dict[str, float], task: str) -> str:
     """The Hugging Face metadata block: license, tags, datasets, metrics and the model-index results."""
     dataset = source["dataset"]["name"]
+    tag, title = HF_TASKS[task]
     metadata = {
         "license": HF_LICENSES.get(license_id.lower(), "other"),
         "library_name": "sklearn",
-        "tags": ["tabular-classification", "sklearn", "gitops-ml"],
+        "tags": [tag, "sklearn", "gitops-ml"],
         "datasets": [dataset],
         "metrics": sorted(metrics),
         "model-index": [
@@ -213,7 +225,7 @@ def _front_matter(source: dict, name: str, license_id: str, metrics: dict[str, f
                 "name": name,
                 "results": [
                     {
-                        "task": {"type": "tabular-classification", "name": "Binary classification"},
+                        "task": {"type": tag, "name": title},
                         "dataset": {"type": "tabular", "name": dataset, "split": "test"},
                         "metrics": [{"type": key, "value": metrics[key]} for key in sorted(metrics)],
                     }
@@ -247,6 +259,31 @@ def _hyperparameters(params: Any, run_params: dict[str, str] | None) -> tuple[di
     return params.train.hyperparameters, "from params.yaml (the run logged none)"
 
 
+def _model_type(params, fairness: dict) -> list[str]:
+    """What the model predicts, per task: the class it scores and the threshold (binary), or the number."""
+    if params.data.task == "regression":
+        return [f"- **Model type:** `{params.train.model}`, a regressor predicting `{params.data.target}`"]
+    return [
+        f"- **Model type:** `{params.train.model}`, a binary classifier scoring the probability "
+        f"that `{params.data.target}` is `{params.data.positive_class}`",
+        f"- **Decision threshold:** {_fmt(fairness.get('threshold', params.evaluate.threshold))}",
+    ]
+
+
+def _fairness_note(params, fairness: dict) -> str:
+    """What the fairness tables compare, per task."""
+    if params.data.task == "regression":
+        return (
+            "Error by group: mean absolute error (MAE) and root mean squared error (RMSE) of each group, and the "
+            "ratio of the largest to the smallest (1 is equal)."
+        )
+    return (
+        f"Threshold {_fmt(fairness.get('threshold', params.evaluate.threshold))}, "
+        f"mitigation: {fairness.get('mitigation', 'not recorded')}. Selection rate is the share predicted "
+        f"`{params.data.positive_class}`."
+    )
+
+
 def render(root: Path, name: str, version: str, run_params: dict[str, str] | None = None) -> str:
     """The model card of registered version `version` of `name`, from docs/model-card.yaml and the evidence.
 
@@ -257,7 +294,8 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
     root = Path(root)
     source = load_source(root)
     params = load_params(root)
-    evidence = load_evidence(root, params.data.sensitive_features)
+    task = params.data.task
+    evidence = load_evidence(root, params.data.sensitive_features, task)
     license_id = _license(root)
     metrics, lineage, fairness = evidence["metrics"], evidence["lineage"], evidence["fairness"]
     validation = evidence["validation"]
@@ -268,7 +306,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         commit += " (with uncommitted changes)"
     hyperparameters, hyper_source = _hyperparameters(params, run_params)
     lines = [
-        _front_matter(source, name, license_id, metrics),
+        _front_matter(source, name, license_id, metrics, task),
         f"# Model Card for {name} v{version}",
         "",
         _text(model["description"]),
@@ -278,9 +316,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         "### Model Description",
         "",
         f"- **Developed by:** {_text(source['owners'])}",
-        f"- **Model type:** scikit-learn `{params.train.model}`, a binary classifier scoring the probability "
-        f"that `{params.data.target}` is `{params.data.positive_class}`",
-        f"- **Decision threshold:** {_fmt(fairness.get('threshold', params.evaluate.threshold))}",
+        *_model_type(params, fairness),
         f"- **License:** {license_id}",
         f"- **Registry:** `models:/{name}/{version}` (MLflow run `{run_id}`)",
         "",
@@ -345,9 +381,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         "",
         "### Results: fairness by group",
         "",
-        f"Threshold {_fmt(fairness.get('threshold', params.evaluate.threshold))}, "
-        f"mitigation: {fairness.get('mitigation', 'not recorded')}. Selection rate is the share predicted "
-        f"`{params.data.positive_class}`.",
+        _fairness_note(params, fairness),
         "",
     ]
     summary = fairness.get("sensitive_features") or {}
@@ -358,8 +392,8 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         lines += ["No sensitive feature is configured (params.yaml data.sensitive_features is empty).", ""]
     for feature in params.data.sensitive_features:
         groups = fairness["by_group"][feature]
-        rows = [(group, *(stats[key] for key in GROUP_STATS)) for group, stats in groups.items()]
-        lines += [f"#### {feature}", "", *_table(("group", *GROUP_STATS), rows), ""]
+        rows = [(group, *(stats[key] for key in GROUP_STATS[task])) for group, stats in groups.items()]
+        lines += [f"#### {feature}", "", *_table(("group", *GROUP_STATS[task]), rows), ""]
     lines += [
         "## Lineage",
         "",

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..core import tracking
-from ..core.config import model_name, read_yaml
+from ..core.config import load_params, model_name, read_yaml
 from ..core.contract import DEV, MODEL, PACKAGE_ENVIRONMENTS, pin_path
 from ..core.errors import ProjectError
 from . import promotion, signing
@@ -134,6 +134,19 @@ def serving_requirements(names: tuple[str, ...] = SERVING_PACKAGES) -> list[str]
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
+def model_packages(root: Path) -> tuple[str, ...]:
+    """The distribution of an estimator params.yaml names by import path (lightgbm.LGBMRegressor: lightgbm).
+
+    The image must import it to load the model; the built-in models need only scikit-learn.
+    """
+    from importlib import metadata
+
+    model = load_params(root).train.model
+    if "." not in model:
+        return ()
+    return tuple(metadata.packages_distributions().get(model.split(".")[0], ()))
+
+
 def package(root: Path, env: str) -> int:
     """Import the model for `env` and build the bento offline; print its tag."""
     import bentoml
@@ -149,7 +162,7 @@ def package(root: Path, env: str) -> int:
     config = _bentofile(root)
     python = dict(config.get("python") or {})
     # BentoML adds its own pin (bentoml==<this version>); pinning what it needs too locks the whole image.
-    names = (*(python.get("packages") or SERVING_PACKAGES), "bentoml")
+    names = (*(python.get("packages") or SERVING_PACKAGES), *model_packages(root), "bentoml")
     python["packages"] = [pin for pin in serving_requirements(names) if not pin.startswith("bentoml==")]
     python["lock_packages"] = False
     config["python"] = python

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..core.config import PARAMS_FILE, load_params
 from ..core.contract import ENVIRONMENTS  # promotion order: a rule may only require an earlier environment
 from ..core.errors import ProjectError
 from ..ml import metric_registry
@@ -26,9 +27,15 @@ from ..ml import metric_registry
 POLICY_PATH = "policies/promotion.yaml"
 SCHEMA_PATH = "policies/promotion.schema.json"
 
-# Fairness metrics in reports/fairness.json: differences should be small, ratios close to 1.
+# Fairness metrics in reports/fairness.json, per task (ml/fairness.py): differences should be small, ratios close
+# to 1 (demographic parity's is the smaller group's rate over the larger's; an error ratio the larger over the
+# smaller).
+FAIRNESS_BY_TASK = {
+    "binary": ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"),
+    "regression": ("mae_ratio", "rmse_ratio", "mean_prediction_difference"),
+}
 FAIRNESS_HIGHER_IS_BETTER = ("demographic_parity_ratio",)
-FAIRNESS_METRICS = ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference")
+FAIRNESS_METRICS = tuple(name for names in FAIRNESS_BY_TASK.values() for name in names)
 # A fairness rule naming this instead of a column bounds every one of params.yaml's data.sensitive_features: the
 # policy then holds whatever data the project is given.
 EACH_SENSITIVE_FEATURE = "each sensitive feature"
@@ -65,10 +72,13 @@ def higher_is_better(metric: str) -> bool:
     return metric in known and known[metric].higher_is_better
 
 
-def known_metrics(label: str = POLICY_PATH) -> tuple[str, ...]:
-    """The registered metric names; a broken ml/metrics.py is a PolicyError naming it (the gate cannot decide)."""
+def known_metrics(label: str = POLICY_PATH, task: str | None = None) -> tuple[str, ...]:
+    """The registered metric names of `task` (of every task when None).
+
+    A broken ml/metrics.py is a PolicyError naming it (the gate cannot decide).
+    """
     try:
-        return metric_registry.names()
+        return metric_registry.names(task)
     except ProjectError as error:
         raise PolicyError(f"{label}: cannot check metric names: {_one_line(error)}") from error
 
@@ -162,8 +172,11 @@ def _non_finite(value: Any, path: tuple = ()) -> tuple | None:
     return None
 
 
-def _check_semantics(document: dict, metrics: tuple[str, ...]) -> str | None:
-    """Checks JSON Schema cannot express, `metrics` being the registered names; returns the first problem or None."""
+def _check_semantics(document: dict, metrics: tuple[str, ...], task: str | None = None) -> str | None:
+    """Checks JSON Schema cannot express; returns the first problem or None.
+
+    `metrics` are the registered names of the project's `task` (every task's when None).
+    """
     import cel
 
     found = _non_finite(document)
@@ -177,8 +190,11 @@ def _check_semantics(document: dict, metrics: tuple[str, ...]) -> str | None:
             if rule["id"] in seen:
                 return f"{where}.id: duplicate rule id {rule['id']!r} in {env}"
             seen.add(rule["id"])
-            if rule["kind"] in ("metric", "no_regression") and rule["metric"] not in metrics:
-                return f"{where}.metric: {_unknown_metric(rule['metric'], metrics)}"
+            if rule["kind"] in ("metric", "no_regression", "budget") and rule["metric"] not in metrics:
+                return f"{where}.metric: {_unknown_metric(rule['metric'], metrics, task)}"
+            if rule["kind"] == "fairness" and task and rule["metric"] not in FAIRNESS_BY_TASK[task]:
+                measured = ", ".join(FAIRNESS_BY_TASK[task])
+                return f"{where}.metric: {rule['metric']!r} is not measured for a {task} task (measured: {measured})"
             if "min" in rule and "max" in rule and rule["min"] > rule["max"]:
                 return f"{where}: min {rule['min']} is greater than max {rule['max']}"
             if rule["kind"] == "environment_order" and ENVIRONMENTS.index(rule["after"]) >= ENVIRONMENTS.index(env):
@@ -190,13 +206,16 @@ def _check_semantics(document: dict, metrics: tuple[str, ...]) -> str | None:
                     return f"{where}.expression: CEL syntax error: {_one_line(error, 160)}"
                 for name in _CEL_METRIC_REFERENCE.findall(rule["expression"]):
                     if name not in metrics:
-                        return f"{where}.expression: {_unknown_metric(name, metrics)}"
+                        return f"{where}.expression: {_unknown_metric(name, metrics, task)}"
     return None
 
 
-def _unknown_metric(name: str, metrics: tuple[str, ...]) -> str:
-    """The reason for a metric name nobody registered: what is known, and where a project adds one."""
-    return f"unknown metric {name!r} (known: {', '.join(metrics)}; register one in {metric_registry.source()})"
+def _unknown_metric(name: str, metrics: tuple[str, ...], task: str | None = None) -> str:
+    """The reason for a metric name nobody registered for the task: what is known, and where a project adds one."""
+    if task and name in metric_registry.names():
+        return f"metric {name!r} is not measured for a {task} task (measured: {', '.join(metrics)})"
+    # The file first: a long list of known names is what a one-line message may cut.
+    return f"unknown metric {name!r} (register one in {metric_registry.source()}; known: {', '.join(metrics)})"
 
 
 def _yaml_position(error: yaml.YAMLError) -> str:
@@ -207,8 +226,11 @@ def _yaml_position(error: yaml.YAMLError) -> str:
     return f"{where}: {_one_line(problem)}"
 
 
-def parse(text: str, schema: dict, label: str = POLICY_PATH) -> dict:
-    """Parse and validate policy text; raise PolicyError naming `label` and the reason."""
+def parse(text: str, schema: dict, label: str = POLICY_PATH, task: str | None = None) -> dict:
+    """Parse and validate policy text for a project of `task` (any task when None).
+
+    Raises PolicyError naming `label` and the reason.
+    """
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
@@ -220,11 +242,11 @@ def parse(text: str, schema: dict, label: str = POLICY_PATH) -> dict:
         raise PolicyError(f"{label}: the policy is empty")
     if not isinstance(document, dict):
         raise PolicyError(f"{label}: the policy must be a mapping, not {type(document).__name__}")
-    metrics = known_metrics(label)
+    metrics = known_metrics(label, task)
     error = best_match(Draft202012Validator(schema).iter_errors(document))
     if error is not None:
         raise PolicyError(f"{label}: {_one_line(_schema_message(error, metrics))}")
-    problem = _check_semantics(document, metrics)
+    problem = _check_semantics(document, metrics, task)
     if problem is not None:
         raise PolicyError(f"{label}: {_one_line(problem)}")
     document.setdefault("mode", "enforce")
@@ -242,7 +264,20 @@ def load(root: Path) -> tuple[dict, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise PolicyError(f"{POLICY_PATH}: the policy is not UTF-8 text") from error
-    return parse(text, load_schema(root)), git_blob_hash(data)
+    return parse(text, load_schema(root), task=project_task(root)), git_blob_hash(data)
+
+
+def project_task(root: Path) -> str | None:
+    """params.yaml's data.task, so that a rule naming a metric the task does not produce is refused.
+
+    None (any task's metrics) where there is no params.yaml to read, as in a policy checked on its own.
+    """
+    if not (Path(root) / PARAMS_FILE).exists():
+        return None
+    try:
+        return load_params(Path(root)).data.task
+    except ProjectError as error:
+        raise PolicyError(f"{PARAMS_FILE}: cannot tell the project's task: {_one_line(error)}") from error
 
 
 def _rules(policy: dict) -> dict[tuple[str, str], dict]:

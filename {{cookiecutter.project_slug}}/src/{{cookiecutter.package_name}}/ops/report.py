@@ -116,6 +116,18 @@ def _read_json(root: Path, rel: str):
         return None
 
 
+# The columns of the fairness table per task: fairness.json's by_group keys and their headings.
+GROUP_COLUMNS = {
+    "binary": {
+        "selection_rate": "selection rate",
+        "true_positive_rate": "TPR",
+        "false_positive_rate": "FPR",
+        "accuracy": "accuracy",
+    },
+    "regression": {"mean_prediction": "mean predicted", "mean_actual": "mean actual", "mae": "MAE", "rmse": "RMSE"},
+}
+
+
 def _rate(value) -> str:
     """A rate for a table cell; n/a when undefined (a group without positives has no TPR)."""
     return "n/a" if value is None else f"{float(value):.3f}"
@@ -174,11 +186,13 @@ def fairness_section(root: Path) -> str:
     except (KeyError, TypeError, ValueError, AttributeError):
         return f"_Fairness: `{FAIRNESS_PATH}` is missing or unreadable (run the pipeline)._\n"
     small = _min_group_size(root)
-    lines = ["| feature | group | rows | selection rate | TPR | FPR | accuracy |", "|---|---|---|---|---|---|---|"]
+    regression = fair.get("task") == "regression"  # fairness.json from before tasks is binary
+    columns = GROUP_COLUMNS["regression" if regression else "binary"]
+    lines = [f"| feature | group | rows | {' | '.join(columns.values())} |", "|---|---|---|" + "---|" * len(columns)]
     for feature, name, count, rates in rows:
         shown = f"{count}*" if small is not None and count < small else str(count)
-        cells = [_rate(rates.get(key)) for key in ("selection_rate", "true_positive_rate", "false_positive_rate")]
-        lines.append(f"| {feature} | {name} | {shown} | {' | '.join(cells)} | {_rate(rates.get('accuracy'))} |")
+        cells = [_rate(rates.get(key)) for key in columns]
+        lines.append(f"| {feature} | {name} | {shown} | {' | '.join(cells)} |")
     lines.append("")
     for feature in groups:
         values = disparities.get(feature) or {}
@@ -186,11 +200,12 @@ def fairness_section(root: Path) -> str:
         lines.append(f"- **{feature}**: {measured or 'not compared (fewer than two groups large enough)'}")
     note = f"\\* fewer than {small} rows: listed, not compared. " if small is not None else ""
     mitigation = fair.get("mitigation", "none")
-    lines += [
-        "",
-        f"<sub>{note}Selection rate: share predicted positive at threshold {fair.get('threshold')}; "
-        f"mitigation: {mitigation}.</sub>",
-    ]
+    meaning = (
+        "MAE and RMSE: each group's mean absolute and root mean squared error; a ratio is the largest over the smallest"
+        if regression
+        else f"Selection rate: share predicted positive at threshold {fair.get('threshold')}; mitigation: {mitigation}"
+    )
+    lines += ["", f"<sub>{note}{meaning}.</sub>"]
     return "\n".join(lines) + "\n"
 
 

@@ -3,13 +3,15 @@
 Argo CD or Flux roll an overlay out in their own time after a promotion merges, so `reconcile --check` (the
 deploy job's last step) waits, for each environment whose service URL is set (SERVICE_URL_STAGING,
 SERVICE_URL_PRODUCTION), until the service reports the pinned model's sha256 in its `model_info` metric,
-then scores one valid record through /predict. A service still on another model at the deadline
+then scores one valid record through /predict: a binary model must answer a label of its classes and a score
+from 0 to 1, a regression model a finite number as `value`. A service still on another model at the deadline
 (SMOKE_TIMEOUT seconds, default 300), unreachable, or answering badly is one line and a failed check.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -21,7 +23,7 @@ from typing import Any
 
 from ..core.contract import MODEL_INFO, ReleasePin
 from ..core.errors import ProjectError
-from ..ml.schema import example_record, load_contract
+from ..ml.schema import Contract, example_record, load_contract
 
 TIMEOUT_VARIABLE = "SMOKE_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -83,8 +85,8 @@ def _answer(url: str, want: str) -> tuple[bool, str]:
     return [m.get("model_sha256") for m in models] == [want], f"model {shown}"
 
 
-def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
-    """Score one valid record; its label and score, or ProjectError naming what was wrong."""
+def _score(url: str, record: dict[str, Any], contract: Contract) -> str:
+    """Score one valid record; what it answered in a few words, or ProjectError naming what was wrong."""
     try:
         status, text = _request(f"{url}/predict", {"records": [record]})
     except (urllib.error.URLError, OSError) as error:
@@ -92,9 +94,19 @@ def _score(url: str, record: dict[str, Any], classes: set[str]) -> str:
     try:
         answer = json.loads(text)
         (result,) = answer
-        label, score = str(result["label"]), float(result["score"])
+        if contract.task == "binary":
+            label, score = str(result["label"]), float(result["score"])
+        else:
+            value = result["value"]
     except (ValueError, TypeError, KeyError):
         raise ProjectError(f"{url}/predict: HTTP {status}, not one scored record: {text[:120]!r}") from None
+    if contract.task != "binary":
+        # A number in JSON: not a string that parses as one, not a boolean, not NaN or an infinity.
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if status != 200 or not number:
+            raise ProjectError(f"{url}/predict: HTTP {status}, value {value!r}: not a valid answer")
+        return f"value {value:.6g}"
+    classes = {str(contract.positive_class), str(contract.negative_class)}
     if status != 200 or label not in classes or not 0.0 <= score <= 1.0:
         raise ProjectError(f"{url}/predict: HTTP {status}, label {label!r}, score {score}: not a valid answer")
     return f"{label} ({score:.3f})"
@@ -122,7 +134,7 @@ def check(root: Path, env: str, url: str, champion: ReleasePin | Mapping[str, An
             )
         time.sleep(0.2 if matched else POLL_S)
     contract = load_contract(root)
-    scored = _score(url, example_record(contract), {str(contract.positive_class), str(contract.negative_class)})
+    scored = _score(url, example_record(contract), contract)
     return f"{url} serves {pinned}; one valid record scored {scored}"
 
 

@@ -3,7 +3,8 @@
 The file is read, validated and scored in chunks of `batch.chunk_rows` rows (serving.yaml), so memory
 stays bounded whatever the file size. Each chunk is checked with the service's contract
 (`schema.check_frame`, the vectorized twin of the request model); rows that fail go to a rejects
-file with their reasons. Columns that are not model features (ids, the label) are carried through.
+file with their reasons. Columns that are not model features (ids, the label) are carried through; the
+contract's outputs are added after them: `label` and `score` for a binary model, `value` for a regression model.
 
 Outputs are written to temporary files and renamed at the end: a failed run leaves no half file.
 When the rejected share exceeds `batch.max_reject_fraction`, the predictions are not published and
@@ -165,7 +166,7 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     if too_many_rejects(total, rejected.rows, settings, output, shown, summary):
         scored.discard()
         return 1
-    scored.publish([*columns, "label", "score"])
+    scored.publish([*columns, *contract.outputs])
     print(f"predict: {scored.rows} scored -> {shown}; {summary}")
     return 0
 
@@ -215,9 +216,8 @@ def _score_chunk(chunk, offset: int, model, contract, scored: Writer, rejected: 
     """Validate one chunk, score its valid rows and route the rest to the rejects file."""
     rows, bad = split_chunk(chunk, offset, contract)
     if len(rows):
-        scores, labels = score(model, rows, contract)
-        rows["label"] = labels
-        rows["score"] = scores
+        for name, values in score(model, rows, contract).items():
+            rows[name] = values
         scored.write(rows)
     if len(bad):
         rejected.write(bad)

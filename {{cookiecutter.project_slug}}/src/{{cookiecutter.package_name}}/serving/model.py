@@ -1,6 +1,7 @@
 """Loading and scoring a trained model: the local pipeline output, or a model from the BentoML store.
 
-The service, the batch job, Spark and drift checks all score through `score`, so they agree on every label.
+The service, the batch job and drift checks all score through `score` (Spark mirrors it), so they agree on every
+prediction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ..core.contract import MODEL
 from ..core.errors import ProjectError
 from ..core.tracking import file_sha256
 from ..ml.schema import Contract
+from ..ml.task import outputs
 
 
 def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]:
@@ -58,10 +60,22 @@ def _load_mlflow_sklearn(folder: Path):
     return skops.io.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or [])
 
 
-def score(model, frame, contract: Contract):
-    """Probability of the positive class and the label at the evaluation threshold."""
+def score(model, frame, contract: Contract) -> dict[str, Any]:
+    """The model's answer for every row of `frame`, one numpy array per field of `contract.outputs`, in order.
+
+    binary: `label` (the positive class at or above contract.threshold, else the negative class) and `score`
+    (probability of the positive class); regression: `value` (the predicted number, float).
+    """
     import numpy as np
 
-    scores = model.predict_proba(frame[contract.columns])[:, 1]
-    labels = np.where(scores >= contract.threshold, contract.positive_class, contract.negative_class)
-    return scores, labels
+    predicted = outputs(model, frame[contract.columns], contract.task)
+    if contract.task == "binary":
+        labels = np.where(predicted >= contract.threshold, contract.positive_class, contract.negative_class)
+        return {"label": labels, "score": predicted}
+    return {"value": predicted}
+
+
+def as_records(predicted: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per row from `score`'s arrays, fields in their order, as plain Python values (str, float)."""
+    columns = [values.tolist() for values in predicted.values()]
+    return [dict(zip(predicted, row, strict=True)) for row in zip(*columns, strict=True)]

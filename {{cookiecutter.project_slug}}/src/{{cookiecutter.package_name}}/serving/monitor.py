@@ -1,11 +1,17 @@
 """Drift check: whether the data the model now sees still looks like the data it was trained on.
 
-For each feature and for the model's predicted scores, the population stability index (PSI) between
+For each feature and for the model's predictions, the population stability index (PSI) between
 a reference sample (by default the training split) and a current sample (production inputs, a batch
 file). Numeric features are binned on the reference's quantiles, categories count as their own bins.
 The Kolmogorov-Smirnov statistic is reported beside the PSI of numeric features, for reading only:
 on large samples its p-value flags shifts too small to matter, while the PSI's scale is the same for
 any sample size (< 0.1 stable, 0.1-0.25 moderate, > 0.25 significant).
+
+The predictions compared are the continuous output of the model's task (params.yaml data.task): the
+positive class's probability (binary) or the predicted value (regression). The report's `prediction`
+section holds `psi`, `drifted` and `model` for both tasks, and beside them:
+- binary: `reference_positive_rate` and `current_positive_rate`, the share of rows labelled the positive class;
+- regression: `reference_mean_prediction` and `current_mean_prediction`, the mean predicted value.
 
 Writes reports/drift.json, reports/drift.md and reports/drift.prom (Prometheus text format, for a
 Pushgateway or node_exporter's textfile collector; the alert rules in monitoring/ read it).
@@ -30,6 +36,7 @@ from .settings import load_settings
 REPORT_JSON = Path("reports/drift.json")
 REPORT_MD = Path("reports/drift.md")
 REPORT_PROM = Path("reports/drift.prom")
+MISSING = "(missing)"  # the bin of a nullable category column's missing values
 EPSILON = 1e-4  # floor for an empty bin's share, so a vanished category counts instead of dividing by zero
 
 
@@ -43,24 +50,39 @@ def psi(expected, actual) -> float:
 
 
 def numeric_shares(reference, current, bins: int):
-    """Shares of both samples in the reference's quantile bins (open-ended at both ends)."""
+    """Shares of both samples in the reference's quantile bins (open-ended at both ends), then missing values.
+
+    A nullable column's missing values are a bin of their own: more of them is drift too.
+    """
     import numpy as np
 
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
-    cur = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
-    return ref / max(len(reference), 1), cur / max(len(current), 1)
+    reference, current = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    present = reference[~np.isnan(reference)]
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else np.array([])
+
+    def counts(values):
+        found = values[~np.isnan(values)]
+        binned = np.bincount(np.searchsorted(edges, found, side="right"), minlength=len(edges) + 1)
+        return np.append(binned, len(values) - len(found)) / max(len(values), 1)
+
+    return counts(reference), counts(current)
 
 
 def category_shares(reference, current, allowed: list[str]):
-    """Shares of both samples over the allowed categories."""
-    ref = reference.value_counts(normalize=True).reindex(allowed, fill_value=0.0)
-    cur = current.value_counts(normalize=True).reindex(allowed, fill_value=0.0)
+    """Shares of both samples over the allowed categories, then missing values (a nullable column's)."""
+    ref = reference.fillna(MISSING).value_counts(normalize=True).reindex([*allowed, MISSING], fill_value=0.0)
+    cur = current.fillna(MISSING).value_counts(normalize=True).reindex([*allowed, MISSING], fill_value=0.0)
     return ref.to_numpy(), cur.to_numpy()
+
+
+def as_text(values):
+    """A category column as text, its missing values kept missing (astype(str) would make them 'nan')."""
+    return values.astype(object).where(values.notna(), None).map(lambda value: value if value is None else str(value))
 
 
 def compare(reference, current, contract: Contract, bins: int) -> dict[str, dict[str, Any]]:
     """Per-feature drift between two validated feature frames."""
+    import numpy as np
     from scipy.stats import ks_2samp
 
     features: dict[str, dict[str, Any]] = {}
@@ -68,12 +90,13 @@ def compare(reference, current, contract: Contract, bins: int) -> dict[str, dict
         rule = contract.rules[name]
         if rule["type"] == "category":
             allowed = [str(item) for item in rule["allowed"]]
-            ref, cur = category_shares(reference[name].astype(str), current[name].astype(str), allowed)
+            ref, cur = category_shares(as_text(reference[name]), as_text(current[name]), allowed)
             features[name] = {"kind": "category", "psi": round(psi(ref, cur), 6)}
         else:
             ref_values = reference[name].to_numpy(dtype=float)
             cur_values = current[name].to_numpy(dtype=float)
             ref, cur = numeric_shares(ref_values, cur_values, bins)
+            ref_values, cur_values = ref_values[~np.isnan(ref_values)], cur_values[~np.isnan(cur_values)]
             test = ks_2samp(ref_values, cur_values)
             features[name] = {
                 "kind": "numeric",
@@ -84,6 +107,21 @@ def compare(reference, current, contract: Contract, bins: int) -> dict[str, dict
                 "current_mean": round(float(cur_values.mean()), 6),
             }
     return features
+
+
+def compare_predictions(reference: dict[str, Any], current: dict[str, Any], contract: Contract, bins: int):
+    """PSI of the predictions (`score`'s outputs for both samples), and what they say on average (see above)."""
+    if contract.task == "binary":  # the probability, and how often the positive class is decided
+        return {
+            "psi": round(psi(*numeric_shares(reference["score"], current["score"], bins)), 6),
+            "reference_positive_rate": round(float((reference["label"] == contract.positive_class).mean()), 6),
+            "current_positive_rate": round(float((current["label"] == contract.positive_class).mean()), 6),
+        }
+    return {
+        "psi": round(psi(*numeric_shares(reference["value"], current["value"], bins)), 6),
+        "reference_mean_prediction": round(float(reference["value"].mean()), 6),
+        "current_mean_prediction": round(float(current["value"].mean()), 6),
+    }
 
 
 def monitor(root: Path, reference: Path | None, current: Path, model_tag: str | None = None) -> int:
@@ -125,15 +163,9 @@ def monitor(root: Path, reference: Path | None, current: Path, model_tag: str | 
     for item in features.values():
         item["drifted"] = item["psi"] > settings.feature_psi
     model, info = load_model(root, model_tag)
-    ref_scores, ref_labels = score(model, ref_valid, contract)
-    cur_scores, cur_labels = score(model, cur_valid, contract)
-    shares = numeric_shares(ref_scores, cur_scores, settings.bins)
-    prediction = {
-        "psi": round(psi(*shares), 6),
-        "reference_positive_rate": round(float((ref_labels == contract.positive_class).mean()), 6),
-        "current_positive_rate": round(float((cur_labels == contract.positive_class).mean()), 6),
-        "model": info["tag"],
-    }
+    predicted = (score(model, ref_valid, contract), score(model, cur_valid, contract))
+    prediction = compare_predictions(*predicted, contract, settings.bins)
+    prediction["model"] = info["tag"]
     prediction["drifted"] = prediction["psi"] > settings.prediction_psi
     drifted = sorted(name for name, item in features.items() if item["drifted"])
     drift = prediction["drifted"] or len(drifted) > settings.max_drifted_features
@@ -189,8 +221,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             "## Predictions",
             "",
-            f"PSI {prediction['psi']:.3f} (threshold {report['thresholds']['prediction_psi']}); positive rate "
-            f"{prediction['reference_positive_rate']:.3f} -> {prediction['current_positive_rate']:.3f} "
+            f"PSI {prediction['psi']:.3f} (threshold {report['thresholds']['prediction_psi']}); {_average(prediction)} "
             f"(model `{prediction['model']}`)",
             "",
         ]
@@ -208,6 +239,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _average(prediction: dict[str, Any]) -> str:
+    """What the predictions say on average, reference -> current: the positive rate, or the mean prediction."""
+    if "reference_positive_rate" in prediction:
+        before, after = prediction["reference_positive_rate"], prediction["current_positive_rate"]
+        return f"positive rate {before:.3f} -> {after:.3f}"
+    before, after = prediction["reference_mean_prediction"], prediction["current_mean_prediction"]
+    return f"mean prediction {before:.6g} -> {after:.6g}"
+
+
 def render_prometheus(report: dict[str, Any]) -> str:
     """The report as Prometheus text exposition (metric names match monitoring/alerts.yml)."""
     import calendar
@@ -223,8 +263,9 @@ def render_prometheus(report: dict[str, Any]) -> str:
     ]
     prediction = report.get("prediction") or {}
     if prediction:
+        what = "values" if "reference_mean_prediction" in prediction else "scores"
         lines += [
-            "# HELP model_prediction_drift_psi PSI of the predicted scores, current against reference.",
+            f"# HELP model_prediction_drift_psi PSI of the predicted {what}, current against reference.",
             "# TYPE model_prediction_drift_psi gauge",
             f"model_prediction_drift_psi {prediction['psi']}",
         ]

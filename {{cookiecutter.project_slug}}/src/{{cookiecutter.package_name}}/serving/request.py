@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ml.schema import Contract
+from ..ml.validate import nullable
 
 
 def request_model(contract: Contract):
@@ -33,6 +34,8 @@ def request_model(contract: Contract):
         else:
             kind = float
             field = Field(alias=name, strict=True, allow_inf_nan=False, **bounds)
+        if nullable(rule):  # null is a value of its own: the model fills it in (it stays required)
+            kind = kind | None
         definitions[f"f{index}"] = (Annotated[kind, field], ...)
     return create_model(
         "Record",

@@ -3,10 +3,12 @@
 BentoML finds the service as `Scorer` in this module (see bentofile.yaml). It is built on first
 access rather than at import, so importing this module reads no file.
 The module has no `from __future__ import annotations` on purpose: BentoML reads the API's
-annotations as objects to derive the request schema.
+annotations as objects to derive the request and response schemas.
 
 Status contract of POST /predict (the README repeats it; tests/test_service.py asserts it):
-200 predictions; 400 invalid request, one entry per field, never echoing a value; 413 body too large;
+200 one prediction per record, the contract's outputs: {"label", "score"} for a binary model (the class at the
+evaluation threshold, the probability of the positive class), {"value"} for a regression model;
+400 invalid request, one entry per field, never echoing a value; 413 body too large;
 415 not JSON; 429 too many requests in flight; 503 not ready or shedding load (retry later);
 504 not answered within the timeout. A client error is never a 500, and no body carries a stack trace.
 POST /explain (LIME, ml/lime_explainer.py; `explain` in serving.yaml) has the same contract, with its own
@@ -20,16 +22,59 @@ without a tag (`make serve` in development) the service loads models/model.jobli
 from pathlib import Path
 from typing import Any
 
-from ..core.config import model_name
+from ..core.config import load_params, model_name
 from ..core.contract import MODEL_INFO, PREDICTIONS, SCORES, VALIDATION_FAILURES, project_root
 from ..ml.lime_explainer import for_service
-from ..ml.schema import example_record, load_contract
+from ..ml.schema import Contract, example_record, load_contract
+from ..ml.validate import load_schema
 from .guard import Guard, install_redaction
-from .model import load_model, score
+from .model import as_records, load_model, score
 from .request import request_model
 from .settings import load_settings
 
 SERVICE_ATTRIBUTE = "Scorer"
+# The predicted probability's buckets (binary): tenths, so a shift of the scores shows at a glance.
+PROBABILITY_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
+def prediction_buckets(root: Path, contract: Contract) -> list[float] | None:
+    """Upper bounds of the prediction histogram's buckets; None for the Prometheus client's defaults.
+
+    A regression model's values are in the target's units: eleven bounds from the target's min to its max in
+    data/schema.yaml, so the histogram spans the plausible range whatever its scale, and the first and the
+    +Inf bucket count predictions outside it. Without both bounds nothing the service holds tells the scale
+    (a bento carries no training row), so the client's defaults (0.005 to 10) stand; bound the target to fit.
+    """
+    if contract.task == "binary":
+        return PROBABILITY_BUCKETS
+    params = load_params(root)
+    rule = load_schema(root / params.validate.schema).get(params.data.target, {})
+    if not {"min", "max"} <= set(rule) or not rule["max"] > rule["min"]:
+        return None
+    low, high = float(rule["min"]), float(rule["max"])
+    # Ten significant digits: exact-looking bucket labels (le="0.3", not le="0.30000000000000004").
+    return [float(f"{low + (high - low) * step / 10:.10g}") for step in range(11)]
+
+
+def prediction_type(contract: Contract):
+    """The shape of one prediction, for the OpenAPI document: a TypedDict, which validates as cheaply as a dict."""
+    from typing import Annotated, Literal
+
+    from pydantic import Field
+    from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
+
+    if contract.task == "binary":
+        classes = (str(contract.positive_class), str(contract.negative_class))
+        fields: dict[str, Any] = {
+            "label": Annotated[
+                Literal[classes],
+                Field(description=f"{classes[0]} when score >= {contract.threshold}, else {classes[1]}"),
+            ],
+            "score": Annotated[float, Field(description=f"Probability of {classes[0]}, 0 to 1")],
+        }
+    else:
+        fields = {"value": Annotated[float, Field(description="The predicted value, in the target's units")]}
+    return TypedDict("Prediction", fields)
 
 
 def build_service(root: Path):
@@ -44,6 +89,10 @@ def build_service(root: Path):
     contract = load_contract(root)
     explainer = for_service(root, contract, every_setting.explain.enabled)
     record = request_model(contract)
+    prediction = prediction_type(contract)
+    buckets = prediction_buckets(root, contract)
+    binary = contract.task == "binary"
+    observed = "score" if binary else "value"  # the output the histogram observes
     tag = getattr(bentoml.use_arguments(), "model_tag", None)
     records_type = Annotated[list[record], Field(min_length=1, max_length=settings.max_records)]
 
@@ -68,13 +117,17 @@ def build_service(root: Path):
         threadpool_limits(limits=1)
         self.ready = False
         self.model, info = load_model(root, tag)
+        # A regression model's predictions are counted under the one label "value": the metric keeps its name
+        # and label, so the dashboard's rate by label shows the throughput of either task.
         self.predictions = bentoml.metrics.Counter(
-            name=PREDICTIONS, documentation="Predictions returned, by class.", labelnames=["label"]
+            name=PREDICTIONS,
+            documentation="Predictions returned, by class." if binary else "Predictions returned (label: value).",
+            labelnames=["label"],
         )
         self.scores = bentoml.metrics.Histogram(
             name=SCORES,
-            documentation="Predicted probability of the positive class.",
-            buckets=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+            documentation="Predicted probability of the positive class." if binary else "Predicted value.",
+            **({} if buckets is None else {"buckets": buckets}),
         )
         bentoml.metrics.Gauge(
             name=MODEL_INFO,
@@ -99,19 +152,22 @@ def build_service(root: Path):
     def __is_ready__(self) -> bool:
         return self.ready
 
-    def predict(self, records: records_type) -> list[dict[str, Any]]:
-        """Score one or many applicants: label and probability of the positive class."""
+    def predict(self, records: records_type) -> list[prediction]:
+        """Score one or many records: label and probability of the positive class, or the predicted value."""
         import numpy as np
         import pandas as pd
 
         # A record's fields are declared in model column order, so its __dict__ is one row (the fastest read).
         frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
-        scores, labels = score(self.model, frame, contract)
-        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
-            self.predictions.labels(label=str(label)).inc(int(count))
-        for value in scores:
+        predicted = score(self.model, frame, contract)
+        if binary:
+            for label, count in zip(*np.unique(predicted["label"], return_counts=True), strict=True):
+                self.predictions.labels(label=str(label)).inc(int(count))
+        else:
+            self.predictions.labels(label="value").inc(len(frame))
+        for value in predicted[observed]:
             self.scores.observe(float(value))
-        return [{"label": str(label), "score": float(value)} for label, value in zip(labels, scores, strict=True)]
+        return as_records(predicted)
 
     api = bentoml.api(
         route="/predict",
@@ -129,15 +185,13 @@ def build_service(root: Path):
         explain_type = Annotated[list[record], Field(min_length=1, max_length=limit)]
 
         def explain(self, records: explain_type) -> list[dict[str, Any]]:
-            """Score applicants like /predict, and say why: the top LIME contributions per record."""
+            """Score records like /predict, and say why: the top LIME contributions per record."""
             import pandas as pd
 
             frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
-            scores, labels = score(self.model, frame, contract)
-            return [
-                {"label": str(label), "score": float(value), **why}
-                for label, value, why in zip(labels, scores, explainer.explain(self.model, frame), strict=True)
-            ]
+            answers = as_records(score(self.model, frame, contract))
+            why = explainer.explain(self.model, frame)
+            return [{**answer, **reasons} for answer, reasons in zip(answers, why, strict=True)]
 
         explain_request = create_model("ExplainRequest", __base__=Strict, records=(explain_type, ...))
         namespace["explain"] = bentoml.api(route="/explain", input_spec=explain_request)(explain)

@@ -93,7 +93,7 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
                 return 1
             valid = frame.mapInPandas(partial(_valid, contract, offsets, csv), _valid_schema(frame, contract))
             _score(valid, model, contract, Path(scratch)).write.parquet(str(parts / "scored"))
-            written = _merge(parts / "scored", output, [*valid.columns, "label", "score"], settings)
+            written = _merge(parts / "scored", output, [*valid.columns, *contract.outputs], settings)
     except ImportError as error:
         raise ProjectError(f"{INSTALL} ({error})") from error
     except Exception as error:
@@ -249,7 +249,10 @@ def _rejects_schema(columns: list[str]):
 
 
 def _score(valid, model, contract: Contract, scratch: Path):
-    """Add `label` and `score` with `mlflow.pyfunc.spark_udf`, exactly as `service.score` computes them."""
+    """Add the contract's outputs with `mlflow.pyfunc.spark_udf`, exactly as `model.score` computes them.
+
+    binary: `label` and `score` (the probability of the positive class); regression: `value`.
+    """
     import logging
 
     import mlflow.pyfunc
@@ -260,22 +263,30 @@ def _score(valid, model, contract: Contract, scratch: Path):
     # spark_udf logs that env_manager="local" does not rebuild the training environment: here the
     # workers run this very interpreter, so the environment is the one that loaded the model.
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    # The resolved model, saved as an MLflow model whose pyfunc returns predict_proba (a registered
-    # model's pyfunc returns labels), in skops like every model of this project.
+    binary = contract.task == "binary"
+    # The resolved model, saved as an MLflow model in skops like every model of this project. A classifier's
+    # pyfunc returns predict_proba (a registered model's pyfunc returns labels); a regressor's pyfunc already
+    # predicts the number.
     path = scratch / "model"
     mlflow.sklearn.save_model(
         model,
         str(path),
         **tracking.skops_format(model),
-        pyfunc_predict_fn="predict_proba",
+        pyfunc_predict_fn="predict_proba" if binary else "predict",
         pip_requirements=[],
     )
-    probabilities = mlflow.pyfunc.spark_udf(
-        valid.sparkSession, str(path), result_type=ArrayType(DoubleType()), env_manager="local"
+    predict = mlflow.pyfunc.spark_udf(
+        valid.sparkSession,
+        str(path),
+        result_type=ArrayType(DoubleType()) if binary else DoubleType(),
+        env_manager="local",
     )
-    scored = valid.withColumn("score", probabilities(F.struct(*[F.col(name) for name in contract.columns]))[1])
+    features = F.struct(*[F.col(name) for name in contract.columns])
+    if not binary:
+        return valid.withColumn("value", predict(features)).select(*valid.columns, *contract.outputs)
+    scored = valid.withColumn("score", predict(features)[1])
     label = F.when(F.col("score") >= contract.threshold, contract.positive_class).otherwise(contract.negative_class)
-    return scored.withColumn("label", label).select(*valid.columns, "label", "score")
+    return scored.withColumn("label", label).select(*valid.columns, *contract.outputs)
 
 
 def _merge(folder: Path, target: Path, columns: list[str], settings) -> int:

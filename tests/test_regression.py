@@ -1,0 +1,100 @@
+"""End-to-end tier: a project baked for regression (`task=regression`) goes the whole way on its shipped data.
+
+The journey a user of the regression example takes, with a model from outside scikit-learn: LightGBM, installed
+as the project's optional extra and named by import path in params.yaml (nothing registered). The cold pipeline
+trains and evaluates it on the diabetes data (tree SHAP, the MLflow model in skops), the gate decides under the
+shipped regression policy and passes, the candidate is registered, promoted, signed and packaged (LightGBM in
+the image's packages), the batch job scores the data file, and the project's own `make test` (which trains its
+copies with the same params and serves the model over HTTP) passes. Tuning is turned off and latency timed on
+fewer calls, for time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery import EnvironmentSeed, commit, set_up, sh
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain")
+MODEL = "lightgbm.LGBMRegressor"
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file (the template's environment has no pandas)."""
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, environment_seed: EnvironmentSeed) -> Path:
+    """The regression example, set up with the lightgbm extra and choosing it, tuning off, latency on 20 calls."""
+    root = set_up(tmp_path_factory.mktemp("regression"), environment_seed, {"task": "regression"})
+    sh(root, "make", "setup", "EXTRA=lightgbm")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["model"] = MODEL
+    params["train"][MODEL] = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "verbose": -1}
+    params["tune"]["search_space"][MODEL] = {
+        "num_leaves": {"low": 7, "high": 31},
+        "min_child_samples": {"low": 5, "high": 40},
+    }
+    params["tune"]["enabled"] = False
+    params["evaluate"]["latency_repeats"] = 20
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def test_the_regression_example_trains_and_passes_its_gate(project):
+    """Every stage runs on the diabetes data; metrics are the regression ones; the shipped policy's floors pass."""
+    log = sh(project, "make", "pipeline").stdout
+    assert [stage for stage in STAGES if f"Running stage '{stage}'" in log] == list(STAGES)
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert {"rmse", "mae", "r2", "mape", "latency_p95_ms", "model_size_mb"} == set(metrics)
+    assert metrics["r2"] > 0.3 and 0 < metrics["mae"] <= metrics["rmse"]
+    assert json.loads((project / "reports/explain/top_features.json").read_text())["explainer"] == "tree"
+    fairness = json.loads((project / "reports/fairness.json").read_text())
+    assert fairness["task"] == "regression" and set(fairness["sensitive_features"]) == {"sex", "age"}
+    for plot in ("predicted_actual", "residuals"):
+        assert len(rows(project / f"reports/plots/{plot}.csv")) > 100
+
+    sh(project, "make", "gate", "ENV=staging")
+    decision = json.loads((project / "reports/gate/staging.json").read_text())
+    assert decision["decision"] == "pass"
+    verdicts = {row["id"]: row["verdict"] for row in decision["rules"]}
+    assert verdicts["r2-floor"] == verdicts["error-ratio"] == verdicts["no-leak"] == "pass"
+    commit(project, "First run")
+
+
+def test_the_regressor_is_registered_promoted_packaged_and_scores_a_file(project, tmp_path):
+    """register, promote, sign and package the pinned model; the batch job answers a value per row."""
+    sh(project, "make", "register")
+    sh(project, "make", "promote", "ENV=staging")
+    champion = yaml.safe_load((project / "deploy/staging.yaml").read_text())["champion"]
+    assert champion["version"] == "1"
+    sh(project, "make", "signing-key")
+    sh(project, "make", "sign")
+    sh(project, "make", "package", "ENV=staging", f"BENTOML_HOME={tmp_path / 'bentoml'}")
+    (requirements,) = (tmp_path / "bentoml/bentos").glob("*/*/env/python/requirements.txt")
+    assert any(line.startswith("lightgbm==") for line in requirements.read_text().split())  # the image can load it
+    sh(project, "git", "checkout", "deploy/staging.yaml")  # package recorded the bento tag in the pin
+
+    output = tmp_path / "scored.csv"
+    sh(project, "make", "predict", "INPUT=data/raw/diabetes.csv", f"OUTPUT={output}")
+    scored = rows(output)
+    assert len(scored) == len(rows(project / "data/raw/diabetes.csv"))
+    assert "value" in scored[0] and "label" not in scored[0]
+    assert all(math.isfinite(float(row["value"])) for row in scored)
+    commit(project, "Promote to staging")
+
+
+def test_the_generated_suite_passes_on_the_regression_project(project):
+    """The project's own tests (service over HTTP included) follow data.task: they pass on a regression project."""
+    sh(project, "make", "test")
+    assert sh(project, "git", "status", "--porcelain").stdout == ""
