@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
+from sklearn.svm import SVR
 
 from {{ cookiecutter.package_name }}.core import contract
 from {{ cookiecutter.package_name }}.core.config import load_params
@@ -76,11 +77,11 @@ def test_imputed_columns_are_explained_under_their_own_names():
 def test_other_models_get_the_sampled_explainer_within_its_row_cap():
     """An estimator no model registers is explained on at most explain.max_rows rows, and still finds the decider."""
     params = load_params(PROJECT)
-    params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=30, background_rows=20))
+    params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=12, background_rows=10))
     frame, labels = decided()
-    neighbours = KNeighborsRegressor() if TASK == "regression" else KNeighborsClassifier()
-    explained = explain.explain(fitted(neighbours, frame, labels), frame, params)
-    assert (explained["explainer"], explained["rows"]) == ("sampled", 30)
+    unregistered = SVR() if TASK == "regression" else GaussianNB()  # neither linear nor a tree
+    explained = explain.explain(fitted(unregistered, frame, labels), frame, params)
+    assert (explained["explainer"], explained["rows"]) == ("sampled", 12)
     assert explained["top_features"][0]["feature"] == "decider"
 
 

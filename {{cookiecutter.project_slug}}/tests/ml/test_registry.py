@@ -299,6 +299,21 @@ def test_an_estimator_named_by_import_path_trains_without_registering(project: P
     assert model_registry.explainer(estimator) == "linear"
 
 
+def test_setup_adds_the_extra_that_installs_an_estimator_named_by_import_path(project: Path):
+    """`make setup` installs what train.model needs: `extras` names the optional extra that lists the estimator's
+    distribution (named like its module), unless EXTRA already installs it; a scikit-learn model needs none."""
+    (project / "pyproject.toml").write_text(
+        "[project.optional-dependencies]\n"
+        'spark = ["pyspark>=4"]\n'
+        'boosting = ["numpy", "LightGBM[scikit-learn]>=4 ; python_version >= \'3.11\'"]\n'
+    )
+    edit_params(project, lambda p: p["train"].update(model="random_forest"))
+    assert CliRunner().invoke(cli.main, ["extras"]).stdout == "\n"
+    edit_params(project, lambda p: p["train"].update(model=f"lightgbm.LGBM{KIND}"))
+    assert CliRunner().invoke(cli.main, ["extras"]).stdout == "boosting\n"
+    assert CliRunner().invoke(cli.main, ["extras", "spark", "boosting"]).stdout == "\n"
+
+
 def test_a_model_of_the_other_kind_is_a_one_line_error_naming_the_task(project: Path):
     """A classifier for a regression task (or a regressor for a binary one) stops train with one line."""
     other = "sklearn.linear_model.LogisticRegression" if TASK == "regression" else "sklearn.linear_model.Ridge"

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from ..core.config import PARAMS_FILE, Params
@@ -100,6 +103,27 @@ def estimator_class(name: str, task: str = "binary") -> type:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as error:
         raise ProjectError(f"{where}: model '{name}': cannot import estimator '{path}' ({error})") from error
+
+
+def extras(params: Params, pyproject: Path) -> list[str]:
+    """The optional extras of `pyproject` that install the estimator params.yaml names.
+
+    `make setup`, and CI with it, adds them. An extra matches when one of its distributions is named like the
+    estimator's top-level module (lightgbm.LGBMRegressor: the extra that lists LightGBM), as the gradient-boosting
+    libraries are; a model of scikit-learn or of a package in the main dependencies needs none.
+    """
+    module = get(params.train.model, task=params.data.task).estimator.split(".")[0]
+    optional = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("optional-dependencies", {})
+    return [
+        extra
+        for extra, requirements in optional.items()
+        if any(_distribution(requirement) == module for requirement in requirements)
+    ]
+
+
+def _distribution(requirement: str) -> str:
+    """The distribution a requirement names, as a module would be named ('LightGBM==4.7.0': 'lightgbm')."""
+    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("-", "_").replace(".", "_")
 
 
 def build(params: Params):
