@@ -246,7 +246,12 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
         assert answer["local_prediction"] == row["local_prediction"]
         assert answer["contributions"] == row["contributions"][: document["top_k"]]
     status, _, again = explain_request(server, {"records": records[1:2]})
-    assert status == 200 and json.loads(again) == answers[1:2]
+    assert status == 200
+    (alone,) = json.loads(again)
+    # A linear model's probabilities may differ in the last bit between a batch of one row and of three.
+    output = "value" if contract.task == "regression" else "score"
+    assert alone.pop(output) == pytest.approx(answers[1].pop(output), rel=1e-12)
+    assert alone == answers[1]
 
 
 def test_explain_refuses_bad_input_as_predict_does(explained, server):
