@@ -119,3 +119,21 @@ def test_group_and_time_together_are_refused(project):
     set_split(project, group="a", time="b")
     with pytest.raises(ProjectError, match="split.group and split.time are both set; choose one"):
         load_params(project)
+
+
+def test_categories_of_booleans_or_numbers_are_split_as_the_text_the_service_sends(project):
+    """A category column whose values are booleans or whole numbers in the data (True, 2) is written to the splits as
+    the text its contract lists ("True", "2"), as the service and the batch job send it to the model."""
+    rows = len(read_data(project / project_params(project).data.source))
+    add_column(project, "flag", [number % 3 == 0 for number in range(rows)])
+    add_column(project, "level", [number % 2 + 1 for number in range(rows)])
+    schema_path = project / project_params(project).validate.schema
+    schema = yaml.safe_load(schema_path.read_text())
+    schema["columns"]["flag"] = {"type": "category", "allowed": ["False", "True"]}
+    schema["columns"]["level"] = {"type": "category", "allowed": ["1", "2"]}
+    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
+    assert read_data(project / project_params(project).data.source)["flag"].dtype == bool
+
+    split = pd.concat(run_split(project))
+
+    assert sorted(set(split["flag"])) == ["False", "True"] and sorted(set(split["level"])) == ["1", "2"]

@@ -47,11 +47,16 @@ def predicted_column(root: Path) -> str:
 
 
 def model_scores(root: Path, frame: pd.DataFrame):
-    """What the trained model says about `frame`, computed directly: P(positive class), or the predicted value."""
+    """What the trained model says about `frame`, computed directly: P(positive class), or the predicted value.
+
+    The model is fitted on categories as text, as the split stage writes them (True as "True").
+    """
     import joblib
 
     model = joblib.load(root / train.MODEL)
-    features = frame[list(model.feature_names_in_)]
+    params = load_params(root)
+    features = data.categories_as_text(frame.copy(), root / params.validate.schema, params)
+    features = features[list(model.feature_names_in_)]
     return model.predict_proba(features)[:, 1] if load_contract(root).task == "binary" else model.predict(features)
 
 
@@ -177,8 +182,9 @@ def records(draw, contract, rows):
         for name in draw(st.lists(st.sampled_from(contract.columns), max_size=3, unique=True)):
             rule = contract.rules[name]
             candidates = [st.just("not a category"), st.none(), st.sampled_from([math.nan, math.inf])]
-            if rule["type"] == "category":
-                candidates.append(st.sampled_from([str(item) for item in rule["allowed"]]))
+            if rule["type"] == "category":  # a boolean or a whole number is its text ("True", "1")
+                allowed = [str(item) for item in rule["allowed"]]
+                candidates += [st.sampled_from(allowed), st.booleans(), st.integers(0, 2)]
             else:
                 low, high = rule.get("min", -(10**6)), rule.get("max", 10**6)
                 candidates.append(st.integers(int(low) - 5, int(high) + 5))

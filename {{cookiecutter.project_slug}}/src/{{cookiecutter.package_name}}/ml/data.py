@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.config import Params
+from ..core.config import Params, read_yaml
 from ..core.contract import INGESTED, TEST, TRAIN, VALIDATION
 from ..core.errors import ProjectError
 from . import pii as detectors
@@ -109,7 +109,7 @@ def split(root: Path, params: Params) -> None:
     validation = json.loads(stage_input(root, VALIDATION).read_text())
     if not validation.get("passed"):
         raise ProjectError(f"{VALIDATION}: the data failed validation; nothing is split")
-    frame = pd.read_parquet(stage_input(root, INGESTED))
+    frame = categories_as_text(pd.read_parquet(stage_input(root, INGESTED)), root / params.validate.schema, params)
     settings = params.split
     for key in ("group", "time"):
         column = getattr(settings, key)
@@ -137,6 +137,21 @@ def split(root: Path, params: Params) -> None:
     write_parquet(train, root / TRAIN)
     write_parquet(test, root / TEST)
     print(f"split: {len(train)} train rows -> {TRAIN}, {len(test)} test rows -> {TEST}")
+
+
+def categories_as_text(frame: pd.DataFrame, schema: Path, params: Params) -> pd.DataFrame:
+    """The feature columns of type `category` as the text the contract lists (True as "True", 1 as "1").
+
+    The service and the batch job compare and send a category as text (schema.check_frame); a model fitted on
+    booleans or numbers would find none of its categories in what they send. Missing values stay missing.
+    """
+    import numpy as np
+
+    for name, rule in read_yaml(schema)["columns"].items():
+        if rule["type"] == "category" and name in frame.columns and name != params.data.target:
+            values = frame[name]
+            frame[name] = values.astype("string").astype(object).where(values.notna(), np.nan)
+    return frame
 
 
 def by_group(frame: pd.DataFrame, column: str, test_size: float, seed: int) -> pd.DataFrame:

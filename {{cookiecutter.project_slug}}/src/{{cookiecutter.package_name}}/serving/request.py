@@ -15,18 +15,19 @@ def request_model(contract: Contract):
     """A pydantic model of one record: unknown fields, NaN/inf, out-of-range values and categories fail.
 
     Numbers are strict (a JSON string "30", a boolean or 30.0 is not an integer); fields are declared
-    by alias, so a column named like a pydantic attribute (`schema`, `json`) still works.
+    by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. A category's value
+    may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1"), as in a file.
     """
     from typing import Annotated, Literal
 
-    from pydantic import ConfigDict, Field, create_model
+    from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
     definitions: dict[str, Any] = {}
     for index, name in enumerate(contract.columns):
         rule = contract.rules[name]
         bounds = {bound: rule[key] for key, bound in (("min", "ge"), ("max", "le")) if key in rule}
         if rule["type"] == "category":
-            kind: Any = Literal[tuple(str(item) for item in rule["allowed"])]
+            kind: Any = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
             field = Field(alias=name)
         elif rule["type"] == "integer":
             kind = int
@@ -42,3 +43,8 @@ def request_model(contract: Contract):
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False, frozen=True),
         **definitions,
     )
+
+
+def as_text(value: Any) -> Any:
+    """A boolean or a whole number as the text a category lists (check_frame reads a file's the same way)."""
+    return str(value) if isinstance(value, bool | int) else value
