@@ -15,7 +15,7 @@ from conftest import project_params, read_data, write_data
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.core.config import load_params
-from {{ cookiecutter.package_name }}.ml import data, validate
+from {{ cookiecutter.package_name }}.ml import data, schema_draft, validate
 from {{ cookiecutter.package_name }}.ml.preprocessing import feature_columns
 
 KEY = re.compile(r"^  ([^\s#].*?):(?: |$)")  # a column's line in the drafted file
@@ -202,3 +202,17 @@ def test_bad_arguments_are_one_line_and_write_nothing(project, option, value, me
     result = CliRunner().invoke(cli.main, ["schema", *[item for pair in given.items() for item in pair], "--force"])
     assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1
     assert schema.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "sensitive"),
+    [
+        *[(name, True) for name in ("sex", "Gender", "female", "age", "age_group", "ethn", "ethnicity", "race")],
+        *[(name, True) for name in ("marital_status", "married", "maried", "senior_citizen", "citizen", "religion")],
+        *[(name, False) for name in ("wage", "page_views", "usage", "manager", "stage", "seniority", "percentage")],
+    ],
+)
+def test_columns_are_taken_for_sensitive_attributes_by_their_name_only_as_a_whole_word(name, sensitive):
+    """A column named like a sensitive attribute, alone or between underscores, is one; a word that contains
+    one (wage, usage) is not."""
+    assert bool(schema_draft.SENSITIVE_NAME.search(name)) is sensitive

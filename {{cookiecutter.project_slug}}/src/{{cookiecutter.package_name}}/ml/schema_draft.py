@@ -37,8 +37,8 @@ PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name that may go u
 MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
 MAX_GROUPS = 10  # a numeric sensitive column with at most this many values is compared value by value
 SENSITIVE_NAME = re.compile(
-    r"(?:^|_)(?:sex|gender|age|race|ethnic\w*|religion|marital\w*|nationality|citizenship|disabilit\w*"
-    r"|pregnan\w*|personal_status)(?:_|$)",
+    r"(?:^|_)(?:sex|gender|female|male|age|race|ethn\w*|religion|marital\w*|marri\w*|maried|nationality"
+    r"|citizen\w*|disabilit\w*|pregnan\w*|senior(?:_citizen)?|personal_status)(?:_|$)",
     re.IGNORECASE,
 )
 
