@@ -121,6 +121,15 @@ def test_numeric_features_are_grouped_by_their_bins():
     assert estimators.group_labels([0.5, 1.5]) == ["<0.5", "0.5-<1.5", "1.5+"]
 
 
+def test_rows_missing_a_sensitive_value_are_a_group_of_their_own():
+    """fairlearn refuses missing values; the rows without one, of a category or a binned number, are measured as
+    the group "(missing)"."""
+    text = estimators.bin_column(pd.Series(["single", None, "married", np.nan]), None, "marital")
+    numbers = estimators.bin_column(pd.Series([19.0, np.nan, 45.0]), [25.0], "age")
+    assert text.tolist() == ["single", "(missing)", "married", "(missing)"]
+    assert numbers.tolist() == ["<25", "(missing)", "25+"]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -24,6 +24,9 @@ def missing_as_nan(frame):
     return frame.where(frame.notna(), np.nan)
 
 
+MISSING_GROUP = "(missing)"
+
+
 def group_labels(edges: list[float]) -> list[str]:
     """Names of the bins that edges cut a number line into: [25, 40] -> <25, 25-39, 40+ (integer edges)."""
     integers = all(float(edge).is_integer() for edge in edges)
@@ -35,18 +38,24 @@ def group_labels(edges: list[float]) -> list[str]:
 
 
 def bin_column(column, edges: list[float] | None, feature: str):
-    """The group of every value: its category as text, or its bin when the column is numeric."""
+    """The group of every value: its category as text, or its bin when the column is numeric.
+
+    A missing value is a group of its own, MISSING_GROUP: fairlearn refuses missing values, and the people
+    without one count too.
+    """
     import pandas as pd
 
     numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
     if not numeric:
         if edges is not None:
             raise ProjectError(f"params.yaml: fairness.bins.{feature}: '{feature}' is not numeric, it needs no bins")
-        return column.astype(str).rename(feature)
-    if edges is None:
+        grouped = column.astype("string")
+    elif edges is None:
         raise ProjectError(f"params.yaml: fairness.bins.{feature} is missing: a numeric sensitive feature needs bins")
-    binned = pd.cut(column, bins=[-math.inf, *edges, math.inf], labels=group_labels(edges), right=False)
-    return binned.astype(str).rename(feature)
+    else:
+        labels = group_labels(edges)
+        grouped = pd.cut(column, bins=[-math.inf, *edges, math.inf], labels=labels, right=False).astype("string")
+    return grouped.fillna(MISSING_GROUP).astype(object).rename(feature)
 
 
 class ThresholdMitigated:
