@@ -205,6 +205,15 @@ def test_missing_evidence_is_refused(carded: Path, changes: dict, message: str):
     assert str(refused.value).startswith("reports/") and message in str(refused.value)
 
 
+@pytest.mark.skipif(not SENSITIVE, reason="params.yaml names no sensitive feature")
+def test_a_figure_a_group_cannot_have_is_shown_as_not_applicable(carded: Path):
+    """A rate that is undefined for a group (null in fairness.json: no negatives, no false positive rate) is
+    n/a in the card, not a refusal."""
+    groups = {"group-a": GROUP, "(missing)": {**SMALL, FIRST: None}}
+    write_evidence(carded, fairness={**FAIRNESS, "by_group": {**FAIRNESS["by_group"], SENSITIVE[0]: groups}})
+    assert "| (missing) | 41 | n/a |" in card.render(carded, "credit-risk", "3")
+
+
 # --------------------------------------------------------------------------- carried in the promotion request
 
 

@@ -161,10 +161,12 @@ def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary
         if not isinstance(groups, dict) or not groups:
             raise ProjectError(f"{EVIDENCE['fairness']}: by_group has no results for sensitive feature '{feature}'")
         for group, stats in groups.items():
+            # A rate may be undefined (null): a group without negatives has no false positive rate.
             bad = [
                 key
                 for key in GROUP_STATS[task]
-                if not is_number((stats or {}).get(key) if isinstance(stats, dict) else None)
+                if not isinstance(stats, dict)
+                or not (is_number(stats.get(key)) or (key != "count" and key in stats and stats[key] is None))
             ]
             if bad:
                 raise ProjectError(f"{EVIDENCE['fairness']}: by_group.{feature}.{group}: no number for {bad[0]}")
@@ -186,7 +188,9 @@ def _license(root: Path) -> str:
 
 
 def _fmt(value: Any) -> str:
-    """A number as the card shows it: integers as they are, others rounded to four decimals."""
+    """A number as the card shows it: integers as they are, others rounded to four decimals; null as n/a."""
+    if value is None:
+        return "n/a"
     if not is_number(value):
         return str(value)
     return str(value) if isinstance(value, int) else str(round(value, 4))
