@@ -188,7 +188,10 @@ def hand_written(records, contract, limits):
 
 
 def invalid(value, rule, tag):
-    """Make sure a drawn number really breaks `rule` (a schema may leave a bound open)."""
+    """Make sure a drawn value really breaks `rule` (a schema may leave a bound open, allow null, or list "True"
+    among the categories of a column of booleans)."""
+    if (value is None and validate.nullable(rule)) or str(value) in [str(item) for item in rule.get("allowed", [])]:
+        return f"{SENTINEL}{tag}"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return value
     if rule["type"] == "category" or (rule["type"] == "integer" and isinstance(value, float)):

@@ -24,7 +24,7 @@ def shifted(frame: pd.DataFrame, contract, columns: list[str]) -> pd.DataFrame:
     for name in columns:
         high = contract.rules[name].get("max", moved[name].max() * 3)
         values = moved[name] + (high - moved[name]) * 0.8
-        integer = pd.api.types.is_integer_dtype(moved[name])  # an integer column stays whole numbers
+        integer = contract.rules[name]["type"] == "integer"  # stays whole (with missing values it holds floats)
         moved[name] = values.round().astype(moved[name].dtype) if integer else values
     return moved
 

@@ -14,9 +14,10 @@ from ..ml.validate import nullable
 def request_model(contract: Contract):
     """A pydantic model of one record: unknown fields, NaN/inf, out-of-range values and categories fail.
 
-    Numbers are strict (a JSON string "30", a boolean or 30.0 is not an integer); fields are declared
-    by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. A category's value
-    may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1"), as in a file.
+    Numbers are strict (a JSON string "30", a boolean or 30.5 is not an integer); fields are declared
+    by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. As the batch check
+    reads a file, 30.0 is the integer 30 (a column with missing values is written as floats), and a category's
+    value may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1").
     """
     from typing import Annotated, Literal
 
@@ -30,7 +31,7 @@ def request_model(contract: Contract):
             kind: Any = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
             field = Field(alias=name)
         elif rule["type"] == "integer":
-            kind = int
+            kind = Annotated[int, BeforeValidator(whole)]
             field = Field(alias=name, strict=True, **bounds)
         else:
             kind = float
@@ -48,3 +49,8 @@ def request_model(contract: Contract):
 def as_text(value: Any) -> Any:
     """A boolean or a whole number as the text a category lists (check_frame reads a file's the same way)."""
     return str(value) if isinstance(value, bool | int) else value
+
+
+def whole(value: Any) -> Any:
+    """A float with nothing after the point as the integer it is (30.0: 30)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
