@@ -145,13 +145,17 @@ def categories_as_text(frame: pd.DataFrame, schema: Path, params: Params) -> pd.
     The service and the batch job compare and send a category as text (schema.check_frame); a model fitted on
     booleans or numbers would find none of its categories in what they send. Missing values stay missing.
     """
-    import numpy as np
-
     for name, rule in read_yaml(schema)["columns"].items():
         if rule["type"] == "category" and name in frame.columns and name != params.data.target:
-            values = frame[name]
-            frame[name] = values.astype("string").astype(object).where(values.notna(), np.nan)
+            frame[name] = category_text(frame[name])
     return frame
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """A category column's values as text (True: "True", 1: "1"), a missing one as NaN (what the imputer fills)."""
+    import numpy as np
+
+    return values.astype("string").astype(object).where(values.notna(), np.nan)
 
 
 def by_group(frame: pd.DataFrame, column: str, test_size: float, seed: int) -> pd.DataFrame:

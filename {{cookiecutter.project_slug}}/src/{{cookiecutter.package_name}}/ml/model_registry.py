@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -123,7 +122,10 @@ def extras(params: Params, pyproject: Path) -> list[str]:
 
 def _distribution(requirement: str) -> str:
     """The distribution a requirement names, as a module would be named ('LightGBM==4.7.0': 'lightgbm')."""
-    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("-", "_").replace(".", "_")
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name).replace("-", "_")
 
 
 def build(params: Params):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import load_params
+from .data import category_text
 from .preprocessing import feature_columns
 from .validate import load_schema, nullable
 
@@ -104,10 +105,9 @@ def check_frame(frame, contract: Contract):
         missing = values.isna().to_numpy()
         reason = np.where(missing & (not nullable(rule)), "missing", "")
         if rule["type"] == "category":
-            text = values.astype("string")
-            allowed = text.isin([str(item) for item in rule["allowed"]]).fillna(False).to_numpy(dtype=bool)
+            clean[name] = category_text(values)  # as the model was fitted on it (data.categories_as_text)
+            allowed = clean[name].isin([str(item) for item in rule["allowed"]]).to_numpy(dtype=bool)
             reason = np.where(~missing & ~allowed, "category", reason)
-            clean[name] = text.astype(object).where(~missing, np.nan)  # the NaN the model's imputer fills
         else:
             numbers = _as_numbers(values)
             finite = np.isfinite(numbers)

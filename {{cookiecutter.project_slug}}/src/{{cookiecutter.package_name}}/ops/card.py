@@ -161,13 +161,7 @@ def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary
         if not isinstance(groups, dict) or not groups:
             raise ProjectError(f"{EVIDENCE['fairness']}: by_group has no results for sensitive feature '{feature}'")
         for group, stats in groups.items():
-            # A rate may be undefined (null): a group without negatives has no false positive rate.
-            bad = [
-                key
-                for key in GROUP_STATS[task]
-                if not isinstance(stats, dict)
-                or not (is_number(stats.get(key)) or (key != "count" and key in stats and stats[key] is None))
-            ]
+            bad = [key for key in GROUP_STATS[task] if not _reported(stats if isinstance(stats, dict) else {}, key)]
             if bad:
                 raise ProjectError(f"{EVIDENCE['fairness']}: by_group.{feature}.{group}: no number for {bad[0]}")
     try:
@@ -175,6 +169,15 @@ def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary
     except ProjectError:
         evidence["validation"] = {}
     return evidence
+
+
+def _reported(figures: dict[str, Any], key: str) -> bool:
+    """Whether a group's figure is there: a number, or null for a rate the group cannot have.
+
+    A group without negatives has no false positive rate; a count is always a number.
+    """
+    value = figures.get(key)
+    return is_number(value) or (key != "count" and key in figures and value is None)
 
 
 def _license(root: Path) -> str:
