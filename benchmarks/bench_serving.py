@@ -1,12 +1,14 @@
 """Print the serving figures: our Bento against `mlflow models serve` and a bare FastAPI app, batch, build.
 
 Run from the template root: `uv run python benchmarks/bench_serving.py` bakes the template with
-defaults and runs `make setup pipeline` in it; `--project PATH` uses a baked project that already
-has a trained model instead. Each server runs alone, with one worker process, on the same model:
+defaults (`--task multiclass|regression`: that task's example, whose answers have another shape) and runs
+`make setup pipeline` in it; `--project PATH` uses a baked project that already has a trained model instead.
+Each server runs alone, with one worker process, on the same model:
 
 - the Bento built by `package --env dev` (`bentoml serve <bento>`: validation, batching, limits, metrics);
 - `mlflow models serve --env-manager local` on the MLflow run's model (reports/lineage.json);
-- a bare FastAPI + uvicorn app that calls `predict_proba` on the request, with no checks at all.
+- a bare FastAPI + uvicorn app that calls the model on the request, with no checks at all, answering the
+  task's shape (binary: the score; multiclass: every class's probability; regression: the value).
 
 One load generator drives all three: an asyncio HTTP/1.1 client with 16 keep-alive connections,
 running in its own process (it shares the machine's cores with the server, so ratios measured in the
@@ -29,6 +31,7 @@ from pathlib import Path
 from benchkit import Server, bake, free_port, run
 
 PACKAGE = "credit_risk"
+TASK_OF = "import yaml; print(yaml.safe_load(open('params.yaml'))['data'].get('task', 'binary'))"
 CLIENTS = 16
 
 BARE_APP = """
@@ -40,11 +43,17 @@ model = joblib.load("models/model.joblib")
 columns = list(model.feature_names_in_)
 app = FastAPI()
 
+classes = [str(item) for item in getattr(model, "classes_", [])]
+TASK = {task!r}
+
 @app.post("/predict")
 async def predict(request: Request):
-    records = (await request.json())["records"]
-    scores = model.predict_proba(pd.DataFrame(records, columns=columns))[:, 1]
-    return JSONResponse([{"score": float(score)} for score in scores])
+    frame = pd.DataFrame((await request.json())["records"], columns=columns)
+    if TASK == "binary":
+        return JSONResponse([{{"score": float(score)}} for score in model.predict_proba(frame)[:, 1]])
+    if TASK == "multiclass":
+        return JSONResponse([{{"scores": dict(zip(classes, map(float, row)))}} for row in model.predict_proba(frame)])
+    return JSONResponse([{{"value": float(value)}} for value in model.predict(frame)])
 """
 
 BATCH_BARE = """
@@ -54,7 +63,14 @@ model = joblib.load("models/model.joblib")
 columns = list(model.feature_names_in_)
 start = time.perf_counter()
 frame = pd.read_csv(sys.argv[1])
-frame["score"] = model.predict_proba(frame[columns])[:, 1]
+if not hasattr(model, "predict_proba"):
+    frame["value"] = model.predict(frame[columns])
+elif len(model.classes_) == 2:
+    frame["score"] = model.predict_proba(frame[columns])[:, 1]
+else:
+    scores = model.predict_proba(frame[columns])
+    for position, name in enumerate(model.classes_):
+        frame["score_" + str(name)] = scores[:, position]
 frame.to_csv(sys.argv[2], index=False)
 elapsed = time.perf_counter() - start
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -154,12 +170,14 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="a baked project with a trained model (default: bake one)")
+    parser.add_argument("--task", choices=("binary", "multiclass", "regression"), default="binary", help="bake this")
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per server and body size")
     parser.add_argument("--soak", type=float, default=30.0, help="duration of the 16-client soak of the Bento")
     parser.add_argument("--batch-copies", type=int, default=200, help="the shipped data repeated, as the batch file")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    project = (args.project or bake(workdir, "pipeline")).resolve()
+    project = (args.project or bake(workdir, "pipeline", context={"task": args.task})).resolve()
+    task = run([str(project / ".venv/bin/python"), "-c", TASK_OF], cwd=project).strip()
     python = str(project / ".venv/bin/python")
     bin_dir = project / ".venv/bin"
     env = dict(
@@ -186,7 +204,7 @@ def main() -> None:
 
     made = bodies(project, python, workdir)
     run_id = json.loads((project / "reports/lineage.json").read_text())["run_id"]
-    (workdir / "bare_app.py").write_text(BARE_APP)
+    (workdir / "bare_app.py").write_text(BARE_APP.format(task=task))
     servers = {
         "bento": ([str(bin_dir / "bentoml"), "serve", bento, "--host", "127.0.0.1"], "/readyz", "/predict", "records"),
         "mlflow": (
@@ -240,7 +258,7 @@ def main() -> None:
         finally:
             server.stop()
 
-    print(f"\nServing ({CLIENTS} keep-alive clients, {args.seconds:.0f} s per figure, 1 worker each, one run)")
+    print(f"\nServing a {task} model ({CLIENTS} keep-alive clients, {args.seconds:.0f} s per figure, 1 worker each)")
     print(f"{'server':<10} {'rows/req':>8} {'req/s':>9} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8}  outcomes")
     for name, result in results.items():
         for size in (1, 100):
@@ -284,7 +302,7 @@ def main() -> None:
     ours_s = statistics.median(item["seconds"] for item in our_runs)
     print(f"\nBatch ({rows} rows CSV -> CSV, median of 3)")
     bare_rss, our_rss = max(i["rss_mb"] for i in bare_runs), max(i["rss_mb"] for i in our_runs)
-    print(f"bare read_csv+predict_proba+to_csv: {rows / bare_s:,.0f} rows/s, peak RSS {bare_rss:.0f} MB")
+    print(f"bare read_csv+predict+to_csv:       {rows / bare_s:,.0f} rows/s, peak RSS {bare_rss:.0f} MB")
     print(f"predict (chunked, validated):       {rows / ours_s:,.0f} rows/s, peak RSS {our_rss:.0f} MB")
     print(f"ratio: {bare_s / ours_s:.2f}x of bare (goal >= 0.8x)")
     print(f"\nBento build (`package --env dev`, whole process): {figures['bento_build_s']} s")

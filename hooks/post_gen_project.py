@@ -34,6 +34,7 @@ REMOVED = {
 # example's `<name>.yaml` (TASK_FILES): the chosen task's replace the binary ones, the others are removed.
 TASK_EXAMPLES = {
     "binary": ["data/raw/german_credit.csv"],
+    "multiclass": ["data/raw/penguins.csv"],
     "regression": ["data/raw/diabetes.csv"],
 }
 TASK_FILES = ["params.yaml", "data/schema.yaml", "policies/promotion.yaml", "docs/model-card.yaml"]

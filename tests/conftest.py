@@ -82,6 +82,7 @@ RUN_ORDER = (
     "test_e2e",
     "fast and lint",
     "test_bring_your_own_data",
+    "test_multiclass",
     "test_regression",
     "test_ci_flows.gitlab",
     "test_spark_batch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import re
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -78,6 +80,7 @@ CORE_FILES = set(
 OPTION_FILES = {
     ("experiment_tracker", "mlflow+wandb"): {"tests/core/test_wandb_tracking.py"},
     ("task", "binary"): {"data/raw/german_credit.csv"},
+    ("task", "multiclass"): {"data/raw/penguins.csv"},
     ("task", "regression"): {"data/raw/diabetes.csv"},
 }
 
@@ -302,18 +305,89 @@ def test_without_git_the_bake_still_works_and_says_how_to_commit(tmp_path):
     assert (project / "dvc.yaml").exists() and not (project / ".git").exists()
 
 
+# Per task: the usefulness floor its shipped policy sets (a `metric` rule), and the tuning scorer its params name.
+TASK_FLOOR = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "r2"}
+TASK_SCORER = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "neg_root_mean_squared_error"}
+MISSING = ("", "NA")  # how a CSV writes a missing value (pandas reads both as one)
+
+
+def task_bake(task: str) -> Path:
+    """The project baked with the default answers but `task`."""
+    answers = ("ci_provider", "dvc_remote", "python_version", "license", "experiment_tracker")
+    return bake({**{name: OPTIONS[name][0] for name in answers}, "task": task})
+
+
 @pytest.mark.parametrize("task", OPTIONS["task"])
 def test_the_task_answer_ships_its_own_example_and_nothing_of_the_others(task):
     """params.yaml, the contract, the policy and the card are the task's; its data file is the one params names."""
-    answers = ("ci_provider", "dvc_remote", "python_version", "license", "experiment_tracker")
-    defaults = {name: OPTIONS[name][0] for name in answers}
-    project = bake({**defaults, "task": task})
+    project = task_bake(task)
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["data"]["task"] == task
     assert (project / params["data"]["source"]).is_file()
     columns = yaml.safe_load((project / "data/schema.yaml").read_text())["columns"]
     assert params["data"]["target"] in columns
     assert set(params["data"]["sensitive_features"]) <= set(columns)
-    policy = (project / "policies/promotion.yaml").read_text()
-    assert ("metric: r2" in policy) == (task == "regression") and ("metric: roc_auc" in policy) == (task == "binary")
+    policy = yaml.safe_load((project / "policies/promotion.yaml").read_text())
+    rules = [rule for environment in policy["environments"].values() for rule in environment["rules"]]
+    floors = {rule["metric"] for rule in rules if rule["kind"] == "metric"}
+    assert floors & set(TASK_FLOOR.values()) == {TASK_FLOOR[task]}
     assert not [path for path in project_files(project) if any(f".{name}." in path for name in OPTIONS["task"])]
+
+
+@pytest.mark.parametrize("task", OPTIONS["task"])
+def test_the_task_params_are_those_of_its_kind(task):
+    """Only binary names a positive class and a threshold (the project refuses them elsewhere); the tuning scorer,
+    the fairness mitigation and the columns params.yaml names fit the task and its data."""
+    project = task_bake(task)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    binary = task == "binary"
+    assert (params["data"]["positive_class"] is not None) is binary
+    assert (params["evaluate"]["threshold"] is not None) is binary
+    assert params["tune"]["metric"] == TASK_SCORER[task]
+    assert binary or params["fairness"]["mitigation"]["method"] == "none"
+    columns = yaml.safe_load((project / "data/schema.yaml").read_text())["columns"]
+    assert set(params["train"]["drop_features"]) <= set(columns) - {params["data"]["target"]}
+    assert set(params["fairness"]["bins"]) <= set(params["data"]["sensitive_features"])
+    model = params["train"]["model"]
+    assert model in params["tune"]["search_space"] and model in params["train"]
+
+
+@pytest.mark.parametrize("task", OPTIONS["task"])
+def test_the_shipped_data_meets_its_contract(task):
+    """The data file has exactly the contract's columns, every value of the allowed category, type and range
+    (missing only where the column is nullable), and a classifier's target lists its classes: two for binary,
+    three or more for multiclass."""
+    project = task_bake(task)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    rules = yaml.safe_load((project / "data/schema.yaml").read_text())["columns"]
+    with (project / params["data"]["source"]).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) and set(rows[0]) == set(rules)
+    for name, rule in rules.items():
+        values = [row[name] for row in rows]
+        present = [value for value in values if value not in MISSING]
+        assert len(present) == len(values) or rule.get("nullable") is True, f"{name}: missing values, not nullable"
+        if rule["type"] == "category":
+            assert set(present) <= {str(item) for item in rule["allowed"]}, name
+        elif rule["type"] in ("integer", "number"):
+            numbers = [float(value) for value in present]
+            assert rule["type"] == "number" or all(number.is_integer() for number in numbers), name
+            assert rule["min"] <= min(numbers) and max(numbers) <= rule["max"], name
+    target = rules[params["data"]["target"]]
+    if task == "regression":
+        assert target["type"] in ("integer", "number")
+    else:
+        classes = {row[params["data"]["target"]] for row in rows}
+        assert target["type"] == "category" and classes == {str(item) for item in target["allowed"]}
+        assert len(classes) == 2 if task == "binary" else len(classes) >= 3
+        assert task != "binary" or params["data"]["positive_class"] in classes
+
+
+@pytest.mark.parametrize("task", OPTIONS["task"])
+def test_the_task_policy_matches_the_gate_schema(task):
+    """The shipped policy is valid under the gate's own JSON Schema, as baked (the gate also checks it by metric)."""
+    project = task_bake(task)
+    schema = json.loads((project / "policies/promotion.schema.json").read_text())
+    policy = yaml.safe_load((project / "policies/promotion.yaml").read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(policy), key=lambda error: error.json_path)
+    assert not errors, [f"{error.json_path}: {error.message}" for error in errors]

@@ -719,13 +719,14 @@ def repo(tmp_path_factory: pytest.TempPathFactory, environment_seed: Environment
     """A default bake (CI: both), set up once, with uv.lock and the smoke suite committed on main."""
     work = tmp_path_factory.mktemp("ci-flows")
     path = work / "credit-risk"
-    # The lint tier's bake of this combination is reused: the default DVC remote, both CI providers.
+    # The lint tier's combination of the default DVC remote and both CI providers, with the binary example: the
+    # flows below edit its policy's rules.
     (context,) = [
         c.values[0]
         for c in COMBINATIONS
         if c.values[0]["ci_provider"] == "both" and c.values[0]["dvc_remote"] == "local"
     ]
-    git(work, "clone", "-q", str(bake(context)), str(path))
+    git(work, "clone", "-q", str(bake({**context, "task": "binary"})), str(path))
     shutil.rmtree(path / "tests")
     (path / "tests").mkdir()
     (path / "tests" / "test_smoke.py").write_text(SMOKE_TEST, encoding="utf-8")

@@ -4,9 +4,10 @@ The journey a user of the regression example takes, with a model from outside sc
 import path in params.yaml (nothing registered), and installed by `make setup` as the optional extra it needs.
 The cold pipeline trains and evaluates it on the diabetes data (tree SHAP, the MLflow model in skops), the gate
 decides under the shipped regression policy and passes, the candidate is registered, promoted, signed and
-packaged (LightGBM in the image's packages), the batch job scores the data file, and the project's own
-`make test` (which trains its copies with the same params and serves the model over HTTP) passes. Tuning is
-turned off and latency timed on fewer calls, for time.
+packaged (LightGBM in the image's packages) and the batch job scores the data file. Tuning is turned off and
+latency timed on fewer calls, for time. The project's own tests follow data.task: test_multiclass runs them on
+another task than the default's (CI's budget holds one such run; run `make test` in a regression bake to see
+them pass here).
 """
 
 from __future__ import annotations
@@ -93,9 +94,3 @@ def test_the_regressor_is_registered_promoted_packaged_and_scores_a_file(project
     assert "value" in scored[0] and "label" not in scored[0]
     assert all(math.isfinite(float(row["value"])) for row in scored)
     commit(project, "Promote to staging")
-
-
-def test_the_generated_suite_passes_on_the_regression_project(project):
-    """The project's own tests (service over HTTP included) follow data.task: they pass on a regression project."""
-    sh(project, "make", "test")
-    assert sh(project, "git", "status", "--porcelain").stdout == ""

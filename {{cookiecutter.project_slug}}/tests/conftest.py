@@ -53,6 +53,10 @@ def project_params(root: Path = PROJECT):
 binary_only = pytest.mark.skipif(
     project_params().data.task != "binary", reason="binary classification only (params.yaml data.task)"
 )
+# What every classifier does (classes kept on both sides of a split, stratified folds): skipped for regression.
+classifier_only = pytest.mark.skipif(
+    project_params().data.task == "regression", reason="classification only (params.yaml data.task)"
+)
 
 
 def project_schema(root: Path = PROJECT) -> dict:

@@ -22,7 +22,8 @@ TASK = load_params(PROJECT).data.task
 
 
 def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:
-    """A frame whose target is decided by `decider` alone (its sign, or a multiple of it, after the task).
+    """A frame whose target is decided by `decider` alone, after the task: its sign (binary), which third of its
+    values it falls in (multiclass: "low", "mid", "high"), or a multiple of it (regression).
 
     `noise` and the category `colour` carry nothing.
     """
@@ -36,7 +37,30 @@ def decided(rows: int = 200) -> tuple[pd.DataFrame, pd.Series]:
     )
     if TASK == "regression":
         return frame, 3.0 * frame["decider"]
+    if TASK == "multiclass":
+        thirds = pd.qcut(frame["decider"], 3, labels=["low", "mid", "high"])
+        return frame, thirds.astype(str)
     return frame, (frame["decider"] > 0).astype(int)
+
+
+def check_classes(explained: dict, model) -> None:
+    """A multiclass explanation ranks the columns for every class too, and the overall ranking is their mean.
+
+    Other tasks have one output, so no `by_class`.
+    """
+    if TASK != "multiclass":
+        assert "by_class" not in explained
+        return
+    by_class = explained["by_class"]
+    assert list(by_class) == [str(item) for item in model.classes_]
+    overall = {item["feature"]: item["mean_abs_shap"] for item in explained["top_features"]}
+    for ranking in by_class.values():
+        assert sorted(item["feature"] for item in ranking) == sorted(overall)
+        values = [item["mean_abs_shap"] for item in ranking]
+        assert values == sorted(values, reverse=True)
+    per_class = [{item["feature"]: item["mean_abs_shap"] for item in ranking} for ranking in by_class.values()]
+    for feature, value in overall.items():  # rounded to 6 places, each class's and the mean alike
+        assert value == pytest.approx(np.mean([ranked[feature] for ranked in per_class]), abs=1e-5)
 
 
 def fitted(estimator, frame, labels, imputed=frozenset()) -> Pipeline:
@@ -53,7 +77,8 @@ def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
     params = load_params(PROJECT)
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, model=model))
     frame, labels = decided()
-    explained = explain.explain(fitted(pipeline.build_model(params), frame, labels), frame, params)
+    model = fitted(pipeline.build_model(params), frame, labels)
+    explained = explain.explain(model, frame, params)
     assert explained["explainer"] == kind
     assert explained["rows"] == len(frame)  # exact explainers explain every row
     ranked = [item["feature"] for item in explained["top_features"]]
@@ -62,6 +87,9 @@ def test_the_deciding_feature_ranks_first_for_every_model_kind(model, kind):
     values = [item["mean_abs_shap"] for item in explained["top_features"]]
     assert values == sorted(values, reverse=True)
     assert values[0] > 3 * values[1]
+    check_classes(explained, model)
+    if TASK == "multiclass":  # the outer thirds are told apart by the decider (a linear model's "mid" logit is flat)
+        assert explained["by_class"]["low"][0]["feature"] == explained["by_class"]["high"][0]["feature"] == "decider"
 
 
 def test_imputed_columns_are_explained_under_their_own_names():
@@ -80,9 +108,11 @@ def test_other_models_get_the_sampled_explainer_within_its_row_cap():
     params = dataclasses.replace(params, explain=dataclasses.replace(params.explain, max_rows=12, background_rows=10))
     frame, labels = decided()
     unregistered = SVR() if TASK == "regression" else GaussianNB()  # neither linear nor a tree
-    explained = explain.explain(fitted(unregistered, frame, labels), frame, params)
+    model = fitted(unregistered, frame, labels)
+    explained = explain.explain(model, frame, params)
     assert (explained["explainer"], explained["rows"]) == ("sampled", 12)
     assert explained["top_features"][0]["feature"] == "decider"
+    check_classes(explained, model)
 
 
 def test_steps_added_in_features_py_are_fitted_and_explained_under_the_columns_they_read(monkeypatch):
@@ -121,6 +151,11 @@ def test_the_explanation_is_written_for_reviewers(tmp_path):
         "rows": 3,
         "top_features": [{"feature": "a", "mean_abs_shap": 0.3}, {"feature": "b", "mean_abs_shap": 0.1}],
     }
+    if TASK == "multiclass":  # each class's ranking goes to the JSON; the bars stay the overall ranking
+        explained["by_class"] = {
+            "x": [{"feature": "a", "mean_abs_shap": 0.5}, {"feature": "b", "mean_abs_shap": 0.1}],
+            "y": [{"feature": "b", "mean_abs_shap": 0.1}, {"feature": "a", "mean_abs_shap": 0.1}],
+        }
     explain.write(tmp_path, explained)
     assert json.loads((tmp_path / contract.TOP_FEATURES).read_text()) == explained
     assert pd.read_csv(tmp_path / explain.IMPORTANCE_CSV).to_dict("records") == explained["top_features"]

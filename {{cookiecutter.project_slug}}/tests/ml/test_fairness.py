@@ -103,6 +103,25 @@ def test_errors_by_group_match_a_hand_computation_for_regression():
     assert (measured["task"], measured["threshold"]) == ("regression", None)
 
 
+def test_accuracy_and_every_class_selection_rate_by_group_match_a_hand_computation_for_multiclass():
+    """Multiclass: count, accuracy and each class's selection rate per group; the largest gap in any class's
+    selection rate, and in accuracy, by hand."""
+    params = own_features(load_params(PROJECT), task="multiclass", min_group_size=1)
+    frame = pd.DataFrame({"sex": ["f"] * 4 + ["m"] * 2, "age": [30] * 6})
+    actual = ["a", "b", "c", "a", "b", "b"]
+    decided = ["a", "b", "b", "b", "b", "c"]
+    measured = fairness.measure(frame, actual, decided, params)
+    # f: decides a 1/4, b 3/4, c 0; right 2/4. m: decides b 1/2, c 1/2; right 1/2.
+    assert measured["by_group"]["sex"] == {
+        "f": {"count": 4, "accuracy": 0.5, "selection_rate": {"a": 0.25, "b": 0.75, "c": 0.0}},
+        "m": {"count": 2, "accuracy": 0.5, "selection_rate": {"a": 0.0, "b": 0.5, "c": 0.5}},
+    }
+    # gaps: a 0.25, b 0.25, c 0.5 -> 0.5; accuracy equal -> 0
+    assert measured["sensitive_features"]["sex"] == {"demographic_parity_difference": 0.5, "accuracy_difference": 0.0}
+    assert measured["sensitive_features"]["age"] == {}  # one bin: nothing to compare
+    assert (measured["task"], measured["threshold"]) == ("multiclass", None)
+
+
 def test_a_group_predicted_perfectly_beside_an_imperfect_one_has_no_error_ratio():
     """An error ratio over a zero error is infinite: left out, so a gate rule on it cannot decide (and blocks)."""
     params = own_features(load_params(PROJECT), task="regression", min_group_size=1)

@@ -41,8 +41,8 @@ def server(explained):
 
 
 def scored(root: Path):
-    """The test split, its labels (binary: 1 for the positive class; regression: the values) and the model's
-    output (the positive class's probability; the predicted value)."""
+    """The test split, its labels (binary: 1 for the positive class; multiclass: the classes; regression: the
+    values) and the model's output (the positive class's probability; every class's; the predicted value)."""
     params = load_params(root)
     model = joblib.load(root / train.MODEL)
     test = pd.read_parquet(root / TEST).reset_index(drop=True)
@@ -82,6 +82,8 @@ def test_evaluate_explains_the_planned_rows_of_the_project(explained):
     model, test, labels, scores = scored(root)
     if params.data.task == "regression":
         return check_regression_plan(root, document, test, labels, scores)
+    if params.data.task == "multiclass":
+        return check_multiclass_plan(root, document, test, labels, scores)
     predicted = scores >= document["threshold"]
     kinds = [row["kind"] for row in document["rows"]]
     # Each kind as many times as params.yaml asks, or as the test split has rows of it (a good model errs rarely).
@@ -137,6 +139,36 @@ def check_regression_plan(root, document, test, labels, scores) -> None:
     assert all(f"| {row['row']} |" in report for row in document["rows"]) and "toward a higher value" in report
 
 
+def check_multiclass_plan(root, document, test, labels, scores) -> None:
+    """Multiclass: the most confident errors, then each class's most confident right decisions, then seeded random
+    rows, each explained once, for the class the model predicts."""
+    local = load_params(root).explain.local
+    names = np.asarray([str(item) for item in joblib.load(root / train.MODEL).classes_], dtype=object)
+    predicted, confidence = names[scores.argmax(axis=1)], scores.max(axis=1)
+    wrong = predicted != labels
+    planned = [("wrong", min(local.errors, int(wrong.sum())))]
+    planned += [("right", min(local.correct, int((~wrong & (labels == name)).sum()))) for name in names]
+    planned.append(("random", min(local.random, len(test) - sum(count for _, count in planned))))
+    kinds = [row["kind"] for row in document["rows"]]
+    assert kinds == [kind for kind, count in planned for _ in range(count)]
+    assert len({row["row"] for row in document["rows"]}) == len(kinds)
+    errors = [row["row"] for row in document["rows"] if row["kind"] == "wrong"]
+    assert not errors or confidence[errors[0]] == confidence[wrong].max()
+    right = [row for row in document["rows"] if row["kind"] == "right"]  # class by class, in the model's order
+    classwise = [name for name, (_, count) in zip(names, planned[1:-1], strict=True) for _ in range(count)]
+    assert [row["predicted"] for row in right] == classwise
+    for name in names:  # each class's first right decision is its most confident one
+        first = next((row["row"] for row in right if row["predicted"] == name), None)
+        assert first is None or confidence[first] == confidence[~wrong & (labels == name)].max()
+    for row in document["rows"]:
+        assert row["predicted"] == row["class"] == predicted[row["row"]]
+        assert row["score"] == pytest.approx(confidence[row["row"]], abs=1e-6)
+        assert row["truth"] == labels[row["row"]]
+        assert len(row["contributions"]) == len(model_columns(root))
+    report = (root / local_explain.LOCAL_MD).read_text()
+    assert all(f"| {row['row']} |" in report for row in document["rows"]) and "toward the predicted class" in report
+
+
 def model_columns(root: Path) -> list[str]:
     """The columns the trained model reads."""
     return list(joblib.load(root / train.MODEL).feature_names_in_)
@@ -178,6 +210,25 @@ def test_a_regressor_is_explained_by_its_predicted_value():
     assert explain(model, blank, found, columns, 500, 0, "regression") == explain(
         model, filled, found, columns, 500, 0, "regression"
     )
+
+
+def test_a_multiclass_row_is_explained_for_the_class_the_model_predicts():
+    """Three classes cut from one number: each row's explanation names its predicted class, LIME's local
+    prediction follows that class's probability, and the deciding column outranks the noise."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"signal": rng.normal(size=2000), "noise": rng.normal(size=2000)})
+    classes = np.where(frame["signal"] < -0.5, "low", np.where(frame["signal"] > 0.5, "high", "mid"))
+    model = LogisticRegression().fit(frame, classes)
+    columns = lime_explainer.Columns(numeric=["signal", "noise"], integers=[], categories={})
+    found = lime_explainer.profile(frame, columns)
+    rows = frame.head(20)
+    explained = lime_explainer.explain_rows(model, rows, found, columns, samples=2000, seed=0, task="multiclass")
+    assert [item["class"] for item in explained] == list(model.predict(rows))
+    chosen = model.predict_proba(rows).max(axis=1)
+    assert np.corrcoef([item["local_prediction"] for item in explained], chosen)[0, 1] > 0.5
+    assert all(item["contributions"][0]["feature"] == "signal" for item in explained)
 
 
 def test_explanations_follow_a_model_whose_answer_is_known():
@@ -240,6 +291,9 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
         if contract.task == "regression":
             assert answer["value"] == pytest.approx(prediction["value"], abs=1e-9)
             assert answer["value"] == pytest.approx(row["predicted"], abs=1e-5)
+        elif contract.task == "multiclass":  # explained for the class it predicts
+            assert answer["label"] == prediction["label"] == row["predicted"] == answer["class"]
+            assert answer["scores"] == pytest.approx(prediction["scores"], abs=1e-12)
         else:
             assert answer["label"] == prediction["label"] == row["predicted"]
             assert answer["score"] == pytest.approx(prediction["score"], abs=1e-12)
@@ -249,7 +303,7 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
     assert status == 200
     (alone,) = json.loads(again)
     # A linear model's probabilities may differ in the last bit between a batch of one row and of three.
-    output = "value" if contract.task == "regression" else "score"
+    output = {"binary": "score", "multiclass": "scores", "regression": "value"}[contract.task]
     assert alone.pop(output) == pytest.approx(answers[1].pop(output), rel=1e-12)
     assert alone == answers[1]
 

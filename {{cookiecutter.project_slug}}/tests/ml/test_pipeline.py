@@ -123,7 +123,9 @@ def corruption(case: str, root):
     bounded = feature_of("numeric", root, bounded=True)
     category = feature_of("category", root)
     anything = numeric or category
-    if case in ("wrong-type", "nulls") and numeric is None:
+    nullable = [name for name, rule in project_schema(root).items() if rule.get("nullable")]
+    required = feature_of("numeric", root, skip=nullable)  # nulls are refused only where the schema forbids them
+    if (case == "wrong-type" and numeric is None) or (case == "nulls" and required is None):
         return None
     if (case == "out-of-range" and bounded is None) or (case == "unknown-category" and category is None):
         return None
@@ -153,11 +155,11 @@ def corruption(case: str, root):
         "one-class": (
             lambda frame: frame.assign(**{target: frame[target].iloc[0]}),
             target,
-            "binary_target" if params.data.task == "binary" else "regression_target",
+            f"{params.data.task}_target",
         ),
         "nulls": (
-            lambda frame: frame.assign(**{numeric: frame[numeric].where(frame.index % 2 != 0, None)}),
-            numeric,
+            lambda frame: frame.assign(**{required: frame[required].where(frame.index % 2 != 0, None)}),
+            required,
             "nulls",
         ),
         "unexpected-column": (lambda frame: frame.assign(nickname="x"), "nickname", "unexpected_column"),
@@ -226,6 +228,7 @@ def test_pipeline_end_to_end_records_metrics_and_lineage(project):
     metrics = json.loads((project / evaluate.METRICS).read_text())
     expected = {
         "binary": {"roc_auc", "average_precision", "f1", "accuracy", "precision", "recall", "log_loss", "brier"},
+        "multiclass": {"accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "log_loss", "roc_auc_ovr"},
         "regression": {"rmse", "mae", "r2", "mape"},
     }[TASK]
     test = pd.read_parquet(project / data.TEST)
@@ -233,10 +236,13 @@ def test_pipeline_end_to_end_records_metrics_and_lineage(project):
         expected.discard("mape")  # undefined with a zero target: left out
     assert set(metrics) == expected | {"latency_p95_ms", "model_size_mb"}
     assert set(metrics) <= set(metric_registry.names(TASK))  # registered metrics of the task, and nothing else
-    headline = "roc_auc" if TASK == "binary" else "rmse"
+    headline = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}[TASK]
     if TASK == "binary":
         assert all(0 <= metrics[name] <= 1 for name in ("roc_auc", "accuracy", "brier"))  # true of any predictions
         plots = ("roc", "precision_recall", "confusion", "calibration")
+    elif TASK == "multiclass":
+        assert all(0 <= metrics[name] <= 1 for name in ("accuracy", "f1_macro", "roc_auc_ovr"))  # of any predictions
+        plots = ("confusion",)
     else:
         assert 0 <= metrics["mae"] <= metrics["rmse"] and metrics["r2"] <= 1  # true of any predictions
         plots = ("predicted_actual", "residuals")
@@ -254,5 +260,9 @@ def test_pipeline_end_to_end_records_metrics_and_lineage(project):
     features = test[list(model.feature_names_in_)]
     if TASK == "binary":
         assert model.predict_proba(features).shape == (len(test), 2)
+    elif TASK == "multiclass":  # it answers the data's own classes (as text), every one of them
+        classes = set(test[params.data.target].astype(str))
+        assert model.predict_proba(features).shape == (len(test), len(classes))
+        assert set(model.predict(features)) <= classes
     else:
         assert model.predict(features).shape == (len(test),)

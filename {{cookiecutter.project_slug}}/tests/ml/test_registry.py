@@ -49,13 +49,25 @@ METRICS_PY = {
 from .registry import Metric
 
 
-def balanced_accuracy(labels, scores, threshold):
-    from sklearn.metrics import balanced_accuracy_score
+def matthews(labels, scores, threshold):
+    from sklearn.metrics import matthews_corrcoef
 
-    return balanced_accuracy_score(labels, (scores >= threshold).astype(int))
+    return matthews_corrcoef(labels, (scores >= threshold).astype(int))
 
 
-METRICS = {"balanced_accuracy": Metric(higher_is_better=True, compute=balanced_accuracy)}
+METRICS = {"matthews": Metric(higher_is_better=True, compute=matthews)}
+""",
+    "multiclass": """
+from .registry import Metric
+
+
+def cohen_kappa(labels, scores, threshold):
+    from sklearn.metrics import cohen_kappa_score
+
+    return cohen_kappa_score(labels, scores.idxmax(axis=1))
+
+
+METRICS = {"cohen_kappa": Metric(higher_is_better=True, compute=cohen_kappa, tasks=("multiclass",))}
 """,
     "regression": """
 from .registry import Metric
@@ -70,7 +82,7 @@ def explained_variance(labels, predicted, threshold):
 METRICS = {"explained_variance": Metric(higher_is_better=True, compute=explained_variance, tasks=("regression",))}
 """,
 }[TASK]
-METRIC = "explained_variance" if TASK == "regression" else "balanced_accuracy"
+METRIC = {"binary": "matthews", "multiclass": "cohen_kappa", "regression": "explained_variance"}[TASK]
 
 # A policy that only speaks of the new metric: a floor, and no regression against the champion.
 POLICY = {

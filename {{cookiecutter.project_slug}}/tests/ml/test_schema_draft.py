@@ -3,6 +3,7 @@
 Every test drafts from the project's own data (a slice of params.yaml's data.source), whatever that data is.
 """
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import project_params, read_data, write_data
+from conftest import PROJECT, project_params, read_data, write_data
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.core.config import load_params
@@ -77,7 +78,7 @@ def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project)
     rules = yaml.safe_load((project / params.validate.schema).read_text())["columns"]
     frame = read_data(project / params.data.source)
     assert list(rules) == [str(column) for column in frame.columns]
-    target_types = ["category"] if params.data.task == "binary" else list(validate.NUMERIC_TYPES)
+    target_types = list(validate.NUMERIC_TYPES) if params.data.task == "regression" else ["category"]
     assert rules[params.data.target]["type"] in target_types
     for name, rule in rules.items():
         values = frame[name].dropna()
@@ -126,13 +127,17 @@ def comments(text: str) -> set[str]:
 def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(project, salted):
     """Another file (the project's rows, an outcome of the task's kind, an e-mail, a gender and an age column):
     params.yaml's data keys follow it, its comments stay, and once the notes are settled the data is ingested and
-    validated. A binary outcome is yes/no (the rarer, yes, is scored); a regression one is a number."""
+    validated. A binary outcome is yes/no (the rarer, yes, is scored); a multiclass one is one of three classes
+    (none scored: each gets a probability); a regression one is a number."""
     params = project_params(project)
     frame = read_data(project / params.data.source)
     frame.pop(params.data.target)
     if params.data.task == "binary":
         frame["probe_outcome"] = ["yes" if number % 3 == 0 else "no" for number in range(len(frame))]
         scored = "yes"
+    elif params.data.task == "multiclass":
+        frame["probe_outcome"] = [("low", "mid", "high")[number % 3] for number in range(len(frame))]
+        scored = None
     else:
         frame["probe_outcome"] = [1.5 * (number % 7) for number in range(len(frame))]
         scored = None
@@ -154,6 +159,9 @@ def test_drafting_the_contract_also_drafts_what_params_yaml_says_of_the_data(pro
     assert edges == sorted(edges) and edges[0] > 18 and edges[-1] <= 77
     assert "probe_gender" not in drafted.fairness.bins
     assert comments(before) <= comments((project / "params.yaml").read_text())
+    outcome = yaml.safe_load((project / drafted.validate.schema).read_text())["columns"]["probe_outcome"]
+    if drafted.data.task == "multiclass":
+        assert outcome == {"type": "category", "allowed": ["high", "low", "mid"]}
 
     noted = settle(project / drafted.validate.schema)
     data.ingest(project, drafted)
@@ -216,3 +224,52 @@ def test_columns_are_taken_for_sensitive_attributes_by_their_name_only_as_a_whol
     """A column named like a sensitive attribute, alone or between underscores, is one; a word that contains
     one (wage, usage) is not."""
     assert bool(schema_draft.SENSITIVE_NAME.search(name)) is sensitive
+
+
+def outcome(kind: str, rows: int) -> list:
+    """A probe target of `rows` values: text classes ("3 classes"), or many distinct numbers ("numbers")."""
+    if kind == "numbers":
+        return [number % 40 for number in range(rows)]
+    count = int(kind.split()[0])
+    return [f"class_{number % count}" for number in range(rows)]
+
+
+MULTICLASS_HINT = ": one of several classes? set data.task: multiclass"
+REGRESSION_HINT = ": a number to predict? set data.task: regression"
+
+
+TARGET_CASES = [
+    ("multiclass", "3 classes", []),
+    ("multiclass", "2 classes", ["REVIEW: two classes: set data.task: binary"]),
+    ("multiclass", "numbers", [f"REVIEW: 40 classes, all numbers{REGRESSION_HINT}"]),
+    ("binary", "2 classes", []),
+    ("binary", "4 classes", [f"REVIEW: 4 classes: a binary task needs exactly two{MULTICLASS_HINT}"]),
+    ("binary", "30 classes", ["REVIEW: 30 classes: a binary task needs exactly two"]),
+    ("binary", "numbers", [f"REVIEW: 40 classes: a binary task needs exactly two{REGRESSION_HINT}"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("task", "kind", "notes"), TARGET_CASES, ids=[f"{task}-{kind.replace(' ', '_')}" for task, kind, _ in TARGET_CASES]
+)
+def test_the_target_is_drafted_for_the_task_and_a_note_names_the_task_it_looks_like(task, kind, notes):
+    """Whatever this project's own task: drafted for a multiclass task, the target lists every class and no class is
+    the one scored (a note names how many); two classes are a binary task. Drafted for a binary task, the rarest
+    class is scored; a few more classes suggest multiclass, many numbers regression (and many texts neither)."""
+    params = project_params()
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, task=task))
+    frame = read_data(PROJECT / params.data.source).head(200).drop(columns=[params.data.target])
+    frame["probe_outcome"] = outcome(kind, len(frame))
+
+    result = schema_draft.draft(frame, "probe_outcome", params, with_params=True)
+    rule, noted = result.rules["probe_outcome"], result.notes["probe_outcome"]
+    classes = sorted({str(value) for value in frame["probe_outcome"]})
+    assert rule == {"type": "category", "allowed": classes}
+    reviews = [note.split(" (params.yaml)")[0] for note in noted if note.startswith("REVIEW:")]
+    if task == "multiclass":
+        assert result.rarest_class is None and result.classes == len(classes)
+        assert noted[0].startswith(f"the target (data.target): its {len(classes)} classes")
+        assert reviews == notes
+    else:
+        assert result.rarest_class == frame["probe_outcome"].astype(str).value_counts().index[-1]
+        assert "the rarest class" in reviews[0] and reviews[1:] == notes

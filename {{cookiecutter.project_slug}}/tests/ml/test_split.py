@@ -7,7 +7,7 @@ so the tests hold whatever data and test_size the project has.
 import pandas as pd
 import pytest
 import yaml
-from conftest import binary_only, project_params, read_data, write_data
+from conftest import classifier_only, project_params, read_data, write_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
@@ -81,7 +81,7 @@ def test_the_latest_rows_are_the_test_split(project):
     assert len(test) == max(1, round(load_params(project).split.test_size * rows))
 
 
-@binary_only
+@classifier_only
 def test_a_split_that_leaves_a_class_on_one_side_is_one_line(project):
     """Ordered so that one class holds the latest rows, a time split cannot give both sides every class."""
     params = project_params(project)

@@ -1,11 +1,13 @@
 """The model card: rendered from docs/model-card.yaml and the evidence, refused when unwritten, carried in the PR/MR."""
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pins
 import pytest
@@ -13,6 +15,7 @@ import yaml
 from conftest import project_params
 
 from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.contract import group_figures
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ops import card, publish
 
@@ -97,7 +100,7 @@ def test_the_card_has_every_section_and_the_real_numbers(carded: Path):
     assert f"md5 `{'d' * 32}` (the training data hash" in text
     assert f"| model sha256 | `{'s' * 64}` |" in text and f"MLflow run `{'r' * 32}`" in text
     if SENSITIVE:
-        figures = " | ".join(str(value) for key, value in GROUP.items() if key != "count")
+        figures = " | ".join(str(value) for key, value in group_figures(GROUP).items() if key != "count")
         assert f"| group-a | 80 | {figures} |" in text and "| group-b | 41 | 0.4512 |" in text
         assert all(f"#### {feature}" in text for feature in SENSITIVE)
     else:
@@ -212,6 +215,122 @@ def test_a_figure_a_group_cannot_have_is_shown_as_not_applicable(carded: Path):
     groups = {"group-a": GROUP, "(missing)": {**SMALL, FIRST: None}}
     write_evidence(carded, fairness={**FAIRNESS, "by_group": {**FAIRNESS["by_group"], SENSITIVE[0]: groups}})
     assert "| (missing) | 41 | n/a |" in card.render(carded, "credit-risk", "3")
+
+
+# One group's figures in fairness.json per task (ml/fairness.py), and what the card says the model predicts.
+TASK_GROUPS = {
+    "binary": {
+        "count": 80,
+        "selection_rate": 0.3,
+        "true_positive_rate": 0.6,
+        "false_positive_rate": 0.2,
+        "accuracy": 0.7,
+    },
+    "multiclass": {"count": 80, "accuracy": 0.8, "selection_rate": {"a": 0.5, "b": 0.3, "c": 0.2}},
+    "regression": {"count": 80, "mean_prediction": 150.0, "mean_actual": 148.0, "mae": 40.0, "rmse": 50.0},
+}
+TASK_CARDS = {
+    "binary": (
+        "tabular-classification",
+        "Binary classification",
+        "a binary classifier scoring the probability",
+        "| group | count | selection_rate | true_positive_rate | false_positive_rate | accuracy |",
+        "| f | 80 | 0.3 | 0.6 | 0.2 | 0.7 |",
+    ),
+    "multiclass": (
+        "tabular-classification",
+        "Multiclass classification",
+        "a multiclass classifier predicting",
+        "| group | count | accuracy | selection rate a | selection rate b | selection rate c |",
+        "| f | 80 | 0.8 | 0.5 | 0.3 | 0.2 |",
+    ),
+    "regression": (
+        "tabular-regression",
+        "Regression",
+        "a regressor predicting",
+        "| group | count | mean_prediction | mean_actual | mae | rmse |",
+        "| f | 80 | 150.0 | 148.0 | 40.0 | 50.0 |",
+    ),
+}
+
+
+def as_task(monkeypatch: pytest.MonkeyPatch, task: str) -> None:
+    """Make the card read the copy's params.yaml as a project of `task`, one sensitive feature `sex`, and its
+    contract as a model of classes a, b and c: the card of every task, whatever the project's own."""
+    real = card.load_params
+
+    def load_params(root):
+        params = real(root)
+        binary = task == "binary"
+        data = dataclasses.replace(
+            params.data, task=task, positive_class="yes" if binary else None, sensitive_features=["sex"]
+        )
+        evaluate = dataclasses.replace(params.evaluate, threshold=0.5 if binary else None)
+        return dataclasses.replace(params, data=data, evaluate=evaluate)
+
+    monkeypatch.setattr(card, "load_params", load_params)
+    monkeypatch.setattr(card, "load_contract", lambda root: SimpleNamespace(classes=("a", "b", "c")))
+
+
+def task_fairness(task: str, **groups) -> dict:
+    """fairness.json of a `task` model for the one sensitive feature `sex`: group f, or the groups given."""
+    gaps = {"binary": "demographic_parity_difference", "multiclass": "accuracy_difference", "regression": "mae_ratio"}
+    return {
+        "task": task,
+        "sensitive_features": {"sex": {gaps[task]: 0.05}},
+        "by_group": {"sex": groups or {"f": TASK_GROUPS[task]}},
+        "threshold": 0.5 if task == "binary" else None,
+        "mitigation": "none",
+    }
+
+
+@pytest.mark.parametrize("task", sorted(TASK_CARDS))
+def test_the_card_says_what_the_model_of_each_task_predicts_and_its_figures_by_group(carded, monkeypatch, task):
+    """Hugging Face's task tag and name, what the model predicts (a multiclass model: its classes, as the contract
+    lists them) and the task's fairness figures of every group: a multiclass model's selection rate is a column
+    per class."""
+    as_task(monkeypatch, task)
+    write_evidence(carded, fairness=task_fairness(task))
+    text = card.render(carded, "credit-risk", "3")
+    tag, name, model_type, header, row = TASK_CARDS[task]
+    metadata = yaml.safe_load(text.split("---\n")[1])
+    assert metadata["tags"][0] == tag
+    assert metadata["model-index"][0]["results"][0]["task"] == {"type": tag, "name": name}
+    assert model_type in text and header in text and row in text
+    assert ("- **Classes:** `a`, `b`, `c`" in text) is (task == "multiclass")
+    assert ("- **Decision threshold:** 0.5" in text) is (task == "binary")
+
+
+def test_without_a_readable_schema_the_card_lists_the_classes_fairness_measured(carded, monkeypatch):
+    """The classes come from the contract (data/schema.yaml); where it cannot be read, from the classes whose
+    selection rate fairness.json measured, sorted as the model orders them."""
+    as_task(monkeypatch, "multiclass")
+
+    def unreadable(root):
+        raise ProjectError("data/schema.yaml: not found")
+
+    monkeypatch.setattr(card, "load_contract", unreadable)
+    group = {**TASK_GROUPS["multiclass"], "selection_rate": {"c": 0.2, "a": 0.5, "b": 0.3}}
+    write_evidence(carded, fairness=task_fairness("multiclass", f=group))
+    assert "- **Classes:** `a`, `b`, `c`" in card.render(carded, "credit-risk", "3")
+
+
+def test_a_multiclass_group_without_a_rate_for_every_class_is_refused(carded):
+    """Each class's selection rate is a figure of every group: a group without one another group has, or with
+    one number for all classes, is refused naming it; a null rate is n/a, as any rate a group cannot have."""
+    full = TASK_GROUPS["multiclass"]
+    cases = {
+        "selection_rate c": {"f": full, "m": {**full, "selection_rate": {"a": 0.6, "b": 0.4}}},
+        "selection_rate": {"f": full, "m": {**full, "selection_rate": 0.5}},
+    }
+    for missing, groups in cases.items():
+        write_evidence(carded, fairness=task_fairness("multiclass", **groups))
+        with pytest.raises(ProjectError) as refused:
+            card.load_evidence(carded, ["sex"], "multiclass")
+        assert str(refused.value).endswith(f"by_group.sex.m: no number for {missing}")
+    null = {"f": full, "m": {**full, "selection_rate": {"a": 0.6, "b": 0.4, "c": None}}}
+    write_evidence(carded, fairness=task_fairness("multiclass", **null))
+    assert card.load_evidence(carded, ["sex"], "multiclass")["fairness"]["by_group"]["sex"] == null
 
 
 # --------------------------------------------------------------------------- carried in the promotion request

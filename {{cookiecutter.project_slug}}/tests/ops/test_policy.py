@@ -11,6 +11,8 @@ import pytest
 import yaml
 from conftest import project_params
 
+from {{ cookiecutter.package_name }}.core.config import TASKS
+from {{ cookiecutter.package_name }}.ml import fairness
 from {{ cookiecutter.package_name }}.ops import gate, policy
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -392,7 +394,7 @@ def test_shipped_policy_is_valid_and_can_promote():
     loaded, _ = policy.load(PROJECT)
     assert loaded["mode"] == "enforce"
     sensitive = set(project_params().data.sensitive_features)
-    gap = {"binary": "demographic_parity_difference", "regression": "mae_ratio"}[project_params().data.task]
+    gap = "mae_ratio" if project_params().data.task == "regression" else "demographic_parity_difference"
     for env in loaded["environments"].values():
         fair = {(r["feature"], r["metric"]) for r in env["rules"] if r["kind"] == "fairness"}
         parity = {feature for feature, metric in fair if metric == gap}
@@ -401,6 +403,49 @@ def test_shipped_policy_is_valid_and_can_promote():
         evidence = next(r for r in env["rules"] if r["kind"] == "evidence")
         assert "fairness" in evidence["files"]
     assert "environment_order" in {r["kind"] for r in loaded["environments"]["production"]["rules"]}
+
+
+def fairness_policy(metric: str) -> str:
+    """A policy of one rule in each environment: `metric` of every sensitive feature at most 0.2."""
+    fair = {"id": "fair", "kind": "fairness", "description": "Fair.", "feature": policy.EACH_SENSITIVE_FEATURE}
+    rules = [{**fair, "metric": metric, "max": 0.2}]
+    return dump({"version": 1, "environments": {env: {"rules": rules} for env in ("staging", "production")}})
+
+
+@pytest.mark.parametrize("task", sorted(policy.FAIRNESS_BY_TASK))
+def test_a_fairness_rule_names_a_metric_its_task_measures(task: str):
+    """The schema takes every task's fairness metric; for a project of one task, a rule naming a metric only
+    another task measures is refused in one line naming the task and what it measures."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert policy.parse(fairness_policy(policy.FAIRNESS_BY_TASK[task][0]), schema, task=task)
+    for metric in policy.FAIRNESS_METRICS:
+        assert policy.parse(fairness_policy(metric), schema)  # a policy checked on its own: any task's
+        if metric in policy.FAIRNESS_BY_TASK[task]:
+            continue
+        with pytest.raises(policy.PolicyError) as raised:
+            policy.parse(fairness_policy(metric), schema, task=task)
+        measured = ", ".join(policy.FAIRNESS_BY_TASK[task])
+        assert str(raised.value) == (
+            f"{policy.POLICY_PATH}: environments.staging.rules[0].metric: {metric!r} is not measured for a {task} "
+            f"task (measured: {measured})"
+        )
+
+
+def test_each_task_s_fairness_metrics_are_the_ones_evaluate_writes():
+    """FAIRNESS_BY_TASK names, for every task, exactly the gaps ml/fairness.py measures (two groups compared),
+    so a rule the loader accepts finds its number in reports/fairness.json."""
+    assert sorted(policy.FAIRNESS_BY_TASK) == sorted(TASKS)
+    binary = {"count": 50, "selection_rate": 0.3, "true_positive_rate": 0.6, "false_positive_rate": 0.2}
+    multiclass = {"count": 50, "accuracy": 0.8, "selection_rate": {"a": 0.5, "b": 0.3, "c": 0.2}}
+    regression = {"count": 50, "mean_prediction": 150.0, "mae": 40.0, "rmse": 50.0}
+    measured = {
+        "binary": fairness.disparities({"f": binary, "m": {**binary, "selection_rate": 0.4}}, 20),
+        "multiclass": fairness.class_disparities({"f": multiclass, "m": {**multiclass, "accuracy": 0.7}}, 20),
+        "regression": fairness.error_disparities({"f": regression, "m": {**regression, "mae": 45.0}}, 20),
+    }
+    assert {task: set(found) for task, found in measured.items()} == {
+        task: set(names) for task, names in policy.FAIRNESS_BY_TASK.items()
+    }
 
 
 def test_schema_closes_every_object():

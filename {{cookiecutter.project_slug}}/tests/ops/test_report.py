@@ -82,6 +82,44 @@ def test_the_report_shows_the_top_features_and_fairness_by_group(repo):
     assert "- **sex**: not compared" in text
 
 
+def test_a_multiclass_report_ranks_the_features_of_each_class(repo):
+    """Multiclass SHAP: the ranking averaged over the classes, then each class's top three features."""
+    (repo / "reports/explain").mkdir(parents=True)
+    ranked = [{"feature": name, "mean_abs_shap": 1 / rank} for rank, name in enumerate("wxyz", 1)]
+    top = {"explainer": "tree", "rows": 80, "top_features": ranked, "by_class": {"a": ranked, "b": ranked[::-1]}}
+    (repo / report.TOP_FEATURES_PATH).write_text(json.dumps(top))
+    text, _ = report.render(repo, "staging", None)
+    assert "tree explainer on 80 test rows, averaged over the classes" in text
+    assert "| a | w, x, y |" in text and "| b | z, y, x |" in text
+
+
+def test_a_multiclass_report_shows_each_class_selection_rate_by_group(repo):
+    """Multiclass fairness: accuracy, then the share of the group predicted as each class, a column per class any
+    group was measured on (n/a for a group without it), and the two gaps the gate bounds."""
+    fair = {
+        "task": "multiclass",
+        "sensitive_features": {"sex": {"demographic_parity_difference": 0.1, "accuracy_difference": 0.05}},
+        "by_group": {
+            "sex": {
+                "f": {"count": 90, "accuracy": 0.9, "selection_rate": {"a": 0.5, "b": 0.25, "c": 0.25}},
+                "m": {"count": 80, "accuracy": 0.85, "selection_rate": {"a": 0.6, "b": 0.4}},
+            }
+        },
+        "threshold": None,
+        "mitigation": "none",
+    }
+    (repo / "reports").mkdir()
+    (repo / report.FAIRNESS_PATH).write_text(json.dumps(fair))
+    text, _ = report.render(repo, "staging", None)
+    header = "| feature | group | rows | accuracy | selection rate a | selection rate b | selection rate c |"
+    assert header in text and "|---|---|---|---|---|---|---|" in text
+    assert "| sex | f | 90 | 0.900 | 0.500 | 0.250 | 0.250 |" in text
+    assert "| sex | m | 80 | 0.850 | 0.600 | 0.400 | n/a |" in text
+    assert "- **sex**: accuracy difference 0.050, demographic parity difference 0.100" in text
+    section = text.split("#### Fairness by group")[1].split("#### Data")[0]
+    assert "any one class's selection rate" in section and "threshold" not in section  # no threshold decides
+
+
 def test_the_report_says_when_explanation_or_fairness_is_missing(repo):
     """Without the evaluate stage's files the sections say so instead of failing the report."""
     (repo / "reports").mkdir()

@@ -10,7 +10,7 @@ from conftest import free_port
 
 from {{ cookiecutter.package_name }}.core.contract import MODEL
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.ml.schema import Contract, load_contract
 from {{ cookiecutter.package_name }}.ops import smoke
 
 
@@ -35,8 +35,9 @@ def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server
     champion = pinned(trained)
     said = smoke.check(trained, "staging", server.url, champion, seconds=0)
     assert said.startswith(f"{server.url} serves credit-risk v3 (sha256 {champion['model_sha256'][:12]}); ")
-    if contract.task == "binary":
-        labels = "|".join(re.escape(str(label)) for label in (contract.positive_class, contract.negative_class))
+    if contract.task != "regression":
+        classes = contract.classes or (contract.positive_class, contract.negative_class)
+        labels = "|".join(re.escape(str(label)) for label in classes)
         assert re.search(rf"one valid record scored (?:{labels}) \([01]\.[0-9][0-9][0-9]\)$", said), said
     else:
         scored = re.search(r"one valid record scored value (\S+)$", said)
@@ -46,11 +47,44 @@ def test_the_smoke_test_finds_the_pinned_model_served_and_scores_a_record(server
     ]
 
 
+# A model of each task, as its contract says what it answers (the features do not matter to /predict's answer).
+CONTRACTS = {
+    "binary": Contract([], [], {}, "yes", "no", 0.5, "binary"),
+    "multiclass": Contract([], [], {}, None, None, None, "multiclass", ("a", "b", "c")),
+    "regression": Contract([], [], {}, None, None, None, "regression"),
+}
+# What a working /predict answers for one record of each task, and what the smoke test then says.
+GOOD_ANSWERS = {
+    "binary": [({"label": "yes", "score": 0.5}, "yes (0.500)"), ({"label": "no", "score": 0.25}, "no (0.250)")],
+    "multiclass": [
+        ({"label": "b", "scores": {"a": 0.2, "b": 0.7, "c": 0.1}}, "b (0.700)"),  # sums to 0.9999999999999999
+        ({"label": "c", "scores": {"a": 0.1, "b": 0.45, "c": 0.45}}, "c (0.450)"),  # a tie: either class
+        ({"label": "a", "scores": {"c": 0.0, "a": 1.0, "b": 0.0}}, "a (1.000)"),  # in any order
+    ],
+    "regression": [({"value": 1.5}, "value 1.5"), ({"value": -3}, "value -3")],
+}
+
+
 def bad_answers(contract) -> list[tuple[int, object]]:
     """(status, body) a broken /predict might send for the one record; each must fail the smoke test."""
     if contract.task == "binary":
         good = {"label": str(contract.positive_class), "score": 0.5}
         wrong = [{**good, "label": f"{good['label']}-ZQX"}, {**good, "score": 1.5}, {**good, "score": -0.1}, {}]
+    elif contract.task == "multiclass":
+        first, second, *others = contract.classes
+        good = {"label": first, "scores": {first: 1.0, second: 0.0, **dict.fromkeys(others, 0.0)}}
+        wrong = [
+            {**good, "label": f"{first}-ZQX"},  # not a class
+            {**good, "label": second},  # not the most probable class
+            {**good, "scores": {**good["scores"], first: 1.5, second: -0.5}},  # summing to 1, not probabilities
+            {**good, "scores": {**good["scores"], second: 0.5}},  # probabilities, not summing to 1
+            {**good, "scores": {**good["scores"], first: math.nan}},
+            {**good, "scores": {first: 1.0}},  # not every class
+            {**good, "scores": {**good["scores"], f"{first}-ZQX": 0.0}},  # a class the model does not have
+            {**good, "scores": [1.0]},
+            {"label": first},
+            {"label": first, "score": 1.0},  # a binary classifier's answer
+        ]
     else:
         good = {"value": 1.5}
         wrong = [{"value": "1.5"}, {"value": True}, {"value": None}, {"value": math.nan}, {"value": -math.inf}]
@@ -59,9 +93,21 @@ def bad_answers(contract) -> list[tuple[int, object]]:
     return shapes + [(200, [answer]) for answer in wrong]
 
 
-def test_a_wrong_answer_to_the_scored_record_fails_in_one_line(host, contract):
-    """A non-200, not exactly one record, a label outside the classes or a score outside 0..1 (binary), a value
-    that is not a finite JSON number (regression): each is one line naming /predict."""
+@pytest.mark.parametrize("task", sorted(CONTRACTS))
+def test_a_valid_answer_to_the_scored_record_is_said_in_a_few_words(host, task):
+    """A label of the classes and its score (binary), the most probable class and its probability, with every
+    class's summing to 1 (multiclass), a finite number (regression): the smoke test says what it answered."""
+    for answer, said in GOOD_ANSWERS[task]:
+        stub = host(lambda method, path, query, payload, answer=answer: (200, [answer]))
+        assert smoke._score(stub.url, {"x": 1}, CONTRACTS[task]) == said
+
+
+@pytest.mark.parametrize("task", sorted(CONTRACTS))
+def test_a_wrong_answer_to_the_scored_record_fails_in_one_line(host, task):
+    """A non-200, not exactly one record, a label outside the classes or a score outside 0..1 (binary), a label
+    that is not the most probable class or probabilities that are not every class's, summing to 1 (multiclass), a
+    value that is not a finite JSON number (regression): each is one line naming /predict."""
+    contract = CONTRACTS[task]
     for status, body in bad_answers(contract):
         stub = host(lambda method, path, query, payload, answer=(status, body): answer)
         with pytest.raises(ProjectError) as raised:

@@ -41,13 +41,15 @@ def source_frame(root: Path) -> pd.DataFrame:
     return read_data(root / load_params(root).data.source)
 
 
-def predicted_column(root: Path) -> str:
-    """The output column the model's number lands in: `score` (binary) or `value` (regression)."""
-    return "score" if load_contract(root).task == "binary" else "value"
+def predicted_columns(root: Path) -> list[str]:
+    """The output columns the model's numbers land in: `score` (binary), a `score_<class>` per class (multiclass)
+    or `value` (regression)."""
+    return [name for name in load_contract(root).output_columns if name != "label"]
 
 
 def model_scores(root: Path, frame: pd.DataFrame):
-    """What the trained model says about `frame`, computed directly: P(positive class), or the predicted value.
+    """What the trained model says about `frame`, computed directly, a column per predicted_columns: P(positive
+    class), every class's probability, or the predicted value.
 
     The model is fitted on categories as text, as the split stage writes them (True as "True").
     """
@@ -57,7 +59,10 @@ def model_scores(root: Path, frame: pd.DataFrame):
     params = load_params(root)
     features = data.categories_as_text(frame.copy(), root / params.validate.schema, params)
     features = features[list(model.feature_names_in_)]
-    return model.predict_proba(features)[:, 1] if load_contract(root).task == "binary" else model.predict(features)
+    task = load_contract(root).task
+    if task == "regression":
+        return model.predict(features).reshape(-1, 1)
+    return model.predict_proba(features)[:, 1:] if task == "binary" else model.predict_proba(features)
 
 
 def broken_rows(contract) -> list[tuple[int, str, object, str]]:
@@ -69,7 +74,8 @@ def broken_rows(contract) -> list[tuple[int, str, object, str]]:
     numeric = contract.numeric[0] if contract.numeric else None
     integer = next((name for name in contract.numeric if contract.rules[name]["type"] == "integer"), None)
     category = contract.categorical[0] if contract.categorical else None
-    missing = integer or contract.columns[-1]
+    required = [name for name in contract.columns if not contract.rules[name].get("nullable")]
+    missing = integer if integer in required else (required[-1] if required else None)
     cases = [
         (3, numeric, "forty", "type"),
         (10, category, "not-allowed-ZQX", "category"),
@@ -80,29 +86,35 @@ def broken_rows(contract) -> list[tuple[int, str, object, str]]:
 
 
 def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(project, tmp_path):
-    """Valid rows get the contract's outputs, the model's own (with its threshold's labels for binary); each bad row
+    """Valid rows get the contract's outputs, the model's own (with its threshold's labels for binary, the most
+    probable class for multiclass); each bad row
     lands in the rejects file with its reasons."""
     original = source_frame(project)
     contract = load_contract(project)
     broken = broken_rows(contract)
-    assert len(broken) >= 2  # a missing value, and a text in a number column or an unknown category at least
+    assert len(broken) >= 2  # two of: a text in a number column, an unknown category, a missing value, a fraction
     frame = original.astype({column: object for _, column, _, _ in broken})
     for row, column, value, _ in broken:
         frame.loc[row, column] = value
     frame.to_csv(tmp_path / "in.csv", index=False)
+    set_batch(project, max_reject_fraction=0.5)  # a few hundred rows of a user's data: 4 rejects may be over 1%
     assert batch.predict(project, tmp_path / "in.csv", tmp_path / "out.csv") == 0
     scored = pd.read_csv(tmp_path / "out.csv")
     rejects = pd.read_csv(tmp_path / "out.rejects.csv")
     rows = [row for row, _, _, _ in broken]
     assert len(scored) == len(frame) - len(rows)
-    assert list(scored.columns) == [*frame.columns, *contract.outputs]
+    assert list(scored.columns) == [*frame.columns, *contract.output_columns]
     good = original.drop(index=rows)
-    assert scored[predicted_column(project)].to_numpy() == pytest.approx(model_scores(project, good))
+    assert scored[predicted_columns(project)].to_numpy() == pytest.approx(model_scores(project, good))
     if contract.task == "binary":
         wanted = [
             contract.positive_class if value >= contract.threshold else contract.negative_class
             for value in scored["score"]
         ]
+        assert scored["label"].astype(str).tolist() == wanted
+    if contract.task == "multiclass":  # the most probable class
+        columns = predicted_columns(project)
+        wanted = [columns[position].removeprefix("score_") for position in scored[columns].to_numpy().argmax(axis=1)]
         assert scored["label"].astype(str).tolist() == wanted
     assert rejects[["row", "reasons"]].values.tolist() == [
         [row + 1, f"{column}: {reason}"] for row, column, _, reason in broken
@@ -119,7 +131,7 @@ def test_parquet_in_small_chunks_scores_the_same_as_one_chunk(project, tmp_path)
     assert batch.predict(project, tmp_path / "in.parquet", tmp_path / "one.parquet") == 0
     small, one = pd.read_parquet(tmp_path / "small.parquet"), pd.read_parquet(tmp_path / "one.parquet")
     pd.testing.assert_frame_equal(small, one)
-    assert small[predicted_column(project)].to_numpy() == pytest.approx(model_scores(project, frame))
+    assert small[predicted_columns(project)].to_numpy() == pytest.approx(model_scores(project, frame))
 
 
 def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
@@ -136,7 +148,7 @@ def test_memory_stays_bounded_by_the_chunk_size(project, tmp_path, monkeypatch):
 
     monkeypatch.setattr(batch, "score", recording_score)
     assert batch.predict(project, tmp_path / "big.csv", tmp_path / "big.parquet") == 0
-    assert len(pd.read_parquet(tmp_path / "big.parquet", columns=[predicted_column(project)])) == len(frame) * 10
+    assert len(pd.read_parquet(tmp_path / "big.parquet", columns=predicted_columns(project))) == len(frame) * 10
     assert sum(seen) == len(frame) * 10
     assert max(seen) <= 300 and len(seen) >= len(frame) * 10 // 300
 

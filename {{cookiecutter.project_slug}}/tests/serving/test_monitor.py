@@ -11,8 +11,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.ml import data
-from {{ cookiecutter.package_name }}.ml.schema import load_contract
+from {{ cookiecutter.package_name }}.ml.schema import Contract, load_contract
 from {{ cookiecutter.package_name }}.serving import monitor
+from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 MONITORING = PROJECT / "monitoring"
@@ -44,8 +45,9 @@ def test_the_held_out_split_shows_no_drift(trained, tmp_path):
     assert "no drift" in (trained / monitor.REPORT_MD).read_text()
     prediction = report["prediction"]
     assert prediction["psi"] == pytest.approx(0, abs=1e-6) and prediction["drifted"] is False
-    # The same rows: the same share of the positive class (binary), the same mean prediction (regression).
-    average = "positive_rate" if contract.task == "binary" else "mean_prediction"
+    # The same rows: the same share of the positive class (binary), of each class (multiclass), the same mean
+    # prediction (regression).
+    average = {"binary": "positive_rate", "multiclass": "class_shares", "regression": "mean_prediction"}[contract.task]
     assert set(prediction) == {"psi", "drifted", "model", f"reference_{average}", f"current_{average}"}
     assert prediction[f"current_{average}"] == pytest.approx(prediction[f"reference_{average}"], abs=1e-5)
     assert average.replace("_", " ") in (trained / monitor.REPORT_MD).read_text()
@@ -63,7 +65,9 @@ def test_shifted_data_is_drift_naming_the_features(trained, tmp_path, capsys):
     moved = contract.numeric[:2]
     if not moved:
         pytest.skip("data/schema.yaml has no number column to shift")
-    frame = shifted(pd.read_parquet(trained / data.TEST), contract, moved)
+    test = pd.read_parquet(trained / data.TEST)
+    copies = -(-load_settings(trained).monitor.min_rows // len(test))  # a small test split, repeated to min_rows
+    frame = shifted(pd.concat([test] * copies, ignore_index=True), contract, moved)
     frame.to_csv(tmp_path / "current.csv", index=False)
     assert monitor.monitor(trained, None, tmp_path / "current.csv") == 1
     report = json.loads((trained / monitor.REPORT_JSON).read_text())
@@ -85,6 +89,46 @@ def test_psi_is_zero_for_identical_shares_and_grows_with_the_shift():
     """The score: 0 for the same distribution, larger for a larger move."""
     assert monitor.psi([0.5, 0.5], [0.5, 0.5]) == pytest.approx(0)
     assert 0 < monitor.psi([0.5, 0.5], [0.6, 0.4]) < monitor.psi([0.5, 0.5], [0.9, 0.1])
+
+
+def test_a_multiclass_model_s_predictions_drift_by_the_share_decided_as_each_class():
+    """Multiclass: each class is a bin (a class never decided included), the PSI is over their shares, and the
+    report says each class's share in both samples; the same shares are no drift, a class taking over is."""
+    import numpy as np
+
+    contract = Contract([], [], {}, None, None, None, "multiclass", ("a", "b", "c"))
+
+    def scored(labels: list[str]) -> dict:
+        """`score`'s answer for rows decided as `labels` (the probabilities do not matter here)."""
+        scores = pd.DataFrame(np.full((len(labels), 3), 1 / 3), columns=["a", "b", "c"])
+        return {"label": np.asarray(labels, dtype=object), "scores": scores}
+
+    reference = scored(["a"] * 50 + ["b"] * 50)
+    same = monitor.compare_predictions(reference, scored(["b", "a"] * 100), contract, bins=10)
+    assert same == {
+        "psi": 0.0,
+        "reference_class_shares": {"a": 0.5, "b": 0.5, "c": 0.0},
+        "current_class_shares": {"a": 0.5, "b": 0.5, "c": 0.0},
+    }
+    moved = monitor.compare_predictions(reference, scored(["a"] * 80 + ["c"] * 20), contract, bins=10)
+    assert moved["current_class_shares"] == {"a": 0.8, "b": 0.0, "c": 0.2}
+    assert moved["psi"] == pytest.approx(monitor.psi([0.5, 0.5, 0.0], [0.8, 0.0, 0.2]), abs=1e-6)
+    assert moved["psi"] > 0.25  # significant on the PSI's own scale
+    report = {
+        "status": "drift",
+        "drift": True,
+        "reference": "r.csv",
+        "current": "c.csv",
+        "rows": {"reference": 100, "current": 100},
+        "invalid_rows": {"reference": 0, "current": 0},
+        "thresholds": {"feature_psi": 0.2, "prediction_psi": 0.1, "max_drifted_features": 0},
+        "checked_at": "2026-01-01T00:00:00Z",
+        "features": {},
+        "prediction": {**moved, "model": "local", "drifted": True},
+    }
+    assert "class shares a 0.500 -> 0.800, b 0.500 -> 0.000, c 0.000 -> 0.200" in monitor.render_markdown(report)
+    families = {family.name: family for family in text_string_to_metric_families(monitor.render_prometheus(report))}
+    assert families["model_prediction_drift_psi"].samples[0].value == moved["psi"]
 
 
 def test_prometheus_config_and_alert_rules_are_valid():

@@ -69,7 +69,8 @@ def assert_healthy(server, records):
 
 def test_it_scores_one_and_many_records_like_the_model(server, trained, contract, records):
     """One or many records per request, each answered with the contract's outputs and nothing else: the model's
-    own scores and its threshold's labels (binary), or the model's own predicted values (regression)."""
+    own scores and its threshold's labels (binary), its probabilities of every class and the most probable one
+    (multiclass), or the model's own predicted values (regression)."""
     import joblib
     import pandas as pd
 
@@ -80,9 +81,17 @@ def test_it_scores_one_and_many_records_like_the_model(server, trained, contract
         predictions = json.loads(body)
         assert [tuple(item) for item in predictions] == [contract.outputs] * len(batch)
         features = pd.DataFrame(batch)[contract.columns]
-        if contract.task != "binary":
+        if contract.task == "regression":
             assert all(isinstance(item["value"], float) for item in predictions), predictions[:3]
             assert [item["value"] for item in predictions] == pytest.approx(list(model.predict(features)))
+            continue
+        if contract.task == "multiclass":
+            classes = [str(item) for item in model.classes_]
+            expected = model.predict_proba(features)
+            for item, row in zip(predictions, expected, strict=True):
+                assert list(item["scores"]) == classes
+                assert list(item["scores"].values()) == pytest.approx(list(row))
+                assert item["label"] == classes[row.argmax()]
             continue
         expected = model.predict_proba(features)[:, 1]
         assert [item["score"] for item in predictions] == pytest.approx(list(expected))
@@ -92,7 +101,8 @@ def test_it_scores_one_and_many_records_like_the_model(server, trained, contract
 
 
 def test_the_openapi_document_declares_the_prediction_of_the_task(server, contract):
-    """/docs.json shows what /predict answers: an array of the contract's outputs (the classes named for binary)."""
+    """/docs.json shows what /predict answers: an array of the contract's outputs (the classes named for a
+    classifier; a multiclass model's probabilities keyed by class)."""
     document = json.loads(server.request("GET", "/docs.json")[2])
     response = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     shape = document["components"]["schemas"][response["items"]["$ref"].rsplit("/", 1)[-1]]
@@ -101,6 +111,11 @@ def test_the_openapi_document_declares_the_prediction_of_the_task(server, contra
     if contract.task == "binary":
         classes = [contract.positive_class, contract.negative_class]
         assert sorted(shape["properties"]["label"]["enum"]) == sorted(classes)
+    if contract.task == "multiclass":
+        assert sorted(shape["properties"]["label"]["enum"]) == sorted(contract.classes)
+        scores = document["components"]["schemas"][shape["properties"]["scores"]["$ref"].rsplit("/", 1)[-1]]
+        assert sorted(scores["properties"]) == sorted(contract.classes)
+        assert {field["type"] for field in scores["properties"].values()} == {"number"}
     for name in ("score", "value"):
         if name in shape["properties"]:
             assert shape["properties"][name]["type"] == "number"
@@ -278,7 +293,7 @@ def metric_names(text: str) -> set[str]:
 def test_metrics_expose_traffic_latency_and_model_counters(server, records, contract):
     """/metrics: request counts and latency histograms, predictions per class, validation failures."""
     assert server.predict({"records": records[:10]})[0] == 200
-    assert server.predict({"records": [{**records[0], contract.columns[0]: None}]})[0] == 400
+    assert server.predict({"records": [{**records[0], contract.columns[0]: "not-a-value-ZQX"}]})[0] == 400
     status, _, body = server.request("GET", "/metrics")
     assert status == 200
     text = body.decode()
@@ -299,13 +314,13 @@ def histogram_bounds(text: str) -> list[float]:
 
 
 def test_the_prediction_histogram_fits_the_task(server, trained, records, contract):
-    """Probabilities in tenths (binary); predicted values in eleven bounds from the target's min to its max in
+    """Probabilities in tenths (classifiers); predicted values in eleven bounds from the target's min to its max in
     data/schema.yaml, or the Prometheus client's defaults when the schema leaves it unbounded (regression)."""
     import prometheus_client
 
     assert server.predict({"records": records[:10]})[0] == 200
     bounds = histogram_bounds(server.request("GET", "/metrics")[2].decode())
-    if contract.task == "binary":
+    if contract.task != "regression":
         assert bounds == pytest.approx([step / 10 for step in range(1, 11)] + [math.inf])
         return
     rule = project_schema(trained)[project_params(trained).data.target]

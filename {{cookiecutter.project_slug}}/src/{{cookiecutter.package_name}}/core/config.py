@@ -19,8 +19,13 @@ from .errors import ProjectError
 
 PARAMS_FILE = "params.yaml"
 TUNE_METHODS = ("grid", "random", "bayesian")
-# What the model predicts: one of two classes (its probability), or a number. Multiclass is not built yet.
-TASKS = ("binary", "regression")
+# What the model predicts: one of two classes (its probability), one of several (each one's probability), or a number.
+TASKS = ("binary", "multiclass", "regression")
+
+
+def is_classifier(task: str) -> bool:
+    """Whether the task predicts a class (its models are classifiers), rather than a number."""
+    return task != "regression"
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,10 @@ class Data:
 
     source: str
     target: str
-    positive_class: str | None  # binary: the class the model scores; regression: null
+    positive_class: str | None  # binary: the class the model scores; multiclass and regression: null
     sensitive_features: list[str]
     pii: Pii
-    task: str = "binary"  # binary | regression (a params.yaml from before tasks is binary)
+    task: str = "binary"  # binary | multiclass | regression (a params.yaml from before tasks is binary)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Train:
 class Evaluate:
     """How the candidate is measured."""
 
-    threshold: float | None  # binary: the probability from which the positive class is decided; regression: null
+    threshold: float | None  # binary: the probability from which the positive class is decided; otherwise null
     latency_repeats: int
 
 

@@ -56,6 +56,21 @@ BENTO_TAG = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?:[a-z0-9](?:[a-z0
 IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+def group_figures(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's figures in reports/fairness.json as flat columns.
+
+    A multiclass group's selection rate per class ({"selection_rate": {"a": 0.2}}) is a column per class
+    ("selection_rate a").
+    """
+    flat: dict[str, Any] = {}
+    for key, value in stats.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key} {name}": figure for name, figure in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def pin_path(env: str) -> str:
     """The release pin of an environment, relative to the project root."""
     return f"deploy/{env}.yaml"

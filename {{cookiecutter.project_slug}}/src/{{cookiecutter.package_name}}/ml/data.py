@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.config import Params, read_yaml
+from ..core.config import Params, is_classifier, read_yaml
 from ..core.contract import INGESTED, TEST, TRAIN, VALIDATION
 from ..core.errors import ProjectError
 from . import pii as detectors
-from .task import is_classifier
 
 if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
     import pandas as pd

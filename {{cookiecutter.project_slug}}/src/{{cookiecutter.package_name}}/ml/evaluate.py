@@ -12,11 +12,11 @@ from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOT
 from ..core.files import write_json
 from . import explain, fairness, metric_registry
 from .data import stage_input
-from .task import outputs, targets
+from .task import classes, outputs, targets
 from .tune import applied
 
 # What the summary line prints, per task.
-HEADLINE = {"binary": ("roc_auc", "f1"), "regression": ("rmse", "r2")}
+HEADLINE = {"binary": ("roc_auc", "f1"), "multiclass": ("f1_macro", "accuracy"), "regression": ("rmse", "r2")}
 
 
 def latency_p95_ms(model, features, repeats: int, rounds: int = 5, task: str = "binary") -> float:
@@ -59,16 +59,20 @@ def write_plots(folder: Path, labels, scores, threshold: float, names: tuple[str
     )
     negative, positive = names
     as_name = {0: negative, 1: positive}
-    pd.DataFrame(
-        {
-            "actual": labels.map(as_name),
-            "predicted": pd.Series((scores >= threshold).astype(int)).map(as_name),
-        }
-    ).to_csv(folder / "confusion.csv", index=False)
+    write_confusion(folder, labels.map(as_name), pd.Series((scores >= threshold).astype(int)).map(as_name))
     fraction, mean_predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
     pd.DataFrame({"mean_predicted": mean_predicted, "fraction_positive": fraction}).round(6).to_csv(
         folder / "calibration.csv", index=False
     )
+
+
+def write_confusion(folder: Path, actual, predicted) -> None:
+    """Every test row's actual and predicted class, as CSV for `dvc plots` confusion matrix."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"actual": list(actual), "predicted": list(predicted)})
+    frame.to_csv(folder / "confusion.csv", index=False)
 
 
 def write_regression_plots(folder: Path, actual, predicted) -> None:
@@ -95,19 +99,24 @@ def evaluate(root: Path, params: Params) -> None:
     task = params.data.task
     features = test[list(model.feature_names_in_)]
     labels = targets(test, params).reset_index(drop=True)
-    scores = outputs(model, features, task)  # binary: the positive class's probability; regression: the value
+    # binary: the positive class's probability; multiclass: a frame of every class's; regression: the value
+    scores = outputs(model, features, task)
+    if task == "multiclass":
+        scores = pd.DataFrame(scores, columns=classes(model))
     threshold = params.evaluate.threshold
     measured = metric_registry.compute(labels, scores, threshold, task)  # built in and metrics.py's
     measured["latency_p95_ms"] = latency_p95_ms(model, features, params.evaluate.latency_repeats, task=task)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}
-    decided = (scores >= threshold).astype(int) if task == "binary" else scores
+    decided = scores if task == "regression" else metric_registry.decisions(scores, threshold)
     fair = fairness.measure(test.reset_index(drop=True), labels, decided, params)
     explained = explain.explain(model, test, params)
 
     if task == "binary":
         negative = next(str(v) for v in test[params.data.target].unique() if str(v) != params.data.positive_class)
         write_plots(root / PLOTS, labels, scores, threshold, (negative, params.data.positive_class))
+    elif task == "multiclass":
+        write_confusion(root / PLOTS, labels, decided)
     else:
         write_regression_plots(root / PLOTS, labels, scores)
     write_json(root / METRICS, measured)

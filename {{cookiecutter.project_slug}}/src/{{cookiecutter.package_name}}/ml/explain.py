@@ -5,6 +5,8 @@ registers (model_registry.py, models.py): exact TreeExplainer for tree ensembles
 models, and otherwise a sampled, model-agnostic PermutationExplainer on at most `explain.max_rows` rows
 against a background sample (its cost grows with rows x background x features). Output columns are folded
 back into the column they come from (one-hot columns: sum of |SHAP|), so the ranking names the data's columns.
+A classifier of several classes is explained for every class: `top_features` ranks the columns by their mean
+|SHAP| over rows and classes, and `by_class` ranks them for each class (the features that tell that class apart).
 
 Outputs (reports/explain/, DVC outputs): top_features.json for the PR report and the model card, and
 importance.csv, drawn by `dvc plots` as a bar chart that `dvc plots diff` compares across commits. The same
@@ -56,7 +58,12 @@ def original_columns(transformer) -> list[str]:
 
 
 def shap_matrix(kind: str, estimator, rows, background, task: str = "binary"):
-    """SHAP values of the output (the positive class; the predicted value): one row per row, one column per input."""
+    """SHAP values of the output: one row per row, one column per input; multiclass, one slice per class.
+
+    The output is the positive class's score (binary), every class's (multiclass: rows, inputs, classes, in the
+    model's classes order) or the predicted value (regression). A score is what the explainer reads: the margin
+    (log-odds) of boosted trees and linear models, a forest's probability, and the probability for the sampled one.
+    """
     import numpy as np
     import shap
 
@@ -71,12 +78,19 @@ def shap_matrix(kind: str, estimator, rows, background, task: str = "binary"):
 
         explainer = shap.PermutationExplainer(output, shap.maskers.Independent(background), seed=SEED)
         values = explainer(rows, silent=True).values
+    if isinstance(values, list):  # one matrix per class, as older shap releases give them
+        values = np.stack(values, axis=-1)
     values = np.asarray(values)
+    if task == "multiclass":
+        return values
     return values[..., 1] if values.ndim == 3 else values  # forests give one slice per class
 
 
 def explain(model, frame, params: Params) -> dict[str, Any]:
-    """top_features.json for a trained model: explainer, rows explained, columns by mean |SHAP|, descending."""
+    """top_features.json for a trained model: explainer, rows explained, columns by mean |SHAP|, descending.
+
+    Multiclass: the ranking averages every class's mean |SHAP|; `by_class` ranks the columns for each class.
+    """
     import numpy as np
     import pandas as pd
 
@@ -91,15 +105,21 @@ def explain(model, frame, params: Params) -> dict[str, Any]:
         rows = matrix[generator.permutation(len(matrix))[: params.explain.max_rows]]
     values = shap_matrix(kind, estimator, rows, background, params.data.task)
     columns = original_columns(transformer[-1])
-    per_column = pd.Series(np.abs(values).mean(axis=0), index=columns).groupby(level=0, sort=False).sum()
-    ranked = per_column.sort_values(ascending=False, kind="stable")
-    return {
-        "explainer": kind,
-        "rows": len(rows),
-        "top_features": [
-            {"feature": str(name), "mean_abs_shap": round(float(value), 6)} for name, value in ranked.items()
-        ],
-    }
+
+    def ranking(matrix) -> list[dict[str, Any]]:
+        per_column = pd.Series(np.abs(matrix).mean(axis=0), index=columns).groupby(level=0, sort=False).sum()
+        ranked = per_column.sort_values(ascending=False, kind="stable")
+        return [{"feature": str(name), "mean_abs_shap": round(float(value), 6)} for name, value in ranked.items()]
+
+    if values.ndim == 3:  # multiclass: one slice per class, in the model's classes order
+        names = [str(item) for item in pipeline.classes_]
+        return {
+            "explainer": kind,
+            "rows": len(rows),
+            "top_features": ranking(np.abs(values).mean(axis=2)),
+            "by_class": {name: ranking(values[..., index]) for index, name in enumerate(names)},
+        }
+    return {"explainer": kind, "rows": len(rows), "top_features": ranking(values)}
 
 
 def write(root: Path, explained: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 `measure` gives reports/fairness.json: per sensitive feature, the disparity metrics the gate bounds
 (`sensitive_features`) and the figures of every group (`by_group`) that the model card and the PR report show.
 Binary: selection, true and false positive rates and accuracy per group; demographic parity and equalized odds.
+Multiclass: accuracy and the selection rate of every class per group; the largest gap in any class's selection
+rate (demographic_parity_difference) and in accuracy (accuracy_difference).
 Regression: mean prediction, mean actual value, MAE and RMSE per group; the ratio of the largest group error to
 the smallest (mae_ratio, rmse_ratio: 1 is equal) and the spread of mean predictions, in the target's unit.
 Numeric features (age) are grouped by the bins in params.yaml. A group smaller than
@@ -16,6 +18,7 @@ chooses it: one threshold per group of one sensitive feature, chosen to meet a p
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from ..core.config import Params, is_number
@@ -25,7 +28,11 @@ from .estimators import ThresholdMitigated, bin_column
 CONSTRAINTS = ("demographic_parity", "equalized_odds")
 METHODS = ("none", "threshold_optimizer")
 # The gap evaluate's summary line shows, per task.
-HEADLINE = {"binary": "demographic_parity_difference", "regression": "mae_ratio"}
+HEADLINE = {
+    "binary": "demographic_parity_difference",
+    "multiclass": "demographic_parity_difference",
+    "regression": "mae_ratio",
+}
 
 
 def groups(frame, feature: str, params: Params):
@@ -133,6 +140,50 @@ def disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, fl
     return result
 
 
+def _selection_rate(y_true, y_pred, item: str) -> float:
+    """The share of rows decided as class `item`."""
+    return float((y_pred == item).mean())
+
+
+def by_group_multiclass(labels, predicted, grouped) -> dict[str, dict[str, Any]]:
+    """Count, accuracy and the selection rate of every class (the share of rows decided as it) of every group."""
+    from fairlearn.metrics import MetricFrame, count
+    from sklearn.metrics import accuracy_score
+
+    classes = sorted({*labels.tolist(), *predicted.tolist()})
+    rates = {f"selection_rate:{item}": partial(_selection_rate, item=item) for item in classes}
+    frame = MetricFrame(
+        metrics={"count": count, "accuracy": accuracy_score, **rates},
+        y_true=labels,
+        y_pred=predicted,
+        sensitive_features=grouped,
+    ).by_group
+    return {
+        str(group): {
+            "count": int(row["count"]),
+            "accuracy": _rate(row["accuracy"]),
+            "selection_rate": {item: _rate(row[f"selection_rate:{item}"]) for item in classes},
+        }
+        for group, row in frame.iterrows()
+    }
+
+
+def class_disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, float]:
+    """The largest gap between judged groups in any one class's selection rate, and in accuracy."""
+    judged = [figures for figures in found.values() if figures["count"] >= min_size]
+    if len(judged) < 2:
+        return {}
+    gaps = [
+        max(rates) - min(rates)
+        for rates in zip(*(figures["selection_rate"].values() for figures in judged), strict=True)
+    ]
+    accuracy = [figures["accuracy"] for figures in judged]
+    return {
+        "demographic_parity_difference": round(max(gaps), 6),
+        "accuracy_difference": round(max(accuracy) - min(accuracy), 6),
+    }
+
+
 def by_group_regression(actual, predicted, grouped) -> dict[str, dict[str, Any]]:
     """Count, mean prediction, mean actual value, MAE and RMSE of every group (fairlearn MetricFrame)."""
     import numpy as np
@@ -181,20 +232,25 @@ def error_disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[s
 def measure(frame, labels, predicted, params: Params) -> dict[str, Any]:
     """reports/fairness.json for `predicted` on `frame`, whose true outcomes are `labels`.
 
-    Binary: predicted and labels are 0/1 decisions and outcomes; regression: predicted and actual numbers.
+    Binary: predicted and labels are 0/1 decisions and outcomes; multiclass: decided and actual classes (text);
+    regression: predicted and actual numbers.
     """
     import numpy as np
 
     check_params(params)
-    binary = params.data.task == "binary"
-    labels = np.asarray(labels).astype(int if binary else float)
-    predicted = np.asarray(predicted).astype(int if binary else float)
+    task = params.data.task
+    kind = {"binary": int, "multiclass": str, "regression": float}[task]
+    labels = np.asarray(labels).astype(kind)
+    predicted = np.asarray(predicted).astype(kind)
     features, groups_by_feature = {}, {}
     for feature in params.data.sensitive_features:
         grouped = groups(frame, feature, params).reset_index(drop=True)
-        if binary:
+        if task == "binary":
             found = by_group(labels, predicted, grouped)
             features[feature] = disparities(found, params.fairness.min_group_size)
+        elif task == "multiclass":
+            found = by_group_multiclass(labels, predicted, grouped)
+            features[feature] = class_disparities(found, params.fairness.min_group_size)
         else:
             found = by_group_regression(labels, predicted, grouped)
             features[feature] = error_disparities(found, params.fairness.min_group_size)

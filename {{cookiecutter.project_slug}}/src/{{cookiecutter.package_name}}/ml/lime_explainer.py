@@ -4,9 +4,10 @@ SHAP (explain.py) ranks the features over the whole test split. LIME answers for
 neighbours of the row from the training distribution, scores them with the whole pipeline (its
 preprocessing included, so categories stay categories and numbers stay numbers), and fits a weighted
 linear model to those scores. Its weights are the contributions of conditions such as
-`duration > 24.00` or `checking_status=<0` to the probability of the positive class (binary), or to the
-predicted value (regression). A missing value of a nullable column is explained as the model sees it: filled in
-with the training median (from the profile's quartiles) or the most frequent category.
+`duration > 24.00` or `checking_status=<0` to the probability of the positive class (binary), of the class
+the model predicts for the row (multiclass), or to the predicted value (regression). A missing value of a
+nullable column is explained as the model sees it: filled in with the training median (from the profile's
+quartiles) or the most frequent category.
 
 The sampler needs only aggregates of the training split: quartiles of each number with the mean, spread
 and range inside each quartile, and the frequency of each category. The local-explain stage writes them as
@@ -33,6 +34,8 @@ KINDS = {
     "false_negative": "most confident error: predicted {negative}, truly {positive}",
     "true_positive": "most confident right decision: {positive}",
     "true_negative": "most confident right decision: {negative}",
+    "wrong": "most confident error",
+    "right": "most confident right decision",
     "largest_error": "largest error",
     "smallest_error": "smallest error",
     "random": "drawn at random (seeded)",
@@ -150,7 +153,7 @@ def _explainer(found: dict[str, Any], columns: Columns, seed: int, task: str = "
         stats["feature_frequencies"][index] = found["categorical"][name]
     return LimeTabularExplainer(
         np.zeros((2, count)),
-        mode="classification" if task == "binary" else "regression",
+        mode="regression" if task == "regression" else "classification",
         feature_names=columns.names,
         categorical_features=list(range(len(columns.numeric), count)),
         categorical_names={len(columns.numeric) + i: allowed for i, allowed in enumerate(columns.categories.values())},
@@ -201,17 +204,22 @@ def explain_rows(
     """LIME for each row of `frame`: the local model's prediction, fit and every column's contribution.
 
     Contributions are ordered by |weight|, largest first; a positive weight pushes towards the positive class
-    (binary) or a higher value (regression).
+    (binary), the class the model predicts for the row (multiclass, named as `class`) or a higher value
+    (regression).
     """
     feature_order = list(model.feature_names_in_)
 
     def predictions(matrix):
         features = decode(matrix, columns)[feature_order]
-        return model.predict_proba(features) if task == "binary" else model.predict(features)
+        return model.predict(features) if task == "regression" else model.predict_proba(features)
 
-    label = 1 if task == "binary" else 0  # LIME keys a regression's one output as label 0
+    encoded = encode(frame, columns, found)
+    if task == "multiclass":  # each row's predicted class (as /predict and local.json say), by its column
+        labels = model.predict_proba(frame[feature_order]).argmax(axis=1).tolist()
+    else:
+        labels = [1 if task == "binary" else 0] * len(encoded)  # LIME keys a regression's one output as label 0
     explained = []
-    for row in encode(frame, columns, found):
+    for row, label in zip(encoded, labels, strict=True):
         result = _explainer(found, columns, seed, task).explain_instance(
             row, predictions, labels=(label,), num_features=len(columns.names), num_samples=samples
         )
@@ -219,6 +227,7 @@ def explain_rows(
         names = result.domain_mapper.discretized_feature_names or result.domain_mapper.feature_names
         explained.append(
             {
+                **({"class": str(model.classes_[label])} if task == "multiclass" else {}),
                 "local_prediction": round(float(result.local_pred[0]), 6),
                 "intercept": round(float(result.intercept[label]), 6),
                 "fit_r2": round(float(result.score), 6),
@@ -234,10 +243,11 @@ def explain_rows(
 def markdown(document: dict[str, Any]) -> str:
     """The explained rows for people: per row the prediction, the truth and the top contributing conditions."""
     positive, negative = document["positive_class"], document["negative_class"]
-    binary = document.get("task", "binary") == "binary"
-    toward = positive if binary else "a higher value"
+    task = document.get("task", "binary")
+    scored = task != "regression"  # a classifier's row shows its probability beside the class
+    toward = {"binary": positive, "multiclass": "the predicted class", "regression": "a higher value"}[task]
     lines = [
-        f"| test row | why chosen | predicted{' (score)' if binary else ''} | truth | top conditions (weight toward "
+        f"| test row | why chosen | predicted{' (score)' if scored else ''} | truth | top conditions (weight toward "
         f"{toward}) |",
         "|---|---|---|---|---|",
     ]
@@ -245,9 +255,13 @@ def markdown(document: dict[str, Any]) -> str:
         kind = KINDS.get(row["kind"], row["kind"]).format(positive=positive, negative=negative)
         top = sorted(row["contributions"], key=lambda item: -abs(item["weight"]))[: document["top_k"]]
         shown = "<br>".join(f"`{item['condition']}` {item['weight']:+.3f}" for item in top)
-        predicted = f"{row['predicted']} ({row['score']:.3f})" if binary else f"{row['predicted']:.3f}"
+        predicted = f"{row['predicted']} ({row['score']:.3f})" if scored else f"{row['predicted']:.3f}"
         lines.append(f"| {row['row']} | {kind} | {predicted} | {row['truth']} | {shown.replace('|', '/')} |")
-    what = f"model's probability of `{positive}`" if binary else "model's predicted value"
+    what = {
+        "binary": f"model's probability of `{positive}`",
+        "multiclass": "model's probability of the class it predicts",
+        "regression": "model's predicted value",
+    }[task]
     lines += [
         "",
         f"<sub>LIME, {document['samples']} samples per row, seed {document['seed']}: a weighted linear model of the "

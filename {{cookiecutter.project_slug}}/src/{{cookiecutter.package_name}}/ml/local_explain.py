@@ -1,8 +1,9 @@
 """The local-explain stage (after evaluate): LIME explanations of chosen test rows, attached to the candidate's run.
 
 It explains the rows planned by `explain.local` in params.yaml: binary, the most confident errors of each kind
-and the most confident right decision for each class; regression, the largest and the smallest errors; then a
-few rows drawn at random (seeded). reports/lime/
+and the most confident right decision for each class; multiclass, the most confident errors and the most
+confident right decision for each class; regression, the largest and the smallest errors; then a few rows drawn
+at random (seeded). reports/lime/
 (local.json, local.md, profile.json) is a DVC-cached output, never committed: the explanations quote test
 rows' values, and git history cannot be erased, while `make erase` purges a data version's DVC objects.
 Cached, it is pulled with the model (CI's `dvc repro --pull`) or restored from the run-cache, so `package`
@@ -25,17 +26,27 @@ from ..core.files import write_atomic, write_json
 from .data import stage_input
 from .lime_explainer import Columns, explain_rows, markdown, profile
 from .schema import load_contract
-from .task import outputs, targets
+from .task import classes, outputs, targets
 
 
 def plan(labels, scores, threshold: float | None, local) -> list[tuple[int, str]]:
     """The test rows to explain, as (position, kind): confident errors, confident right decisions, random rows.
 
-    Binary (a threshold): labels are 0/1, scores probabilities. Regression (threshold None): labels and scores
-    are the true and predicted values; errors are the largest absolute errors, right decisions the smallest.
+    Binary (a threshold): labels are 0/1, scores probabilities. Multiclass (scores a frame with a column per class):
+    labels are the classes; errors are wrong decisions, right ones are taken for each class. Regression
+    (threshold None): labels and scores are the true and predicted values; errors are the largest absolute
+    errors, right decisions the smallest.
     """
     import numpy as np
 
+    if hasattr(scores, "columns"):
+        names = np.asarray(scores.columns, dtype=object)
+        matrix = scores.to_numpy()
+        predicted, confidence = names[matrix.argmax(axis=1)], matrix.max(axis=1)
+        labels = np.asarray(labels, dtype=object)
+        wanted = [("wrong", predicted != labels, local.errors, confidence)]
+        wanted += [("right", (predicted == labels) & (labels == name), local.correct, confidence) for name in names]
+        return _choose(wanted, len(matrix), local)
     labels = np.asarray(labels)
     scores = np.asarray(scores)
     if threshold is None:
@@ -54,15 +65,22 @@ def plan(labels, scores, threshold: float | None, local) -> list[tuple[int, str]
             ("true_positive", predicted & (labels == 1), local.correct, confidence),
             ("true_negative", ~predicted & (labels == 0), local.correct, confidence),
         ]
+    return _choose(wanted, len(scores), local)
+
+
+def _choose(wanted, size: int, local) -> list[tuple[int, str]]:
+    """The rows of each (kind, mask, count, rank) in turn, highest rank first, each row once; then random rows."""
+    import numpy as np
+
     chosen: list[tuple[int, str]] = []
     for kind, mask, count, rank in wanted:
-        taken = np.zeros(len(scores), dtype=bool)
+        taken = np.zeros(size, dtype=bool)
         taken[[position for position, _ in chosen]] = True  # a row is explained once (a small test split)
         candidates = np.flatnonzero(mask & ~taken)
         ranked = candidates[np.argsort(-rank[candidates], kind="stable")]
         chosen += [(int(position), kind) for position in ranked[:count]]
     taken = {position for position, _ in chosen}
-    rest = np.array([position for position in range(len(scores)) if position not in taken], dtype=int)
+    rest = np.array([position for position in range(size) if position not in taken], dtype=int)
     drawn = np.random.default_rng(local.seed).choice(rest, size=min(local.random, len(rest)), replace=False)
     return chosen + [(int(position), "random") for position in sorted(drawn)]
 
@@ -72,6 +90,8 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
 
     A mitigated model is explained through the scores its group thresholds cut, as SHAP does.
     """
+    import pandas as pd
+
     local = params.explain.local
     model = getattr(model, "pipeline", model)
     contract = load_contract(root)
@@ -82,10 +102,12 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
     found = profile(train, columns)
     test = test.reset_index(drop=True)
     positive, negative, threshold = contract.positive_class, contract.negative_class, contract.threshold
-    binary = params.data.task == "binary"
-    truth = test[params.data.target].astype(str) if binary else targets(test, params)
+    task = params.data.task
+    truth = test[params.data.target].astype(str) if task == "binary" else targets(test, params)
     labels = targets(test, params).to_numpy()
-    scores = outputs(model, test[list(model.feature_names_in_)], params.data.task)
+    scores = outputs(model, test[list(model.feature_names_in_)], task)
+    if task == "multiclass":
+        scores = pd.DataFrame(scores, columns=classes(model))
     planned = plan(labels, scores, threshold, local)
     positions = [position for position, _ in planned]
     from threadpoolctl import threadpool_limits
@@ -98,11 +120,16 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
         )
     rows = []
     for (position, kind), lime in zip(planned, explained, strict=True):
-        score = float(scores[position])
-        if binary:
+        if task == "binary":
+            score = float(scores[position])
             shown = {"truth": truth.iloc[position], "predicted": positive if score >= threshold else negative}
             shown["score"] = round(score, 6)
+        elif task == "multiclass":
+            chances = scores.iloc[position]
+            shown = {"truth": truth.iloc[position], "predicted": str(chances.idxmax())}
+            shown["score"] = round(float(chances.max()), 6)
         else:
+            score = float(scores[position])
             shown = {"truth": float(truth.iloc[position]), "predicted": round(score, 6)}
         rows.append({"row": position, "kind": kind, **shown, **lime})
     document = {

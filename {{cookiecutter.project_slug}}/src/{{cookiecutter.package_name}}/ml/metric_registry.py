@@ -17,8 +17,13 @@ from . import metrics
 from .registry import Metric
 
 
-def _predicted(scores, threshold: float):
-    """The decision at the threshold: 1 (positive class) where the score reaches it."""
+def decisions(scores, threshold: float | None):
+    """The decisions: 1 (the positive class) where the score reaches the threshold, or the most probable class.
+
+    Multiclass scores are a frame with a column per class, and no threshold.
+    """
+    if hasattr(scores, "columns"):
+        return scores.columns[scores.to_numpy().argmax(axis=1)].to_numpy()
     return (scores >= threshold).astype(int)
 
 
@@ -40,34 +45,36 @@ def f1(labels, scores, threshold: float) -> float:
     """F1 of the positive class at the threshold."""
     from sklearn.metrics import f1_score
 
-    return f1_score(labels, _predicted(scores, threshold), zero_division=0)
+    return f1_score(labels, decisions(scores, threshold), zero_division=0)
 
 
-def accuracy(labels, scores, threshold: float) -> float:
-    """Share of right decisions at the threshold."""
+def accuracy(labels, scores, threshold: float | None) -> float:
+    """Share of right decisions (at the threshold, or the most probable class)."""
     from sklearn.metrics import accuracy_score
 
-    return accuracy_score(labels, _predicted(scores, threshold))
+    return accuracy_score(labels, decisions(scores, threshold))
 
 
 def precision(labels, scores, threshold: float) -> float:
     """Share of positive decisions that are right, at the threshold."""
     from sklearn.metrics import precision_score
 
-    return precision_score(labels, _predicted(scores, threshold), zero_division=0)
+    return precision_score(labels, decisions(scores, threshold), zero_division=0)
 
 
 def recall(labels, scores, threshold: float) -> float:
     """Share of positives decided positive, at the threshold."""
     from sklearn.metrics import recall_score
 
-    return recall_score(labels, _predicted(scores, threshold), zero_division=0)
+    return recall_score(labels, decisions(scores, threshold), zero_division=0)
 
 
-def log_loss(labels, scores, threshold: float) -> float:
-    """Cross-entropy of the probabilities (both classes named, so one-class slices still compute)."""
+def log_loss(labels, scores, threshold: float | None) -> float:
+    """Cross-entropy of the probabilities (every class named, so slices without one still compute)."""
     from sklearn.metrics import log_loss as cross_entropy
 
+    if hasattr(scores, "columns"):
+        return cross_entropy(labels, scores.to_numpy(), labels=list(scores.columns))
     return cross_entropy(labels, scores, labels=[0, 1])
 
 
@@ -76,6 +83,36 @@ def brier(labels, scores, threshold: float) -> float:
     from sklearn.metrics import brier_score_loss
 
     return brier_score_loss(labels, scores)
+
+
+def balanced_accuracy(labels, scores, threshold: None) -> float:
+    """Mean recall over the classes: a rare class counts as much as a common one."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(labels, decisions(scores, threshold))
+
+
+def f1_macro(labels, scores, threshold: None) -> float:
+    """F1 of every class, averaged with equal weight: a class the model neglects pulls it down."""
+    from sklearn.metrics import f1_score
+
+    return f1_score(labels, decisions(scores, threshold), average="macro", zero_division=0)
+
+
+def f1_weighted(labels, scores, threshold: None) -> float:
+    """F1 of every class, averaged by its number of rows."""
+    from sklearn.metrics import f1_score
+
+    return f1_score(labels, decisions(scores, threshold), average="weighted", zero_division=0)
+
+
+def roc_auc_ovr(labels, scores, threshold: None) -> float | None:
+    """ROC AUC of each class against the rest, averaged (threshold-free); undefined when a class has no test row."""
+    from sklearn.metrics import roc_auc_score
+
+    if not set(scores.columns) <= set(labels):
+        return None
+    return roc_auc_score(labels, scores.to_numpy(), multi_class="ovr", labels=list(scores.columns))
 
 
 def rmse(labels, predicted, threshold: None) -> float:
@@ -109,17 +146,23 @@ def mape(labels, predicted, threshold: None) -> float | None:
     return mean_absolute_percentage_error(labels, predicted)
 
 
-# Binary: ranking, threshold and probability-quality metrics of the positive class. Regression: errors and fit.
+CLASSES = ("binary", "multiclass")
+# Binary: ranking, threshold and probability-quality metrics of the positive class. Multiclass: decisions averaged
+# over the classes, and the probabilities' quality. Regression: errors and fit.
 # Then what evaluate measures itself, for every task.
 BUILT_IN = {
     "roc_auc": Metric(True, roc_auc),
     "average_precision": Metric(True, average_precision),
     "f1": Metric(True, f1),
-    "accuracy": Metric(True, accuracy),
+    "accuracy": Metric(True, accuracy, CLASSES),
     "precision": Metric(True, precision),
     "recall": Metric(True, recall),
-    "log_loss": Metric(False, log_loss),
+    "log_loss": Metric(False, log_loss, CLASSES),
     "brier": Metric(False, brier),
+    "balanced_accuracy": Metric(True, balanced_accuracy, ("multiclass",)),
+    "f1_macro": Metric(True, f1_macro, ("multiclass",)),
+    "f1_weighted": Metric(True, f1_weighted, ("multiclass",)),
+    "roc_auc_ovr": Metric(True, roc_auc_ovr, ("multiclass",)),
     "rmse": Metric(False, rmse, ("regression",)),
     "mae": Metric(False, mae, ("regression",)),
     "r2": Metric(True, r2, ("regression",)),

@@ -16,20 +16,21 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..core.config import PARAMS_FILE, Params
+from ..core.config import PARAMS_FILE, Params, is_classifier
 from ..core.errors import ProjectError
 from . import models
 from .registry import EXPLAINERS, Model
-from .task import is_classifier
 
 # The shipped models per task. The defaults are what each needs when params.yaml gives no value: scikit-learn's
 # own, except that a logistic regression on one-hot columns needs more than its 100 iterations to converge.
+CLASSIFIERS = {
+    "logistic_regression": Model("sklearn.linear_model.LogisticRegression", {"max_iter": 1000}, "linear"),
+    "random_forest": Model("sklearn.ensemble.RandomForestClassifier", {}, "tree"),
+    "hist_gradient_boosting": Model("sklearn.ensemble.HistGradientBoostingClassifier", {}, "tree"),
+}
 BUILT_IN = {
-    "binary": {
-        "logistic_regression": Model("sklearn.linear_model.LogisticRegression", {"max_iter": 1000}, "linear"),
-        "random_forest": Model("sklearn.ensemble.RandomForestClassifier", {}, "tree"),
-        "hist_gradient_boosting": Model("sklearn.ensemble.HistGradientBoostingClassifier", {}, "tree"),
-    },
+    "binary": CLASSIFIERS,
+    "multiclass": CLASSIFIERS,
     "regression": {
         "ridge": Model("sklearn.linear_model.Ridge", {}, "linear"),
         "random_forest": Model("sklearn.ensemble.RandomForestRegressor", {}, "tree"),

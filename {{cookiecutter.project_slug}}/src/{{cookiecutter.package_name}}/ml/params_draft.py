@@ -1,10 +1,11 @@
 """What params.yaml says of the data, redrafted for a new data file (`schema` writes it beside the contract).
 
 The keys that name the data or its columns follow the new file: data.source, data.target, data.positive_class
-(the rarest class, for a person to confirm; null for regression), data.sensitive_features (the columns named like
-sensitive attributes), fairness.bins for the numeric ones and the mitigation's feature; columns the new file lacks
-leave data.pii, train.drop_features and split; PII the scanner found is dropped at ingest. Everything else, comments
-included, stays as the person wrote it: the file is edited with a round-trip YAML library, never re-serialised.
+(binary: the rarest class, for a person to confirm; null for multiclass and regression), data.sensitive_features
+(the columns named like sensitive attributes), fairness.bins for the numeric ones and the mitigation's feature;
+columns the new file lacks leave data.pii, train.drop_features and split; PII the scanner found is dropped at
+ingest. Everything else, comments included, stays as the person wrote it: the file is edited with a round-trip YAML
+library, never re-serialised.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class DataKeys:
 
     source: str
     target: str
-    positive_class: str | None  # None for regression
+    positive_class: str | None  # None for multiclass and regression
     columns: list[str]
     sensitive: list[str]  # data.sensitive_features
     bins: dict[str, list[float]]  # fairness.bins of the numeric ones
@@ -38,7 +39,7 @@ def redraft(path: Path, draft: DataKeys) -> str:
 
     yaml = YAML()
     yaml.width = 4096  # lines stay as the person wrapped them
-    # A key without a value (positive_class for regression) reads as null: say so, as params.yaml does.
+    # A key without a value (positive_class outside binary) reads as null: say so, as params.yaml does.
     yaml.representer.add_representer(
         type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
     )

@@ -36,10 +36,12 @@ class Metric:
     """A metric of reports/metrics.json: whether higher is better (the gate's "worse"), and how to compute it.
 
     compute(labels, scores, threshold) -> float: for binary, labels are 1 for the positive class, scores the
-    model's probability of it, threshold params.yaml's evaluate.threshold; for regression, labels are the true
-    numbers, scores the predicted ones, threshold None. It may return None where the metric is undefined for the
-    data (MAPE with a zero target): metrics.json then leaves it out. compute is None only for what evaluate
-    measures itself (latency_p95_ms, model_size_mb). tasks: the tasks (params.yaml data.task) it is measured for.
+    model's probability of it, threshold params.yaml's evaluate.threshold; for multiclass, labels are the classes
+    (text), scores a pandas DataFrame of probabilities with a column per class, threshold None; for regression,
+    labels are the true numbers, scores the predicted ones, threshold None. It may return None where the metric
+    is undefined for the data (MAPE with a zero target): metrics.json then leaves it out. compute is None only
+    for what evaluate measures itself (latency_p95_ms, model_size_mb). tasks: the tasks (params.yaml data.task)
+    it is measured for.
     """
 
     higher_is_better: bool

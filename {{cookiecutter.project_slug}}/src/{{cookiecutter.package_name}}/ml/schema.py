@@ -23,7 +23,8 @@ class Contract:
     """The input contract of the model: feature columns in model order and their rules, and what it answers.
 
     A binary model answers a label (positive_class or negative_class, decided at threshold) and the score of
-    the positive class; a regression model answers a value (the three class fields are None).
+    the positive class; a multiclass model the most probable of `classes` and every class's probability; a
+    regression model a value. Fields a task does not use are None.
     """
 
     numeric: list[str]
@@ -33,6 +34,7 @@ class Contract:
     negative_class: str | None
     threshold: float | None
     task: str = "binary"
+    classes: tuple[str, ...] | None = None  # multiclass: the target's classes as text, in the model's order
 
     @property
     def columns(self) -> list[str]:
@@ -44,9 +46,16 @@ class Contract:
         """The fields of one prediction, in order: the service's answer and the batch job's added columns."""
         return OUTPUTS[self.task]
 
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """The columns a scored file gets: the outputs, a multiclass model's `scores` as a `score_<class>` each."""
+        if self.task == "multiclass":
+            return ("label", *(f"score_{item}" for item in self.classes or ()))
+        return self.outputs
+
 
 # What one prediction holds, per task.
-OUTPUTS = {"binary": ("label", "score"), "regression": ("value",)}
+OUTPUTS = {"binary": ("label", "score"), "multiclass": ("label", "scores"), "regression": ("value",)}
 
 
 def load_contract(root: Path) -> Contract:
@@ -55,10 +64,13 @@ def load_contract(root: Path) -> Contract:
     schema = load_schema(root / params.validate.schema)
     numeric, categorical = feature_columns(schema, params)
     rules = {name: schema[name] for name in numeric + categorical}
-    if params.data.task != "binary":
-        return Contract(numeric, categorical, rules, None, None, None, params.data.task)
     target = schema.get(params.data.target, {})
     classes = [str(item) for item in target.get("allowed", [])]
+    if params.data.task == "multiclass":
+        # Sorted as text, as a classifier fitted on the class texts orders its classes_.
+        return Contract(numeric, categorical, rules, None, None, None, "multiclass", tuple(sorted(classes)))
+    if params.data.task != "binary":
+        return Contract(numeric, categorical, rules, None, None, None, params.data.task)
     others = [item for item in classes if item != params.data.positive_class]
     return Contract(
         numeric=numeric,

@@ -5,9 +5,10 @@ a plausibility range wider than the observed one (half the observed span on each
 column that has no negative value), so new valid rows still pass; text and booleans with few distinct values are
 a `category` listing them; text with many (an identifier, free text) is `ignore`, kept out of the model rather
 than enumerated. What a person must decide is marked `REVIEW:`, and validate refuses the contract until every
-mark is gone: the draft as a whole, the class the model scores, columns that look like PII (the ingest scanner's
-verdict; those params.yaml already declares are `ignore`), columns with more missing values than params.yaml
-allows, and likely sensitive attributes (by name).
+mark is gone: the draft as a whole, the class the model scores (binary), a target that looks like another task's
+(binary with several classes, multiclass with two, classes that are many numbers), columns that look like PII (the
+ingest scanner's verdict; those params.yaml already declares are `ignore`), columns with more missing values than
+params.yaml allows, and likely sensitive attributes (by name). A multiclass target lists every class it has.
 
 Drafting the contract params.yaml names also drafts what params.yaml says of the data (params_draft.py), so the
 pipeline runs on the new file once the notes are settled.
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name that may go unquoted, unless YAML reads it otherwise
 MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
 MAX_GROUPS = 10  # a numeric sensitive column with at most this many values is compared value by value
+MAX_CLASSES = 20  # a binary target with 3 to this many classes is likely one of several: a multiclass task
+MAX_CLASSES_OF_NUMBERS = 10  # a target of numbers with more distinct values than this is likely a number to predict
 SENSITIVE_NAME = re.compile(
     r"(?:^|_)(?:sex|gender|female|male|age|race|ethn\w*|religion|marital\w*|marri\w*|maried|nationality"
     r"|citizen\w*|disabilit\w*|pregnan\w*|senior(?:_citizen)?|personal_status)(?:_|$)",
@@ -50,7 +53,8 @@ class Draft:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     rows: int = 0
-    rarest_class: str | None = None
+    rarest_class: str | None = None  # binary: the class the model scores, a guess to confirm
+    classes: int | None = None  # a classifier's target: how many classes it has
     sensitive: list[str] = field(default_factory=list)  # named like a sensitive attribute, usable as a group
     bins: dict[str, list[float]] = field(default_factory=dict)  # the numeric ones' group edges
     pii: list[str] = field(default_factory=list)  # found by the scanner, not declared in params.yaml
@@ -93,26 +97,8 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
             share = f"{found.kind} in {found.share:.0%} of sampled values"
             notes.append(f"{REVIEW_MARKER} looks like PII ({share}): {where}")
             continue
-        if column == target and params.data.task == "regression":
-            result.rules[column] = rule_for(values)
-            notes.append("the target (data.target): the number the model predicts")
-            if result.rules[column]["type"] not in NUMERIC_TYPES:
-                notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (data.task in params.yaml)")
-            continue
         if column == target:
-            counts = values.dropna().astype(str).value_counts()
-            result.rules[column] = {"type": "category", "allowed": sorted(counts.index)}
-            result.rarest_class = str(counts.index[-1]) if len(counts) else None
-            notes.append("the target (data.target): its classes")
-            if with_params:
-                notes.append(
-                    f"{REVIEW_MARKER} the model scores '{result.rarest_class}', the rarest class (data.positive_class "
-                    f"in params.yaml): name the other class there if that is the outcome to detect"
-                )
-            if len(counts) != 2:
-                numbers = rule_for(values)["type"] in NUMERIC_TYPES and len(counts) > 10
-                hint = ": a number to predict? set data.task: regression (params.yaml)" if numbers else ""
-                notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
+            result.rules[column] = draft_target(values, params.data.task, with_params, result, notes)
             continue
         result.rules[column] = rule_for(values)
         missing = float(values.isna().mean())
@@ -141,6 +127,49 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
                 said = "listed in data.sensitive_features (params.yaml): the fairness rules bound it"
             notes.append(f"{REVIEW_MARKER} a likely sensitive attribute: {said}")
     return result
+
+
+def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft, notes: list[str]) -> dict[str, Any]:
+    """The target's rule for `task`, its notes added to `notes`.
+
+    Regression: a number range. Multiclass: every class. Binary: its classes, and the one the model scores (the
+    rarest) noted in `result`. A target that looks like another task's gets a note saying which.
+    """
+    if task == "regression":
+        rule = rule_for(values)
+        notes.append("the target (data.target): the number the model predicts")
+        if rule["type"] not in NUMERIC_TYPES:
+            notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (data.task in params.yaml)")
+        return rule
+    counts = values.dropna().astype(str).value_counts()
+    result.classes = len(counts)
+    numbers = rule_for(values)["type"] in NUMERIC_TYPES and len(counts) > MAX_CLASSES_OF_NUMBERS
+    regression = ": a number to predict? set data.task: regression (params.yaml)"
+    if task == "multiclass":
+        notes.append(f"the target (data.target): its {len(counts)} classes, each given a probability")
+        if len(counts) == 2:
+            notes.append(f"{REVIEW_MARKER} two classes: set data.task: binary (params.yaml)")
+        elif len(counts) < 2:
+            notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a multiclass task needs three or more")
+        elif numbers:
+            notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all numbers{regression}")
+        return {"type": "category", "allowed": sorted(counts.index)}
+    result.rarest_class = str(counts.index[-1]) if len(counts) else None
+    notes.append("the target (data.target): its classes")
+    if with_params:
+        notes.append(
+            f"{REVIEW_MARKER} the model scores '{result.rarest_class}', the rarest class (data.positive_class "
+            f"in params.yaml): name the other class there if that is the outcome to detect"
+        )
+    if len(counts) != 2:
+        if numbers:
+            hint = regression
+        elif 2 < len(counts) <= MAX_CLASSES:
+            hint = ": one of several classes? set data.task: multiclass (params.yaml)"
+        else:
+            hint = ""
+        notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
+    return {"type": "category", "allowed": sorted(counts.index)}
 
 
 def group_edges(values: pd.Series) -> list[float]:
@@ -274,9 +303,12 @@ def write_draft(root: Path, params: Params, data: str, target: str, output: str 
     print(f"schema: drafted {named} from {data}: {len(types)} columns ({counts}), {result.reviews} REVIEW: note(s)")
     if with_params:
         sensitive = ", ".join(result.sensitive) or "none named like one: list them"
-        scores = (
-            f"it scores '{result.rarest_class}' (the rarest class)" if result.rarest_class else "it predicts a number"
-        )
+        if result.rarest_class:
+            scores = f"it scores '{result.rarest_class}' (the rarest class)"
+        elif result.classes is not None:
+            scores = f"it predicts one of {result.classes} classes"
+        else:
+            scores = "it predicts a number"
         print(f"  {PARAMS_FILE}: its data keys follow {data}; {scores};")
         print(f"  sensitive features: {sensitive}. Settle the notes, then `make pipeline`.")
     else:

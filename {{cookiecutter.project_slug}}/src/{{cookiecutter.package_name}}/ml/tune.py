@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import tracking
-from ..core.config import PARAMS_FILE, Params, model_name
+from ..core.config import PARAMS_FILE, Params, is_classifier, model_name
 from ..core.contract import BEST_PARAMS as BEST
 from ..core.contract import TRAIN
 from ..core.errors import ProjectError
@@ -29,7 +29,6 @@ from ..core.files import write_json
 from . import model_registry
 from .data import stage_input
 from .pipeline import build_model, model_pipeline, training_set
-from .task import is_classifier
 
 STORAGE_ENV = "OPTUNA_STORAGE"  # a shared database's URL stays out of Git, with its password
 # A worker's trials send a heartbeat; a trial silent for the grace period belonged to a dead worker and is
@@ -284,6 +283,7 @@ def objective(root: Path, params: Params):
     # With split.group, a group's rows stay in one fold too: a score on rows whose group was trained on flatters.
     # Classes are stratified, so every fold holds each; a number cannot be.
     if is_classifier(params.data.task):
+        _check_class_sizes(labels, params)
         splitter = StratifiedGroupKFold if params.split.group else StratifiedKFold
     else:
         splitter = GroupKFold if params.split.group else KFold
@@ -392,6 +392,16 @@ def _check_metric(params: Params) -> None:
 
     if params.tune.metric not in get_scorer_names():
         raise ProjectError(f"{PARAMS_FILE}: tune.metric '{params.tune.metric}' is not a scikit-learn scorer name")
+
+
+def _check_class_sizes(labels, params: Params) -> None:
+    """Every class has a row in each of the tune.cv_folds folds: a rarer one would leave a fold without it."""
+    counts = labels.value_counts()
+    if counts.min() < params.tune.cv_folds:
+        raise ProjectError(
+            f"{PARAMS_FILE}: tune.cv_folds is {params.tune.cv_folds}, but class '{counts.idxmin()}' has only "
+            f"{counts.min()} training rows: lower cv_folds, or bring more rows of that class"
+        )
 
 
 def _suggest(trial, name: str, spec: dict[str, Any]) -> Any:

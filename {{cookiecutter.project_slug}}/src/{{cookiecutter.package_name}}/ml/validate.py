@@ -15,7 +15,7 @@ from ..core.contract import INGESTED, VALIDATION
 from ..core.errors import ProjectError
 from ..core.files import write_json
 from . import pii as detectors
-from .data import stage_input
+from .data import category_text, stage_input
 
 if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
     import pandas as pd
@@ -91,6 +91,8 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
                     len(frame),
                     f"needs exactly two classes including '{params.data.positive_class}', found {len(classes)}",
                 )
+        elif params.data.task == "multiclass":
+            failures.extend(_check_class_target(labels.dropna(), target, schema.get(target, {})))
         else:
             failures.extend(_check_numeric_target(labels.dropna(), target))
     for column, rule in schema.items():
@@ -105,6 +107,26 @@ def check(frame: pd.DataFrame, schema: dict[str, dict[str, Any]], params: Params
         if column not in schema and column not in allowed_extra:
             fail(column, "unexpected_column", len(frame), "not declared in the schema")
     return failures
+
+
+def _check_class_target(labels: pd.Series, target: str, rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """A multiclass target: three classes or more, each listed in the schema (the service answers one of those)."""
+    classes = set(category_text(labels))
+    listed = {str(item) for item in rule.get("allowed", [])} if rule.get("type") == "category" else set()
+
+    def fail(bad_rows: int, detail: str) -> list[dict[str, Any]]:
+        return [{"column": target, "rule": "multiclass_target", "bad_rows": int(bad_rows), "detail": detail}]
+
+    if len(classes) < 3:
+        hint = " (two: set data.task: binary in params.yaml)" if len(classes) == 2 else ""
+        return fail(len(labels), f"a multiclass target needs three classes or more, found {len(classes)}{hint}")
+    if not listed:
+        return fail(len(labels), "list the target's classes in the schema: type category, allowed [...]")
+    unlisted = sorted(classes - listed)
+    if unlisted:
+        bad = int((~category_text(labels).isin(listed)).sum())
+        return fail(bad, f"classes not in the schema's allowed list: {', '.join(unlisted[:5])}")
+    return []
 
 
 def _check_numeric_target(labels: pd.Series, target: str) -> list[dict[str, Any]]:

@@ -20,7 +20,9 @@ import yaml
 from ..core import tracking
 from ..core.config import is_number, load_params
 from ..core.contract import EVIDENCE_FILES as EVIDENCE
+from ..core.contract import group_figures
 from ..core.errors import ProjectError
+from ..ml.schema import load_contract
 
 CARD_SOURCE = "docs/model-card.yaml"
 CARD_ARTIFACT = "model_card.md"
@@ -45,11 +47,13 @@ LINEAGE_REQUIRED = ("run_id", "data_md5", "model_sha256", "params_md5")
 # What fairness.json measures of every group, per task (ml/fairness.py).
 GROUP_STATS = {
     "binary": ("count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"),
+    "multiclass": ("count", "accuracy"),  # then each class's selection rate (see _columns)
     "regression": ("count", "mean_prediction", "mean_actual", "mae", "rmse"),
 }
 # Hugging Face's task tag and name, per task.
 HF_TASKS = {
     "binary": ("tabular-classification", "Binary classification"),
+    "multiclass": ("tabular-classification", "Multiclass classification"),
     "regression": ("tabular-regression", "Regression"),
 }
 # Hugging Face metadata takes lower-case SPDX ids; anything else is "other".
@@ -160,8 +164,14 @@ def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary
         groups = by_group.get(feature)
         if not isinstance(groups, dict) or not groups:
             raise ProjectError(f"{EVIDENCE['fairness']}: by_group has no results for sensitive feature '{feature}'")
+        columns = _columns(task, groups)
         for group, stats in groups.items():
-            bad = [key for key in GROUP_STATS[task] if not _reported(stats if isinstance(stats, dict) else {}, key)]
+            stats = stats if isinstance(stats, dict) else {}
+            figures = group_figures(stats)
+            bad = [key for key in columns if not _reported(figures, key)]
+            if task == "multiclass" and not isinstance(stats.get("selection_rate"), dict):
+                # Missing, or one number: not a rate per class.
+                bad = [key for key in bad if not key.startswith("selection_rate ")] + ["selection_rate"]
             if bad:
                 raise ProjectError(f"{EVIDENCE['fairness']}: by_group.{feature}.{group}: no number for {bad[0]}")
     try:
@@ -169,6 +179,25 @@ def load_evidence(root: Path, sensitive_features: list[str], task: str = "binary
     except ProjectError:
         evidence["validation"] = {}
     return evidence
+
+
+def _columns(task: str, groups: dict[str, Any]) -> tuple[str, ...]:
+    """The figures of a sensitive feature's groups the card shows: the task's, then each class's selection rate.
+
+    A multiclass group's `selection_rate` is a rate per class; flattened (core.contract.group_figures) each is a
+    column, "selection_rate <class>", for every class any group of the feature was measured on.
+    """
+    if task != "multiclass":
+        return GROUP_STATS[task]
+    rates = [stats.get("selection_rate") for stats in groups.values() if isinstance(stats, dict)]
+    classes = dict.fromkeys(str(name) for found in rates if isinstance(found, dict) for name in found)
+    return (*GROUP_STATS[task], *(f"selection_rate {name}" for name in classes))
+
+
+def _heading(column: str) -> str:
+    """A fairness table's column heading: fairness.json's name, a class's selection rate as "selection rate <class>"."""
+    prefix = "selection_rate "
+    return f"selection rate {column[len(prefix) :]}" if column.startswith(prefix) else column
 
 
 def _reported(figures: dict[str, Any], key: str) -> bool:
@@ -266,10 +295,19 @@ def _hyperparameters(params: Any, run_params: dict[str, str] | None) -> tuple[di
     return params.train.hyperparameters, "from params.yaml (the run logged none)"
 
 
-def _model_type(params, fairness: dict) -> list[str]:
-    """What the model predicts, per task: the class it scores and the threshold (binary), or the number."""
+def _model_type(params, fairness: dict, classes: tuple[str, ...] | None) -> list[str]:
+    """What the model predicts, per task: the class it scores and the threshold (binary), its classes, or the number.
+
+    A multiclass model's `classes` are the ones the service answers (see _classes).
+    """
     if params.data.task == "regression":
         return [f"- **Model type:** `{params.train.model}`, a regressor predicting `{params.data.target}`"]
+    if params.data.task == "multiclass":
+        return [
+            f"- **Model type:** `{params.train.model}`, a multiclass classifier predicting `{params.data.target}`: "
+            "the most probable class, with every class's probability",
+            f"- **Classes:** {', '.join(f'`{name}`' for name in classes or ()) or 'none listed'}",
+        ]
     return [
         f"- **Model type:** `{params.train.model}`, a binary classifier scoring the probability "
         f"that `{params.data.target}` is `{params.data.positive_class}`",
@@ -277,8 +315,28 @@ def _model_type(params, fairness: dict) -> list[str]:
     ]
 
 
+def _classes(root: Path, fairness: dict) -> tuple[str, ...]:
+    """A multiclass model's classes: the contract's (the target's in data/schema.yaml, which the service answers).
+
+    Without a readable schema, the classes fairness.json measured a selection rate of (those the test split holds
+    or the model decided), so the card still says what it knows.
+    """
+    try:
+        return tuple(load_contract(root).classes or ())
+    except ProjectError:
+        groups = [groups for groups in fairness["by_group"].values() if isinstance(groups, dict)]
+        rates = [stats.get("selection_rate") for found in groups for stats in found.values() if isinstance(stats, dict)]
+        return tuple(sorted({str(name) for found in rates if isinstance(found, dict) for name in found}))
+
+
 def _fairness_note(params, fairness: dict) -> str:
     """What the fairness tables compare, per task."""
+    if params.data.task == "multiclass":
+        return (
+            "Accuracy and, per class, the selection rate (the share of the group predicted as that class) of each "
+            "group; demographic parity difference is the largest gap between groups in any one class's selection "
+            "rate, accuracy difference the gap in accuracy."
+        )
     if params.data.task == "regression":
         return (
             "Error by group: mean absolute error (MAE) and root mean squared error (RMSE) of each group, and the "
@@ -312,6 +370,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
     if lineage.get("git_dirty"):
         commit += " (with uncommitted changes)"
     hyperparameters, hyper_source = _hyperparameters(params, run_params)
+    classes = _classes(root, fairness) if task == "multiclass" else None
     lines = [
         _front_matter(source, name, license_id, metrics, task),
         f"# Model Card for {name} v{version}",
@@ -323,7 +382,7 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         "### Model Description",
         "",
         f"- **Developed by:** {_text(source['owners'])}",
-        *_model_type(params, fairness),
+        *_model_type(params, fairness, classes),
         f"- **License:** {license_id}",
         f"- **Registry:** `models:/{name}/{version}` (MLflow run `{run_id}`)",
         "",
@@ -399,8 +458,9 @@ def render(root: Path, name: str, version: str, run_params: dict[str, str] | Non
         lines += ["No sensitive feature is configured (params.yaml data.sensitive_features is empty).", ""]
     for feature in params.data.sensitive_features:
         groups = fairness["by_group"][feature]
-        rows = [(group, *(stats[key] for key in GROUP_STATS[task])) for group, stats in groups.items()]
-        lines += [f"#### {feature}", "", *_table(("group", *GROUP_STATS[task]), rows), ""]
+        columns = _columns(task, groups)
+        rows = [(group, *(group_figures(stats).get(key) for key in columns)) for group, stats in groups.items()]
+        lines += [f"#### {feature}", "", *_table(("group", *map(_heading, columns)), rows), ""]
     lines += [
         "## Lineage",
         "",

@@ -32,10 +32,12 @@ SCHEMA_PATH = "policies/promotion.schema.json"
 # smaller).
 FAIRNESS_BY_TASK = {
     "binary": ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"),
+    # the largest gap in any one class's selection rate, and in accuracy
+    "multiclass": ("demographic_parity_difference", "accuracy_difference"),
     "regression": ("mae_ratio", "rmse_ratio", "mean_prediction_difference"),
 }
 FAIRNESS_HIGHER_IS_BETTER = ("demographic_parity_ratio",)
-FAIRNESS_METRICS = tuple(name for names in FAIRNESS_BY_TASK.values() for name in names)
+FAIRNESS_METRICS = tuple(dict.fromkeys(name for names in FAIRNESS_BY_TASK.values() for name in names))
 # A fairness rule naming this instead of a column bounds every one of params.yaml's data.sensitive_features: the
 # policy then holds whatever data the project is given.
 EACH_SENSITIVE_FEATURE = "each sensitive feature"

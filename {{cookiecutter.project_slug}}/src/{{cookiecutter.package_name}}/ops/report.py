@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ..core.contract import FAIRNESS, GATE_DIR, LIME_MARKDOWN, REPORT_PATH, TOP_FEATURES
+from ..core.contract import FAIRNESS, GATE_DIR, LIME_MARKDOWN, REPORT_PATH, TOP_FEATURES, group_figures
 from ..core.files import write_atomic
 
 TOP_FEATURES_PATH = str(TOP_FEATURES)
@@ -116,7 +116,8 @@ def _read_json(root: Path, rel: str):
         return None
 
 
-# The columns of the fairness table per task: fairness.json's by_group keys and their headings.
+# The columns of the fairness table per task: fairness.json's by_group keys and their headings. A multiclass
+# group's selection rate is one per class: a column each ("selection rate <class>", see _class_columns).
 GROUP_COLUMNS = {
     "binary": {
         "selection_rate": "selection rate",
@@ -124,6 +125,7 @@ GROUP_COLUMNS = {
         "false_positive_rate": "FPR",
         "accuracy": "accuracy",
     },
+    "multiclass": {"accuracy": "accuracy"},
     "regression": {"mean_prediction": "mean predicted", "mean_actual": "mean actual", "mae": "MAE", "rmse": "RMSE"},
 }
 
@@ -134,15 +136,21 @@ def _rate(value) -> str:
 
 
 def explain_section(root: Path) -> str:
-    """The candidate's most important features by mean |SHAP value|."""
+    """The candidate's most important features by mean |SHAP value|; a multiclass model's also for each class."""
     explained = _read_json(root, TOP_FEATURES_PATH)
     try:
         top = [(str(item["feature"]), float(item["mean_abs_shap"])) for item in explained["top_features"]]
         caption = f"{explained['explainer']} explainer on {int(explained['rows'])} test rows"
-    except (KeyError, TypeError, ValueError):
+        classes = explained.get("by_class", {}).items()
+        by_class = {str(name): [str(item["feature"]) for item in found] for name, found in classes}
+    except (KeyError, TypeError, ValueError, AttributeError):
         return f"_Top features: `{TOP_FEATURES_PATH}` is missing or unreadable (run the pipeline)._\n"
     lines = ["| # | feature | mean \\|SHAP\\| |", "|---|---|---|"]
     lines += [f"| {rank} | {name} | {value:.4f} |" for rank, (name, value) in enumerate(top[:TOP_SHOWN], 1)]
+    if by_class:  # multiclass: the ranking above averages the classes
+        caption += ", averaged over the classes"
+        lines += ["", "| class | its top features |", "|---|---|"]
+        lines += [f"| {name} | {', '.join(features[:3])} |" for name, features in by_class.items()]
     lines += ["", f"<sub>{caption}; all {len(top)} in `{TOP_FEATURES_PATH}`, the chart in `dvc plots`.</sub>"]
     return "\n".join(lines) + "\n"
 
@@ -172,6 +180,13 @@ def _min_group_size(root: Path) -> int | None:
         return None
 
 
+def _class_columns(rows: list[tuple]) -> dict[str, str]:
+    """A multiclass table's column per class, every class any group was measured on: flattened key -> heading."""
+    prefix = "selection_rate "
+    keys = dict.fromkeys(key for *_, rates in rows for key in rates if key.startswith(prefix))
+    return {key: f"selection rate {key[len(prefix) :]}" for key in keys}
+
+
 def fairness_section(root: Path) -> str:
     """Decisions by sensitive group (reports/fairness.json), and the disparities the gate bounds."""
     fair = _read_json(root, FAIRNESS_PATH)
@@ -179,15 +194,15 @@ def fairness_section(root: Path) -> str:
         groups = fair["by_group"]
         disparities = fair["sensitive_features"]
         rows = [
-            (feature, name, int(rates["count"]), rates)
+            (feature, name, int(rates["count"]), group_figures(rates))
             for feature in groups
             for name, rates in sorted(groups[feature].items(), key=lambda item: _group_order(item[0]))
         ]
+        task = fair.get("task", "binary")  # fairness.json from before tasks is binary
+        columns = {**GROUP_COLUMNS[task], **(_class_columns(rows) if task == "multiclass" else {})}
     except (KeyError, TypeError, ValueError, AttributeError):
         return f"_Fairness: `{FAIRNESS_PATH}` is missing or unreadable (run the pipeline)._\n"
     small = _min_group_size(root)
-    regression = fair.get("task") == "regression"  # fairness.json from before tasks is binary
-    columns = GROUP_COLUMNS["regression" if regression else "binary"]
     lines = [f"| feature | group | rows | {' | '.join(columns.values())} |", "|---|---|---|" + "---|" * len(columns)]
     for feature, name, count, rates in rows:
         shown = f"{count}*" if small is not None and count < small else str(count)
@@ -200,11 +215,14 @@ def fairness_section(root: Path) -> str:
         lines.append(f"- **{feature}**: {measured or 'not compared (fewer than two groups large enough)'}")
     note = f"\\* fewer than {small} rows: listed, not compared. " if small is not None else ""
     mitigation = fair.get("mitigation", "none")
-    meaning = (
-        "MAE and RMSE: each group's mean absolute and root mean squared error; a ratio is the largest over the smallest"
-        if regression
-        else f"Selection rate: share predicted positive at threshold {fair.get('threshold')}; mitigation: {mitigation}"
-    )
+    meaning = {
+        "binary": f"Selection rate: share predicted positive at threshold {fair.get('threshold')}; mitigation: "
+        f"{mitigation}",
+        "multiclass": "Selection rate of a class: share of the group predicted as it; demographic parity "
+        "difference: the largest gap between groups in any one class's selection rate",
+        "regression": "MAE and RMSE: each group's mean absolute and root mean squared error; a ratio is the largest "
+        "over the smallest",
+    }[task]
     lines += ["", f"<sub>{note}{meaning}.</sub>"]
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,8 @@ Argo CD or Flux roll an overlay out in their own time after a promotion merges, 
 deploy job's last step) waits, for each environment whose service URL is set (SERVICE_URL_STAGING,
 SERVICE_URL_PRODUCTION), until the service reports the pinned model's sha256 in its `model_info` metric,
 then scores one valid record through /predict: a binary model must answer a label of its classes and a score
-from 0 to 1, a regression model a finite number as `value`. A service still on another model at the deadline
+from 0 to 1, a multiclass model the most probable of its classes with every class's probability (summing to 1),
+a regression model a finite number as `value`. A service still on another model at the deadline
 (SMOKE_TIMEOUT seconds, default 300), unreachable, or answering badly is one line and a failed check.
 """
 
@@ -96,10 +97,22 @@ def _score(url: str, record: dict[str, Any], contract: Contract) -> str:
         (result,) = answer
         if contract.task == "binary":
             label, score = str(result["label"]), float(result["score"])
+        elif contract.task == "multiclass":
+            label, scores = str(result["label"]), {str(k): float(v) for k, v in result["scores"].items()}
         else:
             value = result["value"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         raise ProjectError(f"{url}/predict: HTTP {status}, not one scored record: {text[:120]!r}") from None
+    if contract.task == "multiclass":
+        # Every class's probability (no other key), each 0 to 1, summing to 1 (float rounding aside), and the label
+        # one of the most probable classes (a tie may answer either).
+        valid = set(scores) == set(contract.classes or ()) and all(0.0 <= v <= 1.0 for v in scores.values())
+        valid = valid and math.isclose(sum(scores.values()), 1.0, abs_tol=1e-6)
+        if status != 200 or not valid or label not in scores or scores[label] < max(scores.values()) - 1e-9:
+            raise ProjectError(
+                f"{url}/predict: HTTP {status}, label {label!r}, scores {str(scores)[:160]}: not a valid answer"
+            )
+        return f"{label} ({scores[label]:.3f})"
     if contract.task != "binary":
         # A number in JSON: not a string that parses as one, not a boolean, not NaN or an infinity.
         number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -4,7 +4,8 @@ The file is read, validated and scored in chunks of `batch.chunk_rows` rows (ser
 stays bounded whatever the file size. Each chunk is checked with the service's contract
 (`schema.check_frame`, the vectorized twin of the request model); rows that fail go to a rejects
 file with their reasons. Columns that are not model features (ids, the label) are carried through; the
-contract's outputs are added after them: `label` and `score` for a binary model, `value` for a regression model.
+contract's outputs are added after them: `label` and `score` for a binary model, `label` and a `score_<class>` per
+class for a multiclass one, `value` for a regression model.
 
 Outputs are written to temporary files and renamed at the end: a failed run leaves no half file.
 When the rejected share exceeds `batch.max_reject_fraction`, the predictions are not published and
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from ..core.errors import ProjectError
 from ..ml.schema import check_frame, load_contract
-from .model import load_model, score
+from .model import as_columns, load_model, score
 from .settings import load_settings
 
 SUFFIXES = (".csv", ".parquet")
@@ -166,7 +167,7 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
     if too_many_rejects(total, rejected.rows, settings, output, shown, summary):
         scored.discard()
         return 1
-    scored.publish([*columns, *contract.outputs])
+    scored.publish([*columns, *contract.output_columns])
     print(f"predict: {scored.rows} scored -> {shown}; {summary}")
     return 0
 
@@ -216,7 +217,7 @@ def _score_chunk(chunk, offset: int, model, contract, scored: Writer, rejected: 
     """Validate one chunk, score its valid rows and route the rest to the rejects file."""
     rows, bad = split_chunk(chunk, offset, contract)
     if len(rows):
-        for name, values in score(model, rows, contract).items():
+        for name, values in as_columns(score(model, rows, contract)).items():
             rows[name] = values
         scored.write(rows)
     if len(bad):

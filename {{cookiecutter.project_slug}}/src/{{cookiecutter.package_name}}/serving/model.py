@@ -13,7 +13,7 @@ from ..core.contract import MODEL
 from ..core.errors import ProjectError
 from ..core.tracking import file_sha256
 from ..ml.schema import Contract
-from ..ml.task import outputs
+from ..ml.task import classes, outputs
 
 
 def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]:
@@ -61,10 +61,11 @@ def _load_mlflow_sklearn(folder: Path):
 
 
 def score(model, frame, contract: Contract) -> dict[str, Any]:
-    """The model's answer for every row of `frame`, one numpy array per field of `contract.outputs`, in order.
+    """The model's answer for every row of `frame`, one array per field of `contract.outputs`, in order.
 
     binary: `label` (the positive class at or above contract.threshold, else the negative class) and `score`
-    (probability of the positive class); regression: `value` (the predicted number, float).
+    (probability of the positive class); multiclass: `label` (the most probable class) and `scores` (a dict of
+    every class's probability per row); regression: `value` (the predicted number, float).
     """
     import numpy as np
 
@@ -72,10 +73,32 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
     if contract.task == "binary":
         labels = np.where(predicted >= contract.threshold, contract.positive_class, contract.negative_class)
         return {"label": labels, "score": predicted}
+    if contract.task == "multiclass":
+        import pandas as pd
+
+        names = classes(model)
+        labels = np.asarray(names, dtype=object)[predicted.argmax(axis=1)]
+        return {"label": labels, "scores": pd.DataFrame(predicted, columns=names, index=frame.index)}
     return {"value": predicted}
 
 
 def as_records(predicted: dict[str, Any]) -> list[dict[str, Any]]:
-    """One dict per row from `score`'s arrays, fields in their order, as plain Python values (str, float)."""
-    columns = [values.tolist() for values in predicted.values()]
+    """One dict per row from `score`'s fields, in their order, as plain Python values.
+
+    A label is a str, a score or value a float, a multiclass model's `scores` a dict of class to probability.
+    """
+    columns = [
+        values.to_dict("records") if hasattr(values, "columns") else values.tolist() for values in predicted.values()
+    ]
     return [dict(zip(predicted, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def as_columns(predicted: dict[str, Any]) -> dict[str, Any]:
+    """`score`'s fields as the columns of a scored file: a multiclass model's `scores` as a `score_<class>` each."""
+    flat: dict[str, Any] = {}
+    for name, values in predicted.items():
+        if hasattr(values, "columns"):
+            flat.update({f"score_{column}": values[column].to_numpy() for column in values.columns})
+        else:
+            flat[name] = values
+    return flat

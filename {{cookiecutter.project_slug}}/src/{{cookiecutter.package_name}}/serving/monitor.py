@@ -7,10 +7,12 @@ The Kolmogorov-Smirnov statistic is reported beside the PSI of numeric features,
 on large samples its p-value flags shifts too small to matter, while the PSI's scale is the same for
 any sample size (< 0.1 stable, 0.1-0.25 moderate, > 0.25 significant).
 
-The predictions compared are the continuous output of the model's task (params.yaml data.task): the
-positive class's probability (binary) or the predicted value (regression). The report's `prediction`
-section holds `psi`, `drifted` and `model` for both tasks, and beside them:
+The predictions compared are the output of the model's task (params.yaml data.task): the positive class's
+probability (binary), the class decided (multiclass: the PSI over the classes, each class a bin, as a category
+feature's) or the predicted value (regression). The report's `prediction` section holds `psi`, `drifted` and
+`model` for every task, and beside them:
 - binary: `reference_positive_rate` and `current_positive_rate`, the share of rows labelled the positive class;
+- multiclass: `reference_class_shares` and `current_class_shares`, the share of rows decided as each class;
 - regression: `reference_mean_prediction` and `current_mean_prediction`, the mean predicted value.
 
 Writes reports/drift.json, reports/drift.md and reports/drift.prom (Prometheus text format, for a
@@ -111,6 +113,17 @@ def compare(reference, current, contract: Contract, bins: int) -> dict[str, dict
 
 def compare_predictions(reference: dict[str, Any], current: dict[str, Any], contract: Contract, bins: int):
     """PSI of the predictions (`score`'s outputs for both samples), and what they say on average (see above)."""
+    import pandas as pd
+
+    if contract.task == "multiclass":  # how often each class is decided: the model's classes are the bins
+        classes = [str(name) for name in current["scores"].columns]
+        decided = [as_text(pd.Series(sample["label"])) for sample in (reference, current)]
+        ref, cur = (shares[:-1] for shares in category_shares(*decided, classes))  # a label is never missing
+        return {
+            "psi": round(psi(ref, cur), 6),
+            "reference_class_shares": {name: round(float(share), 6) for name, share in zip(classes, ref, strict=True)},
+            "current_class_shares": {name: round(float(share), 6) for name, share in zip(classes, cur, strict=True)},
+        }
     if contract.task == "binary":  # the probability, and how often the positive class is decided
         return {
             "psi": round(psi(*numeric_shares(reference["score"], current["score"], bins)), 6),
@@ -240,7 +253,10 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _average(prediction: dict[str, Any]) -> str:
-    """What the predictions say on average, reference -> current: the positive rate, or the mean prediction."""
+    """What the predictions say on average, reference -> current: the positive rate, shares, or mean prediction."""
+    if "reference_class_shares" in prediction:
+        before, after = prediction["reference_class_shares"], prediction["current_class_shares"]
+        return "class shares " + ", ".join(f"{name} {before[name]:.3f} -> {after[name]:.3f}" for name in before)
     if "reference_positive_rate" in prediction:
         before, after = prediction["reference_positive_rate"], prediction["current_positive_rate"]
         return f"positive rate {before:.3f} -> {after:.3f}"
@@ -263,7 +279,11 @@ def render_prometheus(report: dict[str, Any]) -> str:
     ]
     prediction = report.get("prediction") or {}
     if prediction:
-        what = "values" if "reference_mean_prediction" in prediction else "scores"
+        what = "scores"  # binary: the positive class's probability
+        if "reference_class_shares" in prediction:
+            what = "classes (the share decided as each)"
+        elif "reference_mean_prediction" in prediction:
+            what = "values"
         lines += [
             f"# HELP model_prediction_drift_psi PSI of the predicted {what}, current against reference.",
             "# TYPE model_prediction_drift_psi gauge",

@@ -7,7 +7,8 @@ annotations as objects to derive the request and response schemas.
 
 Status contract of POST /predict (the README repeats it; tests/test_service.py asserts it):
 200 one prediction per record, the contract's outputs: {"label", "score"} for a binary model (the class at the
-evaluation threshold, the probability of the positive class), {"value"} for a regression model;
+evaluation threshold, the probability of the positive class), {"label", "scores"} for a multiclass one (the most
+probable class, every class's probability), {"value"} for a regression model;
 400 invalid request, one entry per field, never echoing a value; 413 body too large;
 415 not JSON; 429 too many requests in flight; 503 not ready or shedding load (retry later);
 504 not answered within the timeout. A client error is never a 500, and no body carries a stack trace.
@@ -33,7 +34,8 @@ from .request import request_model
 from .settings import load_settings
 
 SERVICE_ATTRIBUTE = "Scorer"
-# The predicted probability's buckets (binary): tenths, so a shift of the scores shows at a glance.
+# The predicted probability's buckets (binary: the positive class's; multiclass: the chosen class's): tenths, so a
+# shift of the scores shows at a glance.
 PROBABILITY_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
 
@@ -45,7 +47,7 @@ def prediction_buckets(root: Path, contract: Contract) -> list[float] | None:
     +Inf bucket count predictions outside it. Without both bounds nothing the service holds tells the scale
     (a bento carries no training row), so the client's defaults (0.005 to 10) stand; bound the target to fit.
     """
-    if contract.task == "binary":
+    if contract.task != "regression":
         return PROBABILITY_BUCKETS
     params = load_params(root)
     rule = load_schema(root / params.validate.schema).get(params.data.target, {})
@@ -54,6 +56,21 @@ def prediction_buckets(root: Path, contract: Contract) -> list[float] | None:
     low, high = float(rule["min"]), float(rule["max"])
     # Ten significant digits: exact-looking bucket labels (le="0.3", not le="0.30000000000000004").
     return [float(f"{low + (high - low) * step / 10:.10g}") for step in range(11)]
+
+
+# What the prediction histogram observes, per task.
+SCORE_DOCUMENTATION = {
+    "binary": "Predicted probability of the positive class.",
+    "multiclass": "Predicted probability of the chosen class.",
+    "regression": "Predicted value.",
+}
+
+
+def observed(predicted: dict[str, Any]):
+    """The value per prediction that the histogram observes: the score, the chosen class's probability, the value."""
+    if "scores" in predicted:
+        return predicted["scores"].to_numpy().max(axis=1)
+    return predicted["score" if "score" in predicted else "value"]
 
 
 def prediction_type(contract: Contract):
@@ -71,6 +88,13 @@ def prediction_type(contract: Contract):
                 Field(description=f"{classes[0]} when score >= {contract.threshold}, else {classes[1]}"),
             ],
             "score": Annotated[float, Field(description=f"Probability of {classes[0]}, 0 to 1")],
+        }
+    elif contract.task == "multiclass":
+        classes = tuple(contract.classes or ())
+        probabilities = TypedDict("Scores", {name: float for name in classes})
+        fields = {
+            "label": Annotated[Literal[classes], Field(description="The most probable class")],
+            "scores": Annotated[probabilities, Field(description="Every class's probability, 0 to 1, summing to 1")],
         }
     else:
         fields = {"value": Annotated[float, Field(description="The predicted value, in the target's units")]}
@@ -91,8 +115,7 @@ def build_service(root: Path):
     record = request_model(contract)
     prediction = prediction_type(contract)
     buckets = prediction_buckets(root, contract)
-    binary = contract.task == "binary"
-    observed = "score" if binary else "value"  # the output the histogram observes
+    classifier = contract.task != "regression"
     tag = getattr(bentoml.use_arguments(), "model_tag", None)
     records_type = Annotated[list[record], Field(min_length=1, max_length=settings.max_records)]
 
@@ -121,12 +144,12 @@ def build_service(root: Path):
         # and label, so the dashboard's rate by label shows the throughput of either task.
         self.predictions = bentoml.metrics.Counter(
             name=PREDICTIONS,
-            documentation="Predictions returned, by class." if binary else "Predictions returned (label: value).",
+            documentation="Predictions returned, by class." if classifier else "Predictions returned (label: value).",
             labelnames=["label"],
         )
         self.scores = bentoml.metrics.Histogram(
             name=SCORES,
-            documentation="Predicted probability of the positive class." if binary else "Predicted value.",
+            documentation=SCORE_DOCUMENTATION[contract.task],
             **({} if buckets is None else {"buckets": buckets}),
         )
         bentoml.metrics.Gauge(
@@ -153,19 +176,19 @@ def build_service(root: Path):
         return self.ready
 
     def predict(self, records: records_type) -> list[prediction]:
-        """Score one or many records: label and probability of the positive class, or the predicted value."""
+        """Score one or many records: the label and its probabilities, or the predicted value."""
         import numpy as np
         import pandas as pd
 
         # A record's fields are declared in model column order, so its __dict__ is one row (the fastest read).
         frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
         predicted = score(self.model, frame, contract)
-        if binary:
+        if classifier:
             for label, count in zip(*np.unique(predicted["label"], return_counts=True), strict=True):
                 self.predictions.labels(label=str(label)).inc(int(count))
         else:
             self.predictions.labels(label="value").inc(len(frame))
-        for value in predicted[observed]:
+        for value in observed(predicted):
             self.scores.observe(float(value))
         return as_records(predicted)
 

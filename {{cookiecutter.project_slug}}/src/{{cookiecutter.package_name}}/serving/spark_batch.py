@@ -34,6 +34,7 @@ from pathlib import Path
 from ..core import tracking
 from ..core.errors import ProjectError
 from ..ml.schema import Contract, load_contract
+from ..ml.task import classes
 from . import batch
 from .model import load_model
 from .settings import load_settings
@@ -93,7 +94,7 @@ def predict(root: Path, source: Path, output: Path, model_tag: str | None = None
                 return 1
             valid = frame.mapInPandas(partial(_valid, contract, offsets, csv), _valid_schema(frame, contract))
             _score(valid, model, contract, Path(scratch)).write.parquet(str(parts / "scored"))
-            written = _merge(parts / "scored", output, [*valid.columns, *contract.outputs], settings)
+            written = _merge(parts / "scored", output, [*valid.columns, *contract.output_columns], settings)
     except ImportError as error:
         raise ProjectError(f"{INSTALL} ({error})") from error
     except Exception as error:
@@ -251,7 +252,8 @@ def _rejects_schema(columns: list[str]):
 def _score(valid, model, contract: Contract, scratch: Path):
     """Add the contract's outputs with `mlflow.pyfunc.spark_udf`, exactly as `model.score` computes them.
 
-    binary: `label` and `score` (the probability of the positive class); regression: `value`.
+    binary: `label` and `score` (the probability of the positive class); multiclass: `label` (the most probable
+    class) and a `score_<class>` per class; regression: `value`.
     """
     import logging
 
@@ -263,7 +265,7 @@ def _score(valid, model, contract: Contract, scratch: Path):
     # spark_udf logs that env_manager="local" does not rebuild the training environment: here the
     # workers run this very interpreter, so the environment is the one that loaded the model.
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    binary = contract.task == "binary"
+    classifier = contract.task != "regression"
     # The resolved model, saved as an MLflow model in skops like every model of this project. A classifier's
     # pyfunc returns predict_proba (a registered model's pyfunc returns labels); a regressor's pyfunc already
     # predicts the number.
@@ -272,18 +274,28 @@ def _score(valid, model, contract: Contract, scratch: Path):
         model,
         str(path),
         **tracking.skops_format(model),
-        pyfunc_predict_fn="predict_proba" if binary else "predict",
+        pyfunc_predict_fn="predict_proba" if classifier else "predict",
         pip_requirements=[],
     )
     predict = mlflow.pyfunc.spark_udf(
         valid.sparkSession,
         str(path),
-        result_type=ArrayType(DoubleType()) if binary else DoubleType(),
+        result_type=ArrayType(DoubleType()) if classifier else DoubleType(),
         env_manager="local",
     )
     features = F.struct(*[F.col(name) for name in contract.columns])
-    if not binary:
+    if not classifier:
         return valid.withColumn("value", predict(features)).select(*valid.columns, *contract.outputs)
+    if contract.task == "multiclass":
+        names = classes(model)
+        scored = valid.withColumn("_scores", predict(features))
+        for position, name in enumerate(names):
+            scored = scored.withColumn(f"score_{name}", F.col("_scores")[position])
+        # The first class of the highest probability, as numpy's argmax in model.score chooses.
+        best = F.array_position(F.col("_scores"), F.array_max(F.col("_scores")))
+        label = F.element_at(F.array(*[F.lit(name) for name in names]), best.cast("int"))
+        columns = ["label", *(f"score_{name}" for name in names)]
+        return scored.withColumn("label", label).select(*valid.columns, *columns)
     scored = valid.withColumn("score", predict(features)[1])
     label = F.when(F.col("score") >= contract.threshold, contract.positive_class).otherwise(contract.negative_class)
     return scored.withColumn("label", label).select(*valid.columns, *contract.outputs)
