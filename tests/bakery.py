@@ -3,6 +3,7 @@ running commands in a baked project as a user would."""
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import hashlib
 import itertools
@@ -207,6 +208,12 @@ class Snapshot:
         shutil.rmtree(self.project)
         _copy(self.saved, self.project)
         return self.project
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file a project wrote (the template's environment has no pandas)."""
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def relocate(copy: Path, original: Path) -> None:

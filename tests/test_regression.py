@@ -12,7 +12,6 @@ them pass here).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -21,17 +20,12 @@ import pytest
 import yaml
 
 from bakery import EnvironmentSeed, commit, set_up, sh
+from bakery import csv_rows as rows
 
 pytestmark = pytest.mark.e2e
 
 STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain")
 MODEL = "lightgbm.LGBMRegressor"
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    """The rows of a CSV file (the template's environment has no pandas)."""
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from {{ cookiecutter.package_name }}.core.contract import ReleasePin
 
 TASK = project_params().data.task
 # A metric of the task where higher is better, the task's metrics as evaluate writes them, a fairness gap it
-# measures (lower is better) and one group's figures in fairness.json.
+# measures (lower is better) and one group's figures in fairness.json (GROUPS: every task's, for tests of each).
 QUALITY = {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "r2"}[TASK]
 METRICS = {
     "binary": {"roc_auc": 0.8, "brier": 0.17, "log_loss": 0.5, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
@@ -18,7 +18,7 @@ METRICS = {
     "regression": {"r2": 0.8, "rmse": 50.0, "mae": 40.0, "latency_p95_ms": 3.0, "model_size_mb": 0.3},
 }[TASK]
 GAP = "mae_ratio" if TASK == "regression" else "demographic_parity_difference"
-GROUP = {
+GROUPS = {
     "binary": {
         "count": 80,
         "selection_rate": 0.3,
@@ -28,7 +28,8 @@ GROUP = {
     },
     "multiclass": {"count": 80, "accuracy": 0.8, "selection_rate": {"a": 0.5, "b": 0.3, "c": 0.2}},
     "regression": {"count": 80, "mean_prediction": 150.0, "mean_actual": 148.0, "mae": 40.0, "rmse": 50.0},
-}[TASK]
+}
+GROUP = GROUPS[TASK]
 
 
 def champion(**changes) -> dict:

@@ -161,7 +161,7 @@ def check_multiclass_plan(root, document, test, labels, scores) -> None:
         first = next((row["row"] for row in right if row["predicted"] == name), None)
         assert first is None or confidence[first] == confidence[~wrong & (labels == name)].max()
     for row in document["rows"]:
-        assert row["predicted"] == row["class"] == predicted[row["row"]]
+        assert row["predicted"] == row["explained_class"] == predicted[row["row"]]
         assert row["score"] == pytest.approx(confidence[row["row"]], abs=1e-6)
         assert row["truth"] == labels[row["row"]]
         assert len(row["contributions"]) == len(model_columns(root))
@@ -225,7 +225,7 @@ def test_a_multiclass_row_is_explained_for_the_class_the_model_predicts():
     found = lime_explainer.profile(frame, columns)
     rows = frame.head(20)
     explained = lime_explainer.explain_rows(model, rows, found, columns, samples=2000, seed=0, task="multiclass")
-    assert [item["class"] for item in explained] == list(model.predict(rows))
+    assert [item["explained_class"] for item in explained] == list(model.predict(rows))
     chosen = model.predict_proba(rows).max(axis=1)
     assert np.corrcoef([item["local_prediction"] for item in explained], chosen)[0, 1] > 0.5
     assert all(item["contributions"][0]["feature"] == "signal" for item in explained)
@@ -292,7 +292,7 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
             assert answer["value"] == pytest.approx(prediction["value"], abs=1e-9)
             assert answer["value"] == pytest.approx(row["predicted"], abs=1e-5)
         elif contract.task == "multiclass":  # explained for the class it predicts
-            assert answer["label"] == prediction["label"] == row["predicted"] == answer["class"]
+            assert answer["label"] == prediction["label"] == row["predicted"] == answer["explained_class"]
             assert answer["scores"] == pytest.approx(prediction["scores"], abs=1e-12)
         else:
             assert answer["label"] == prediction["label"] == row["predicted"]

@@ -70,13 +70,7 @@ def _rate(value: Any) -> float | None:
 
 def by_group(labels, predicted, grouped) -> dict[str, dict[str, Any]]:
     """Count, selection rate, true and false positive rates and accuracy of every group (fairlearn MetricFrame)."""
-    from fairlearn.metrics import (
-        MetricFrame,
-        count,
-        false_positive_rate,
-        selection_rate,
-        true_positive_rate,
-    )
+    from fairlearn.metrics import false_positive_rate, selection_rate, true_positive_rate
     from sklearn.metrics import accuracy_score
 
     def defined(metric):
@@ -92,26 +86,26 @@ def by_group(labels, predicted, grouped) -> dict[str, dict[str, Any]]:
 
         return safe
 
-    frame = MetricFrame(
-        metrics={
-            "count": count,
-            "selection_rate": lambda y_true, y_pred: selection_rate(y_true, y_pred, pos_label=1),
-            "true_positive_rate": defined(true_positive_rate),
-            "false_positive_rate": defined(false_positive_rate),
-            "accuracy": accuracy_score,
-        },
-        y_true=labels,
-        y_pred=predicted,
-        sensitive_features=grouped,
-    ).by_group
-    return {
-        str(group): {
-            "count": int(row["count"]),
-            **{name: _rate(row[name]) for name in ("selection_rate", "true_positive_rate", "false_positive_rate")},
-            "accuracy": _rate(row["accuracy"]),
-        }
-        for group, row in frame.iterrows()
+    metrics = {
+        "selection_rate": lambda y_true, y_pred: selection_rate(y_true, y_pred, pos_label=1),
+        "true_positive_rate": defined(true_positive_rate),
+        "false_positive_rate": defined(false_positive_rate),
+        "accuracy": accuracy_score,
     }
+    return {
+        group: {"count": int(row["count"]), **{name: _rate(row[name]) for name in metrics}}
+        for group, row in _measured(metrics, labels, predicted, grouped)
+    }
+
+
+def _measured(metrics: dict[str, Any], actual, predicted, grouped) -> list[tuple[str, Any]]:
+    """Each group's name and its row of `metrics` and `count` (fairlearn MetricFrame, one row per group)."""
+    from fairlearn.metrics import MetricFrame, count
+
+    frame = MetricFrame(
+        metrics={"count": count, **metrics}, y_true=actual, y_pred=predicted, sensitive_features=grouped
+    ).by_group
+    return [(str(group), row) for group, row in frame.iterrows()]
 
 
 def disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[str, float]:
@@ -147,24 +141,17 @@ def _selection_rate(y_true, y_pred, item: str) -> float:
 
 def by_group_multiclass(labels, predicted, grouped) -> dict[str, dict[str, Any]]:
     """Count, accuracy and the selection rate of every class (the share of rows decided as it) of every group."""
-    from fairlearn.metrics import MetricFrame, count
     from sklearn.metrics import accuracy_score
 
     classes = sorted({*labels.tolist(), *predicted.tolist()})
     rates = {f"selection_rate:{item}": partial(_selection_rate, item=item) for item in classes}
-    frame = MetricFrame(
-        metrics={"count": count, "accuracy": accuracy_score, **rates},
-        y_true=labels,
-        y_pred=predicted,
-        sensitive_features=grouped,
-    ).by_group
     return {
-        str(group): {
+        group: {
             "count": int(row["count"]),
             "accuracy": _rate(row["accuracy"]),
             "selection_rate": {item: _rate(row[f"selection_rate:{item}"]) for item in classes},
         }
-        for group, row in frame.iterrows()
+        for group, row in _measured({"accuracy": accuracy_score, **rates}, labels, predicted, grouped)
     }
 
 
@@ -187,24 +174,17 @@ def class_disparities(found: dict[str, dict[str, Any]], min_size: int) -> dict[s
 def by_group_regression(actual, predicted, grouped) -> dict[str, dict[str, Any]]:
     """Count, mean prediction, mean actual value, MAE and RMSE of every group (fairlearn MetricFrame)."""
     import numpy as np
-    from fairlearn.metrics import MetricFrame, count
     from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
-    frame = MetricFrame(
-        metrics={
-            "count": count,
-            "mean_prediction": lambda y_true, y_pred: float(np.mean(y_pred)),
-            "mean_actual": lambda y_true, y_pred: float(np.mean(y_true)),
-            "mae": mean_absolute_error,
-            "rmse": root_mean_squared_error,
-        },
-        y_true=actual,
-        y_pred=predicted,
-        sensitive_features=grouped,
-    ).by_group
+    metrics = {
+        "mean_prediction": lambda y_true, y_pred: float(np.mean(y_pred)),
+        "mean_actual": lambda y_true, y_pred: float(np.mean(y_true)),
+        "mae": mean_absolute_error,
+        "rmse": root_mean_squared_error,
+    }
     return {
-        str(group): {"count": int(row["count"]), **{name: _rate(row[name]) for name in row.index if name != "count"}}
-        for group, row in frame.iterrows()
+        group: {"count": int(row["count"]), **{name: _rate(row[name]) for name in metrics}}
+        for group, row in _measured(metrics, actual, predicted, grouped)
     }
 
 

@@ -204,7 +204,7 @@ def explain_rows(
     """LIME for each row of `frame`: the local model's prediction, fit and every column's contribution.
 
     Contributions are ordered by |weight|, largest first; a positive weight pushes towards the positive class
-    (binary), the class the model predicts for the row (multiclass, named as `class`) or a higher value
+    (binary), the class the model predicts for the row (multiclass, named as `explained_class`) or a higher value
     (regression).
     """
     feature_order = list(model.feature_names_in_)
@@ -227,7 +227,7 @@ def explain_rows(
         names = result.domain_mapper.discretized_feature_names or result.domain_mapper.feature_names
         explained.append(
             {
-                **({"class": str(model.classes_[label])} if task == "multiclass" else {}),
+                **({"explained_class": str(model.classes_[label])} if task == "multiclass" else {}),
                 "local_prediction": round(float(result.local_pred[0]), 6),
                 "intercept": round(float(result.intercept[label]), 6),
                 "fit_r2": round(float(result.score), 6),
