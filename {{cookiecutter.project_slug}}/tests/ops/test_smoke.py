@@ -52,6 +52,11 @@ CONTRACTS = {
     "binary": Contract([], [], {}, "yes", "no", 0.5, "binary"),
     "multiclass": Contract([], [], {}, None, None, None, "multiclass", ("a", "b", "c")),
     "regression": Contract([], [], {}, None, None, None, "regression"),
+    # Classes data/schema.yaml lists as numbers (allowed: [0, 1]) are answered as JSON numbers.
+    "binary, classes listed as numbers": Contract([], [], {}, 1, 0, 0.5, "binary", labels={"0": 0, "1": 1}),
+    "multiclass, classes listed as numbers": Contract(
+        [], [], {}, None, None, None, "multiclass", ("1", "2", "3"), {"1": 1, "2": 2, "3": 3}
+    ),
 }
 # What a working /predict answers for one record of each task, and what the smoke test then says.
 GOOD_ANSWERS = {
@@ -62,20 +67,25 @@ GOOD_ANSWERS = {
         ({"label": "a", "scores": {"c": 0.0, "a": 1.0, "b": 0.0}}, "a (1.000)"),  # in any order
     ],
     "regression": [({"value": 1.5}, "value 1.5"), ({"value": -3}, "value -3")],
+    "binary, classes listed as numbers": [({"label": 1, "score": 0.5}, "1 (0.500)")],
+    "multiclass, classes listed as numbers": [({"label": 2, "scores": {"1": 0.2, "2": 0.7, "3": 0.1}}, "2 (0.700)")],
 }
 
 
 def bad_answers(contract) -> list[tuple[int, object]]:
     """(status, body) a broken /predict might send for the one record; each must fail the smoke test."""
     if contract.task == "binary":
-        good = {"label": str(contract.positive_class), "score": 0.5}
+        good = {"label": contract.positive_class, "score": 0.5}
         wrong = [{**good, "label": f"{good['label']}-ZQX"}, {**good, "score": 1.5}, {**good, "score": -0.1}, {}]
+        if not isinstance(contract.positive_class, str):  # a class listed as a number is not its text
+            wrong.append({**good, "label": str(contract.positive_class)})
     elif contract.task == "multiclass":
         first, second, *others = contract.classes
-        good = {"label": first, "scores": {first: 1.0, second: 0.0, **dict.fromkeys(others, 0.0)}}
+        good = {"label": contract.label(first), "scores": {first: 1.0, second: 0.0, **dict.fromkeys(others, 0.0)}}
         wrong = [
             {**good, "label": f"{first}-ZQX"},  # not a class
-            {**good, "label": second},  # not the most probable class
+            {**good, "label": contract.label(second)},  # not the most probable class
+            *([{**good, "label": first}] if good["label"] != first else []),  # a class listed as a number, as text
             {**good, "scores": {**good["scores"], first: 1.5, second: -0.5}},  # summing to 1, not probabilities
             {**good, "scores": {**good["scores"], second: 0.5}},  # probabilities, not summing to 1
             {**good, "scores": {**good["scores"], first: math.nan}},
@@ -93,21 +103,21 @@ def bad_answers(contract) -> list[tuple[int, object]]:
     return shapes + [(200, [answer]) for answer in wrong]
 
 
-@pytest.mark.parametrize("task", sorted(CONTRACTS))
-def test_a_valid_answer_to_the_scored_record_is_said_in_a_few_words(host, task):
+@pytest.mark.parametrize("kind", sorted(CONTRACTS))
+def test_a_valid_answer_to_the_scored_record_is_said_in_a_few_words(host, kind):
     """A label of the classes and its score (binary), the most probable class and its probability, with every
     class's summing to 1 (multiclass), a finite number (regression): the smoke test says what it answered."""
-    for answer, said in GOOD_ANSWERS[task]:
+    for answer, said in GOOD_ANSWERS[kind]:
         stub = host(lambda method, path, query, payload, answer=answer: (200, [answer]))
-        assert smoke._score(stub.url, {"x": 1}, CONTRACTS[task]) == said
+        assert smoke._score(stub.url, {"x": 1}, CONTRACTS[kind]) == said
 
 
-@pytest.mark.parametrize("task", sorted(CONTRACTS))
-def test_a_wrong_answer_to_the_scored_record_fails_in_one_line(host, task):
+@pytest.mark.parametrize("kind", sorted(CONTRACTS))
+def test_a_wrong_answer_to_the_scored_record_fails_in_one_line(host, kind):
     """A non-200, not exactly one record, a label outside the classes or a score outside 0..1 (binary), a label
     that is not the most probable class or probabilities that are not every class's, summing to 1 (multiclass), a
     value that is not a finite JSON number (regression): each is one line naming /predict."""
-    contract = CONTRACTS[task]
+    contract = CONTRACTS[kind]
     for status, body in bad_answers(contract):
         stub = host(lambda method, path, query, payload, answer=(status, body): answer)
         with pytest.raises(ProjectError) as raised:

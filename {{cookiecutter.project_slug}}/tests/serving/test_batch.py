@@ -108,7 +108,7 @@ def test_it_scores_a_csv_like_the_model_and_rejects_bad_rows_with_reasons(projec
     assert scored[predicted_columns(project)].to_numpy() == pytest.approx(model_scores(project, good))
     if contract.task == "binary":
         wanted = [
-            contract.positive_class if value >= contract.threshold else contract.negative_class
+            str(contract.positive_class if value >= contract.threshold else contract.negative_class)
             for value in scored["score"]
         ]
         assert scored["label"].astype(str).tolist() == wanted

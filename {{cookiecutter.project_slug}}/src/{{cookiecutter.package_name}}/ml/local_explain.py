@@ -101,7 +101,8 @@ def run(root: Path, params, model, train, test) -> dict[str, Any]:
         raise ProjectError(f"{params.validate.schema}: the model's columns and the contract's differ ({differ[0]})")
     found = profile(train, columns)
     test = test.reset_index(drop=True)
-    positive, negative, threshold = contract.positive_class, contract.negative_class, contract.threshold
+    # As text, as the truth is shown: the evidence reads the same whatever type the schema lists the classes in.
+    positive, negative, threshold = str(contract.positive_class), str(contract.negative_class), contract.threshold
     task = params.data.task
     truth = test[params.data.target].astype(str) if task == "binary" else targets(test, params)
     labels = targets(test, params).to_numpy()

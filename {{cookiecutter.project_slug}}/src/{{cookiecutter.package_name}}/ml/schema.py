@@ -8,7 +8,7 @@ validating row by row in Python would cost more than the prediction itself; the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +25,30 @@ class Contract:
     A binary model answers a label (positive_class or negative_class, decided at threshold) and the score of
     the positive class; a multiclass model the most probable of `classes` and every class's probability; a
     regression model a value. Fields a task does not use are None.
+
+    A label is the class as data/schema.yaml lists it (`allowed: [0, 1]` answers the number 0 or 1, `[bad, good]`
+    the text), so an answer has the type of the target's values; `labels` maps each class's text (what the model
+    is fitted on, and the keys of a multiclass model's scores) to it.
     """
 
     numeric: list[str]
     categorical: list[str]
     rules: dict[str, dict[str, Any]]
-    positive_class: str | None
-    negative_class: str | None
+    positive_class: Any
+    negative_class: Any
     threshold: float | None
     task: str = "binary"
     classes: tuple[str, ...] | None = None  # multiclass: the target's classes as text, in the model's order
+    labels: dict[str, Any] = field(default_factory=dict)  # a class's text -> the class as the schema lists it
 
     @property
     def columns(self) -> list[str]:
         """Feature columns in the order the model was trained on."""
         return self.numeric + self.categorical
+
+    def label(self, text: str) -> Any:
+        """A class, given as the text the model is fitted on, as data/schema.yaml lists it (the text when unlisted)."""
+        return self.labels.get(text, text)
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -65,20 +74,23 @@ def load_contract(root: Path) -> Contract:
     numeric, categorical = feature_columns(schema, params)
     rules = {name: schema[name] for name in numeric + categorical}
     target = schema.get(params.data.target, {})
-    classes = [str(item) for item in target.get("allowed", [])]
+    labels = {str(item): item for item in target.get("allowed", [])}
     if params.data.task == "multiclass":
         # Sorted as text, as a classifier fitted on the class texts orders its classes_.
-        return Contract(numeric, categorical, rules, None, None, None, "multiclass", tuple(sorted(classes)))
+        classes = tuple(sorted(labels))
+        return Contract(numeric, categorical, rules, None, None, None, "multiclass", classes, labels)
     if params.data.task != "binary":
         return Contract(numeric, categorical, rules, None, None, None, params.data.task)
-    others = [item for item in classes if item != params.data.positive_class]
+    positive = params.data.positive_class
+    others = [item for text, item in labels.items() if text != positive]
     return Contract(
         numeric=numeric,
         categorical=categorical,
         rules=rules,
-        positive_class=params.data.positive_class,
-        negative_class=others[0] if others else f"not {params.data.positive_class}",
+        positive_class=labels.get(positive, positive),
+        negative_class=others[0] if others else f"not {positive}",
         threshold=params.evaluate.threshold,
+        labels=labels,
     )
 
 

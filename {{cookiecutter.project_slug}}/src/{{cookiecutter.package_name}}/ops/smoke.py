@@ -3,8 +3,9 @@
 Argo CD or Flux roll an overlay out in their own time after a promotion merges, so `reconcile --check` (the
 deploy job's last step) waits, for each environment whose service URL is set (SERVICE_URL_STAGING,
 SERVICE_URL_PRODUCTION), until the service reports the pinned model's sha256 in its `model_info` metric,
-then scores one valid record through /predict: a binary model must answer a label of its classes and a score
-from 0 to 1, a multiclass model the most probable of its classes with every class's probability (summing to 1),
+then scores one valid record through /predict: a binary model must answer a label of its classes (as
+data/schema.yaml lists them: 1 is not "1") and a score from 0 to 1, a multiclass model the most probable of its
+classes with every class's probability (summing to 1),
 a regression model a finite number as `value`. A service still on another model at the deadline
 (SMOKE_TIMEOUT seconds, default 300), unreachable, or answering badly is one line and a failed check.
 """
@@ -96,9 +97,9 @@ def _score(url: str, record: dict[str, Any], contract: Contract) -> str:
         answer = json.loads(text)
         (result,) = answer
         if contract.task == "binary":
-            label, score = str(result["label"]), float(result["score"])
+            label, score = result["label"], float(result["score"])
         elif contract.task == "multiclass":
-            label, scores = str(result["label"]), {str(k): float(v) for k, v in result["scores"].items()}
+            label, scores = result["label"], {str(k): float(v) for k, v in result["scores"].items()}
         else:
             value = result["value"]
     except (ValueError, TypeError, KeyError, AttributeError):
@@ -108,21 +109,27 @@ def _score(url: str, record: dict[str, Any], contract: Contract) -> str:
         # one of the most probable classes (a tie may answer either).
         valid = set(scores) == set(contract.classes or ()) and all(0.0 <= v <= 1.0 for v in scores.values())
         valid = valid and math.isclose(sum(scores.values()), 1.0, abs_tol=1e-6)
-        if status != 200 or not valid or label not in scores or scores[label] < max(scores.values()) - 1e-9:
+        text = next((name for name in contract.classes or () if _same(contract.label(name), label)), None)
+        if status != 200 or not valid or text not in scores or scores[text] < max(scores.values()) - 1e-9:
             raise ProjectError(
                 f"{url}/predict: HTTP {status}, label {label!r}, scores {str(scores)[:160]}: not a valid answer"
             )
-        return f"{label} ({scores[label]:.3f})"
+        return f"{label} ({scores[text]:.3f})"
     if contract.task != "binary":
         # A number in JSON: not a string that parses as one, not a boolean, not NaN or an infinity.
         number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if status != 200 or not number:
             raise ProjectError(f"{url}/predict: HTTP {status}, value {value!r}: not a valid answer")
         return f"value {value:.6g}"
-    classes = {str(contract.positive_class), str(contract.negative_class)}
-    if status != 200 or label not in classes or not 0.0 <= score <= 1.0:
+    listed = (contract.positive_class, contract.negative_class)
+    if status != 200 or not any(_same(item, label) for item in listed) or not 0.0 <= score <= 1.0:
         raise ProjectError(f"{url}/predict: HTTP {status}, label {label!r}, score {score}: not a valid answer")
     return f"{label} ({score:.3f})"
+
+
+def _same(listed: Any, label: Any) -> bool:
+    """Whether an answered label is the class as listed, in its JSON type too (1 is not "1", true is not 1)."""
+    return type(listed) is type(label) and listed == label
 
 
 def check(root: Path, env: str, url: str, champion: ReleasePin | Mapping[str, Any], seconds: float) -> str:

@@ -64,8 +64,9 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
     """The model's answer for every row of `frame`, one array per field of `contract.outputs`, in order.
 
     binary: `label` (the positive class at or above contract.threshold, else the negative class) and `score`
-    (probability of the positive class); multiclass: `label` (the most probable class) and `scores` (a dict of
-    every class's probability per row); regression: `value` (the predicted number, float).
+    (probability of the positive class); multiclass: `label` (the most probable class) and `scores` (a DataFrame
+    of every class's probability, a column per class text); regression: `value` (the predicted number, float).
+    A label is the class as data/schema.yaml lists it (contract.labels): a 0/1 target's are numbers.
     """
     import numpy as np
 
@@ -77,7 +78,8 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
         import pandas as pd
 
         names = classes(model)
-        labels = np.asarray(names, dtype=object)[predicted.argmax(axis=1)]
+        listed = np.asarray([contract.label(name) for name in names], dtype=object)
+        labels = listed[predicted.argmax(axis=1)]
         return {"label": labels, "scores": pd.DataFrame(predicted, columns=names, index=frame.index)}
     return {"value": predicted}
 
@@ -85,7 +87,8 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
 def as_records(predicted: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per row from `score`'s fields, in their order, as plain Python values.
 
-    A label is a str, a score or value a float, a multiclass model's `scores` a dict of class to probability.
+    A label is the class as data/schema.yaml lists it (str, int or bool), a score or value a float, a multiclass
+    model's `scores` a dict of class text to probability.
     """
     columns = [
         values.to_dict("records") if hasattr(values, "columns") else values.tolist() for values in predicted.values()

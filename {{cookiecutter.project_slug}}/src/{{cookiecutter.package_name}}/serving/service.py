@@ -8,7 +8,8 @@ annotations as objects to derive the request and response schemas.
 Status contract of POST /predict (the README repeats it; tests/test_service.py asserts it):
 200 one prediction per record, the contract's outputs: {"label", "score"} for a binary model (the class at the
 evaluation threshold, the probability of the positive class), {"label", "scores"} for a multiclass one (the most
-probable class, every class's probability), {"value"} for a regression model;
+probable class, every class's probability), {"value"} for a regression model; a label is the class as
+data/schema.yaml lists it (`allowed: [0, 1]` answers the number 0 or 1);
 400 invalid request, one entry per field, never echoing a value; 413 body too large;
 415 not JSON; 429 too many requests in flight; 503 not ready or shedding load (retry later);
 504 not answered within the timeout. A client error is never a 500, and no body carries a stack trace.
@@ -81,7 +82,7 @@ def prediction_type(contract: Contract):
     from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
     if contract.task == "binary":
-        classes = (str(contract.positive_class), str(contract.negative_class))
+        classes = (contract.positive_class, contract.negative_class)  # as the schema lists them: text or numbers
         fields: dict[str, Any] = {
             "label": Annotated[
                 Literal[classes],
@@ -91,9 +92,10 @@ def prediction_type(contract: Contract):
         }
     elif contract.task == "multiclass":
         classes = tuple(contract.classes or ())
-        probabilities = TypedDict("Scores", {name: float for name in classes})
+        probabilities = TypedDict("Scores", {name: float for name in classes})  # JSON keys: the class texts
+        listed = tuple(contract.label(name) for name in classes)
         fields = {
-            "label": Annotated[Literal[classes], Field(description="The most probable class")],
+            "label": Annotated[Literal[listed], Field(description="The most probable class")],
             "scores": Annotated[probabilities, Field(description="Every class's probability, 0 to 1, summing to 1")],
         }
     else:

@@ -293,7 +293,8 @@ def _score(valid, model, contract: Contract, scratch: Path):
             scored = scored.withColumn(f"score_{name}", F.col("_scores")[position])
         # The first class of the highest probability, as numpy's argmax in model.score chooses.
         best = F.array_position(F.col("_scores"), F.array_max(F.col("_scores")))
-        label = F.element_at(F.array(*[F.lit(name) for name in names]), best.cast("int"))
+        listed = [F.lit(contract.label(name)) for name in names]  # as data/schema.yaml lists them
+        label = F.element_at(F.array(*listed), best.cast("int"))
         columns = ["label", *(f"score_{name}" for name in names)]
         return scored.withColumn("label", label).select(*valid.columns, *columns)
     scored = valid.withColumn("score", predict(features)[1])
