@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import shutil
 import socket
 import tempfile
@@ -118,13 +119,21 @@ def copy_data_slice(root: Path, rows: int = 300) -> Path:
     """Write a slice of the project's data (params.yaml data.source) to the same path under root.
 
     `rows` rows (at least validate.min_rows), every class in its share for a classifier; all the data when it
-    has fewer.
+    has fewer. A rare class keeps enough rows for both sides of the split and every tuning fold (a class with 41
+    rows in 6,366 would keep 2 of a 300-row share), or all of its rows.
     """
     params = project_params()
     frame = read_data(PROJECT / params.data.source)
     share = min(1.0, max(rows, params.validate.min_rows) / len(frame))
-    by_class = frame.groupby(params.data.target, group_keys=False) if params.data.task != "regression" else frame
-    sample = by_class.sample(frac=share, random_state=0)
+    if params.data.task == "regression":
+        sample = frame.sample(frac=share, random_state=0)
+    else:
+        test_size, folds = params.split.test_size, params.tune.cv_folds
+        least = math.ceil(max(2 / test_size, (folds + 1) / (1 - test_size)))
+        sample = pd.concat(
+            rows.sample(n=min(len(rows), max(least, round(share * len(rows)))), random_state=0)
+            for _, rows in frame.groupby(params.data.target)
+        ).sort_index()
     write_data(sample, root / params.data.source)
     return root / params.data.source
 

@@ -54,9 +54,11 @@ def test_a_params_file_without_the_optional_keys_splits_as_before(project):
 
 
 def test_every_row_of_a_group_is_on_one_side(project):
-    """split.group: no group has rows in both splits, and the test split holds test_size of the rows, give or
-    take one group."""
-    rows = len(read_data(project / project_params(project).data.source))
+    """split.group: no group has rows in both splits, every class is on both sides, and the test split holds
+    test_size of the rows, give or take one group per stratum (a classifier's groups are drawn per class)."""
+    params = project_params(project)
+    frame = read_data(project / params.data.source)
+    rows = len(frame)
     add_column(project, "household", [f"h{number // 4}" for number in range(rows)])
     set_split(project, group="household", time=None)
 
@@ -64,7 +66,8 @@ def test_every_row_of_a_group_is_on_one_side(project):
 
     assert set(train["household"]).isdisjoint(test["household"])
     assert len(train) + len(test) == rows
-    assert abs(len(test) - load_params(project).split.test_size * rows) <= 4
+    strata = frame[params.data.target].nunique() if params.data.task != "regression" else 1
+    assert abs(len(test) - load_params(project).split.test_size * rows) <= 4 * strata
 
 
 def test_the_latest_rows_are_the_test_split(project):
