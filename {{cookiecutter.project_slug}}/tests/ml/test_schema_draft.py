@@ -88,7 +88,7 @@ def test_ranges_are_wider_than_the_data_and_categories_list_every_value(project)
             assert values.max() < rule["max"], name
             assert (rule["type"] == "integer") == bool((values % 1 == 0).all()), name
         elif rule["type"] == "category":
-            assert set(rule["allowed"]) == set(values.astype(str)), name
+            assert {str(item) for item in rule["allowed"]} == set(values.astype(str)), name
 
 
 def test_identifiers_pii_and_sensitive_attributes_are_marked_and_kept_out_of_the_model(project):
@@ -234,6 +234,25 @@ def outcome(kind: str, rows: int) -> list:
     return [f"class_{number % count}" for number in range(rows)]
 
 
+def test_a_target_of_whole_numbers_or_booleans_lists_its_classes_in_their_own_type():
+    """A 0/1 target is drafted as `allowed: [0, 1]` and a boolean one as `[false, true]`, so the service answers
+    the numbers or booleans the data holds; text stays text. YAML reads the drafted file back the same."""
+    params = project_params()
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, task="binary"))
+    frame = read_data(PROJECT / params.data.source).head(200).drop(columns=[params.data.target])
+    rows = len(frame)
+    for values, expected in (
+        ([number % 2 for number in range(rows)], [0, 1]),
+        ([number % 2 == 0 for number in range(rows)], [False, True]),
+        ([("no", "yes")[number % 2] for number in range(rows)], ["no", "yes"]),
+    ):
+        frame["probe_outcome"] = values
+        result = schema_draft.draft(frame, "probe_outcome", params)
+        assert result.rules["probe_outcome"]["allowed"] == expected
+        written = yaml.safe_load(schema_draft.render(result, "probe.csv"))["columns"]["probe_outcome"]["allowed"]
+        assert written == expected and [type(item) for item in written] == [type(item) for item in expected]
+
+
 MULTICLASS_HINT = ": one of several classes? set data.task: multiclass"
 REGRESSION_HINT = ": a number to predict? set data.task: regression"
 
@@ -263,7 +282,7 @@ def test_the_target_is_drafted_for_the_task_and_a_note_names_the_task_it_looks_l
 
     result = schema_draft.draft(frame, "probe_outcome", params, with_params=True)
     rule, noted = result.rules["probe_outcome"], result.notes["probe_outcome"]
-    classes = sorted({str(value) for value in frame["probe_outcome"]})
+    classes = sorted(set(frame["probe_outcome"]))  # in their own type: numbers stay numbers
     assert rule == {"type": "category", "allowed": classes}
     reviews = [note.split(" (params.yaml)")[0] for note in noted if note.startswith("REVIEW:")]
     if task == "multiclass":

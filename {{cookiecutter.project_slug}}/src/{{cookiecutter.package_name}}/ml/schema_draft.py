@@ -153,7 +153,7 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a multiclass task needs three or more")
         elif numbers:
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all numbers{regression}")
-        return {"type": "category", "allowed": sorted(counts.index)}
+        return {"type": "category", "allowed": listed(values)}
     result.rarest_class = str(counts.index[-1]) if len(counts) else None
     notes.append("the target (data.target): its classes")
     if with_params:
@@ -169,7 +169,23 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
         else:
             hint = ""
         notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
-    return {"type": "category", "allowed": sorted(counts.index)}
+    return {"type": "category", "allowed": listed(values)}
+
+
+def listed(values: pd.Series) -> list:
+    """A target's classes as data/schema.yaml lists them, in their own type: the service answers them so.
+
+    Whole numbers as numbers ([0, 1]: a 0/1 target answers 0 or 1, not "0"), booleans as booleans, anything
+    else as text.
+    """
+    import pandas as pd
+
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(present) or (not present.empty and present.map(type).eq(bool).all()):
+        return sorted({bool(value) for value in present})
+    if rule_for(values)["type"] == "integer":
+        return sorted({int(value) for value in present})
+    return sorted({str(value) for value in present})
 
 
 def group_edges(values: pd.Series) -> list[float]:
