@@ -37,7 +37,11 @@ TASK_EXAMPLES = {
     "multiclass": ["data/raw/penguins.csv"],
     "regression": ["data/raw/diabetes.csv"],
 }
-TASK_FILES = ["params.yaml", "data/schema.yaml", "policies/promotion.yaml", "docs/model-card.yaml"]
+TASK_FILES = ["params.yaml", "data/schema.yaml", "docs/model-card.yaml"]
+# Every task's starter policy ships in the package (`make schema` switches a project to another task with it);
+# the chosen task's is the project's policy.
+STARTER_POLICY = "src/{package}/starters/promotion.{task}.yaml"
+POLICY = "policies/promotion.yaml"
 
 
 def template_dir(answers: dict) -> Path:
@@ -108,6 +112,8 @@ def choose_task(task: str, project: Path) -> None:
                 variant.replace(path)
             elif variant.exists():
                 variant.unlink()
+    starter = project / STARTER_POLICY.format(package=ANSWERS["package_name"], task=task)
+    shutil.copyfile(starter, project / POLICY)
 
 
 def main() -> None:

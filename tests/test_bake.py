@@ -50,6 +50,8 @@ CORE_FILES = set(
     src/{package}/ml/pipeline.py src/{package}/ml/task.py
     src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
     src/{package}/ml/estimators.py
+    src/{package}/starters/promotion.binary.yaml src/{package}/starters/promotion.multiclass.yaml
+    src/{package}/starters/promotion.regression.yaml
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
     src/{package}/serving/__init__.py src/{package}/serving/model.py src/{package}/serving/request.py
     src/{package}/serving/settings.py src/{package}/serving/guard.py src/{package}/serving/service.py
@@ -319,7 +321,11 @@ def task_bake(task: str) -> Path:
 
 @pytest.mark.parametrize("task", OPTIONS["task"])
 def test_the_task_answer_ships_its_own_example_and_nothing_of_the_others(task):
-    """params.yaml, the contract, the policy and the card are the task's; its data file is the one params names."""
+    """params.yaml, the contract, the policy and the card are the task's; its data file is the one params names.
+
+    Every task's starter policy ships in the package (make schema switches a project to another task with it);
+    the project's policy is its task's.
+    """
     project = task_bake(task)
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["data"]["task"] == task
@@ -331,7 +337,10 @@ def test_the_task_answer_ships_its_own_example_and_nothing_of_the_others(task):
     rules = [rule for environment in policy["environments"].values() for rule in environment["rules"]]
     floors = {rule["metric"] for rule in rules if rule["kind"] == "metric"}
     assert floors & set(TASK_FLOOR.values()) == {TASK_FLOOR[task]}
-    assert not [path for path in project_files(project) if any(f".{name}." in path for name in OPTIONS["task"])]
+    package = next((project / "src").iterdir())
+    assert policy == yaml.safe_load((package / f"starters/promotion.{task}.yaml").read_text())
+    others = [path for path in project_files(project) if any(f".{name}." in path for name in OPTIONS["task"])]
+    assert sorted(others) == sorted(f"src/{package.name}/starters/promotion.{name}.yaml" for name in OPTIONS["task"])
 
 
 @pytest.mark.parametrize("task", OPTIONS["task"])

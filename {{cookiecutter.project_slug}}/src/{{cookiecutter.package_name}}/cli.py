@@ -78,9 +78,11 @@ def ingest() -> None:
 @click.option("--target", required=True, help="The column the model predicts.")
 @click.option("--output", default=None, help="Where to write it (default: params.yaml's validate.schema).")
 @click.option("--force", is_flag=True, help="Replace a contract that has been reviewed.")
-def schema(data_file: str, target: str, output: str | None, force: bool) -> None:
+@click.option("--task", default=None, help="binary, multiclass or regression (default: the one the target suits).")
+def schema(data_file: str, target: str, output: str | None, force: bool, task: str | None) -> None:
     """Draft the data contract (data/schema.yaml) from a data file, with REVIEW: notes for a person to settle."""
-    run(lambda: schema_draft.write_draft(Path.cwd(), load_params(Path.cwd()), data_file, target, output, force))
+    root = Path.cwd()
+    run(lambda: schema_draft.write_draft(root, load_params(root), data_file, target, output, force, task))
 
 
 @main.command()

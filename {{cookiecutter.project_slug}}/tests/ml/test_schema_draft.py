@@ -16,8 +16,10 @@ from conftest import PROJECT, project_params, read_data, write_data
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.core.config import load_params
-from {{ cookiecutter.package_name }}.ml import data, schema_draft, validate
+from {{ cookiecutter.package_name }}.core.contract import STARTER_POLICIES
+from {{ cookiecutter.package_name }}.ml import data, params_draft, schema_draft, validate
 from {{ cookiecutter.package_name }}.ml.preprocessing import feature_columns
+from {{ cookiecutter.package_name }}.ops import policy
 
 KEY = re.compile(r"^  ([^\s#].*?):(?: |$)")  # a column's line in the drafted file
 
@@ -253,13 +255,13 @@ def test_a_target_of_whole_numbers_or_booleans_lists_its_classes_in_their_own_ty
         assert written == expected and [type(item) for item in written] == [type(item) for item in expected]
 
 
-MULTICLASS_HINT = ": one of several classes? set data.task: multiclass"
-REGRESSION_HINT = ": a number to predict? set data.task: regression"
+MULTICLASS_HINT = ": one of several classes? TASK=multiclass drafts for that"
+REGRESSION_HINT = ": a number to predict? TASK=regression drafts for that"
 
 
 TARGET_CASES = [
     ("multiclass", "3 classes", []),
-    ("multiclass", "2 classes", ["REVIEW: two classes: set data.task: binary"]),
+    ("multiclass", "2 classes", ["REVIEW: two classes: TASK=binary drafts for a binary task"]),
     ("multiclass", "numbers", [f"REVIEW: 40 classes, all numbers{REGRESSION_HINT}"]),
     ("binary", "2 classes", []),
     ("binary", "4 classes", [f"REVIEW: 4 classes: a binary task needs exactly two{MULTICLASS_HINT}"]),
@@ -280,7 +282,7 @@ def test_the_target_is_drafted_for_the_task_and_a_note_names_the_task_it_looks_l
     frame = read_data(PROJECT / params.data.source).head(200).drop(columns=[params.data.target])
     frame["probe_outcome"] = outcome(kind, len(frame))
 
-    result = schema_draft.draft(frame, "probe_outcome", params, with_params=True)
+    result = schema_draft.draft(frame, "probe_outcome", params, with_params=True, task=task)
     rule, noted = result.rules["probe_outcome"], result.notes["probe_outcome"]
     classes = sorted(set(frame["probe_outcome"]))  # in their own type: numbers stay numbers
     assert rule == {"type": "category", "allowed": classes}
@@ -292,3 +294,78 @@ def test_the_target_is_drafted_for_the_task_and_a_note_names_the_task_it_looks_l
     else:
         assert result.rarest_class == frame["probe_outcome"].astype(str).value_counts().index[-1]
         assert "the rarest class" in reviews[0] and reviews[1:] == notes
+
+
+FITTING_CASES = [  # (the project's task, the target's values, the task drafted for)
+    ("binary", ["no", "yes"] * 20, "binary"),
+    ("binary", ["a", "b", "c", "d"] * 10, "multiclass"),
+    ("binary", list(range(40)), "regression"),
+    ("binary", [number / 3 for number in range(40)], "regression"),
+    ("binary", ["only"] * 40, "binary"),  # no task suits one class: validate says so
+    ("multiclass", ["no", "yes"] * 20, "binary"),
+    ("multiclass", [1, 2, 3, 4, 5] * 8, "multiclass"),
+    ("multiclass", [number / 3 for number in range(40)], "regression"),
+    ("regression", [1, 2, 3, 4, 5] * 8, "regression"),  # a rating may be either: the project's task stays
+    ("regression", ["a", "b", "c"] * 13, "multiclass"),
+    ("regression", ["no", "yes"] * 20, "binary"),
+]
+
+
+@pytest.mark.parametrize(("current", "values", "expected"), FITTING_CASES)
+def test_the_task_is_the_projects_unless_the_target_cannot_be_its(current, values, expected):
+    """The project's task when the target can be its (two classes binary, three or more that are not measured
+    numbers multiclass, numbers regression); else two classes are binary, fractions or many numbers regression,
+    other classes multiclass."""
+    assert schema_draft.fitting_task(pd.Series(values), current) == expected
+
+
+def probe_data(root: Path, task: str) -> str:
+    """The project's own data with a target `probe` that only `task` suits, written beside it; its path."""
+    params = project_params(root)
+    frame = read_data(root / params.data.source).drop(columns=[params.data.target])
+    positions = range(len(frame))
+    frame["probe"] = {
+        "binary": [("no", "yes")[number % 2] for number in positions],
+        "multiclass": [("a", "b", "c")[number % 3] for number in positions],
+        "regression": [number / 7 for number in positions],
+    }[task]
+    path = Path(params.data.source).with_name(f"probe_{task}.csv")
+    write_data(frame, root / path)
+    return str(path)
+
+
+def test_data_of_another_task_switches_the_project_to_it(project):
+    """Data whose target only another task suits switches params.yaml's task keys (a model the task lacks gives
+    way) and writes that task's starter policy, which the gate then loads for it; the project's own task, or
+    TASK= naming it, changes no task key; TASK= that is not a task is one line."""
+    own = project_params(project).data.task
+    (project / "policies").mkdir()
+    (project / "policies/promotion.schema.json").write_bytes((PROJECT / "policies/promotion.schema.json").read_bytes())
+    (project / "policies/promotion.yaml").write_bytes((PROJECT / "policies/promotion.yaml").read_bytes())
+    for task in ("binary", "multiclass", "regression"):
+        before = (project / "params.yaml").read_text(), (project / "policies/promotion.yaml").read_text()
+        source = probe_data(project, task)
+        result = CliRunner().invoke(cli.main, ["schema", "--data", source, "--target", "probe", "--force"])
+        assert result.exit_code == 0, result.output
+        written = yaml.safe_load((project / "params.yaml").read_text())
+        assert written["data"]["task"] == task
+        if task == own:
+            assert (project / "policies/promotion.yaml").read_text() == before[1] and "task:" not in result.output
+        else:
+            assert f"task: {own} -> {task}" in result.output
+            starter = (STARTER_POLICIES / f"promotion.{task}.yaml").read_text()
+            assert (project / "policies/promotion.yaml").read_text() == starter
+            assert written["tune"]["metric"] == params_draft.TASK_KEYS[task]["metric"]
+            assert written["evaluate"]["threshold"] == params_draft.TASK_KEYS[task]["threshold"]
+        settle(project / "data/schema.yaml")
+        (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("REVIEW: ", ""))
+        assert load_params(project).data.task == task  # every key valid for the task
+        assert policy.load(project)[0]["environments"]
+        (project / "params.yaml").write_text(before[0])
+        (project / "policies/promotion.yaml").write_text(before[1])
+    kept = CliRunner().invoke(
+        cli.main, ["schema", "--data", probe_data(project, "regression"), "--target", "probe", "--force", "--task", own]
+    )
+    assert kept.exit_code == 0 and yaml.safe_load((project / "params.yaml").read_text())["data"]["task"] == own
+    refused = CliRunner().invoke(cli.main, ["schema", "--data", source, "--target", "probe", "--force", "--task", "x"])
+    assert refused.exit_code != 0 and "TASK=x is not a task" in refused.output

@@ -41,6 +41,12 @@ EVIDENCE_FILES = {
     "lineage": str(LINEAGE),
 }
 
+# --------------------------------------------------------------------------- the promotion policy
+POLICY = "policies/promotion.yaml"
+# Each task's starter policy, in the package: the bake's policy, and the one `schema` writes when data of
+# another task switches the project to it.
+STARTER_POLICIES = Path(__file__).resolve().parents[1] / "starters"
+
 # --------------------------------------------------------------------------- reports for people
 GATE_DIR = "reports/gate"  # <env>.json (the decision) and <env>.md (its PR section)
 REPORT_PATH = "reports/report.md"

@@ -4,7 +4,10 @@ The keys that name the data or its columns follow the new file: data.source, dat
 (binary: the rarest class, for a person to confirm; null for multiclass and regression), data.sensitive_features
 (the columns named like sensitive attributes), fairness.bins for the numeric ones and the mitigation's feature;
 columns the new file lacks leave data.pii, train.drop_features and split; PII the scanner found is dropped at
-ingest. Everything else, comments included, stays as the person wrote it: the file is edited with a round-trip YAML
+ingest. When the data is another task's (schema_draft.py decides), the task's keys switch too (TASK_KEYS):
+data.task, evaluate.threshold, tune.metric, the mitigation (binary only), and a built-in model the task lacks
+(chosen, or with hyperparameters and a search space of its own) gives way.
+Everything else, comments included, stays as the person wrote it: the file is edited with a round-trip YAML
 library, never re-serialised.
 """
 
@@ -17,6 +20,16 @@ from typing import Any
 
 from ..core.config import PARAMS_FILE
 from ..core.errors import ProjectError
+from .model_registry import BUILT_IN, BUILT_IN_NAMES
+
+# What a task needs of params.yaml beyond its data keys: the shipped example's values (params.<task>.yaml).
+TASK_KEYS = {
+    "binary": {"threshold": 0.5, "metric": "roc_auc"},
+    "multiclass": {"threshold": None, "metric": "neg_log_loss"},
+    "regression": {"threshold": None, "metric": "neg_root_mean_squared_error"},
+}
+DEFAULT_MODEL = "hist_gradient_boosting"  # built in for every task
+COMMENT_COLUMN = 42  # where params.yaml's comments start
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,7 @@ class DataKeys:
     sensitive: list[str]  # data.sensitive_features
     bins: dict[str, list[float]]  # fairness.bins of the numeric ones
     pii: list[str]  # PII found, to drop at ingest
+    task: str | None = None  # the task the data is for: set with its keys when params.yaml names another
 
 
 def redraft(path: Path, draft: DataKeys) -> str:
@@ -50,6 +64,8 @@ def redraft(path: Path, draft: DataKeys) -> str:
     except (OSError, YAMLError, KeyError, TypeError) as error:
         raise ProjectError(f"{PARAMS_FILE}: cannot redraft its data keys ({type(error).__name__}: {error})") from error
     present = set(draft.columns)
+    if draft.task is not None and data.get("task", "binary") != draft.task:
+        switch(document, draft.task)
 
     data["source"] = text(draft.source)
     data["target"] = text(draft.target)
@@ -74,6 +90,30 @@ def redraft(path: Path, draft: DataKeys) -> str:
     written = io.StringIO()
     yaml.dump(document, written)
     return written.getvalue()
+
+
+def switch(document, task: str) -> None:
+    """Set the keys that follow the task in params.yaml's `document` (a ruamel mapping, comments kept)."""
+    document["data"]["task"] = task
+    document["evaluate"]["threshold"] = TASK_KEYS[task]["threshold"]
+    document["tune"]["metric"] = TASK_KEYS[task]["metric"]
+    # The old task's comments would describe the old data (`bad` applicants): these hold for every task.
+    for section, key, comment in (
+        (document["data"], "positive_class", "binary only: the class the model scores (its probability)"),
+        (document["evaluate"], "threshold", "binary only: the probability from which positive_class is decided"),
+    ):
+        section.yaml_add_eol_comment(comment, key, column=COMMENT_COLUMN)
+    mitigation = document["fairness"]["mitigation"]
+    if task != "binary" and mitigation.get("method", "none") != "none":
+        mitigation["method"] = "none"  # the threshold optimizer decides a binary positive class
+    train, space = document["train"], document["tune"].get("search_space") or {}
+    if train["model"] in BUILT_IN_NAMES and train["model"] not in BUILT_IN[task]:
+        train["model"] = DEFAULT_MODEL
+    # The sections of a built-in model the task lacks (logistic_regression for regression, ridge for a classifier)
+    # would name a model that is not registered: they go.
+    for section in (train, space):
+        for name in [name for name in section if name in BUILT_IN_NAMES and name not in BUILT_IN[task]]:
+            del section[name]
 
 
 def flow(items: list[Any]):

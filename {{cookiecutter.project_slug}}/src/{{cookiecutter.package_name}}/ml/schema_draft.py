@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.config import PARAMS_FILE, Params
+from ..core.config import PARAMS_FILE, TASKS, Params
+from ..core.contract import POLICY, STARTER_POLICIES
 from ..core.errors import ProjectError
 from ..core.files import write_together
 from . import pii
@@ -53,6 +54,8 @@ class Draft:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     rows: int = 0
+    task: str = "binary"  # the task drafted for: TASK=, else params.yaml's unless the target cannot be its
+    switched_from: str | None = None  # params.yaml's task, when the draft is for another
     rarest_class: str | None = None  # binary: the class the model scores, a guess to confirm
     classes: int | None = None  # a classifier's target: how many classes it has
     sensitive: list[str] = field(default_factory=list)  # named like a sensitive attribute, usable as a group
@@ -65,17 +68,24 @@ class Draft:
         return 1 + sum(note.startswith(REVIEW_MARKER) for notes in self.notes.values() for note in notes)
 
 
-def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = False) -> Draft:
-    """The contract `frame` suggests, with `target` as the label.
+def draft(
+    frame: pd.DataFrame, target: str, params: Params, with_params: bool = False, task: str | None = None
+) -> Draft:
+    """The contract `frame` suggests, with `target` as the label, for `task` (by default: fitting_task's).
 
     `with_params`: params.yaml is redrafted too, and the notes say what it chose (the positive class, the columns
-    dropped as PII, the sensitive features).
+    dropped as PII, the sensitive features, the task when it switches).
     """
     if target not in frame.columns:
         raise ProjectError(f"target '{target}' is not a column of the data (columns: {', '.join(map(str, frame))})")
     if frame.empty:
         raise ProjectError("the data has no rows: nothing to draft a contract from")
-    result = Draft(rows=len(frame))
+    if task is not None and task not in TASKS:
+        raise ProjectError(f"TASK={task} is not a task: one of {', '.join(TASKS)}")
+    chosen = task or fitting_task(frame[target], params.data.task)
+    result = Draft(rows=len(frame), task=chosen)
+    if chosen != params.data.task:
+        result.switched_from = params.data.task
     declared = {*params.data.pii.drop, *params.data.pii.hash}
     flagged = {found.column: found for found in pii.scan(frame, params.data.pii.scan_threshold, skip=declared)}
     for name in frame.columns:
@@ -98,7 +108,14 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
             notes.append(f"{REVIEW_MARKER} looks like PII ({share}): {where}")
             continue
         if column == target:
-            result.rules[column] = draft_target(values, params.data.task, with_params, result, notes)
+            if result.switched_from and with_params:
+                notes.append(
+                    f"{REVIEW_MARKER} data.task: {chosen}, not {params.data.task}: params.yaml's task keys and "
+                    f"policies/promotion.yaml (the {chosen} starter policy) switched with it"
+                )
+            elif result.switched_from:
+                notes.append(f"{REVIEW_MARKER} drafted for a {chosen} task: set data.task: {chosen} (params.yaml)")
+            result.rules[column] = draft_target(values, chosen, with_params, result, notes)
             continue
         result.rules[column] = rule_for(values)
         missing = float(values.isna().mean())
@@ -129,30 +146,55 @@ def draft(frame: pd.DataFrame, target: str, params: Params, with_params: bool = 
     return result
 
 
+def fitting_task(values: pd.Series, current: str) -> str:
+    """The task the target suits: the project's own (params.yaml's data.task) when the target can be its.
+
+    Else the likeliest: two classes are binary; numbers with a fraction or more than MAX_CLASSES_OF_NUMBERS
+    values are regression; other targets of three classes or more are multiclass. A few whole numbers (a rating)
+    may be either: the project's task decides.
+    """
+    distinct = values.dropna().astype(str).nunique()
+    kind = rule_for(values)["type"]
+    measured = kind == "number" or (kind == "integer" and distinct > MAX_CLASSES_OF_NUMBERS)
+    fits = {"binary": distinct == 2, "multiclass": distinct >= 3 and not measured, "regression": kind in NUMERIC_TYPES}
+    if fits[current] or distinct < 2:  # fewer than two classes suit no task: validate says so
+        return current
+    if distinct == 2:
+        return "binary"
+    return "regression" if measured else "multiclass"
+
+
 def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft, notes: list[str]) -> dict[str, Any]:
     """The target's rule for `task`, its notes added to `notes`.
 
     Regression: a number range. Multiclass: every class. Binary: its classes, and the one the model scores (the
-    rarest) noted in `result`. A target that looks like another task's gets a note saying which.
+    rarest) noted in `result`. A target that may be another task's gets a note naming the TASK= that drafts for it.
     """
+    counts = values.dropna().astype(str).value_counts()
+    numbers = rule_for(values)["type"] in NUMERIC_TYPES
     if task == "regression":
         rule = rule_for(values)
         notes.append("the target (data.target): the number the model predicts")
-        if rule["type"] not in NUMERIC_TYPES:
-            notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (data.task in params.yaml)")
+        if not numbers:
+            notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (TASK=multiclass or binary)")
+        elif len(counts) == 2:
+            notes.append(f"{REVIEW_MARKER} two values: one of two classes? TASK=binary drafts for that")
+        elif rule["type"] == "integer" and len(counts) <= MAX_CLASSES_OF_NUMBERS:
+            notes.append(f"{REVIEW_MARKER} {len(counts)} whole-number values: classes? TASK=multiclass drafts for that")
         return rule
-    counts = values.dropna().astype(str).value_counts()
     result.classes = len(counts)
-    numbers = rule_for(values)["type"] in NUMERIC_TYPES and len(counts) > MAX_CLASSES_OF_NUMBERS
-    regression = ": a number to predict? set data.task: regression (params.yaml)"
+    regression = ": a number to predict? TASK=regression drafts for that"
+    many_numbers = numbers and len(counts) > MAX_CLASSES_OF_NUMBERS
     if task == "multiclass":
         notes.append(f"the target (data.target): its {len(counts)} classes, each given a probability")
         if len(counts) == 2:
-            notes.append(f"{REVIEW_MARKER} two classes: set data.task: binary (params.yaml)")
+            notes.append(f"{REVIEW_MARKER} two classes: TASK=binary drafts for a binary task")
         elif len(counts) < 2:
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a multiclass task needs three or more")
-        elif numbers:
+        elif many_numbers:
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all numbers{regression}")
+        elif numbers:
+            notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all whole numbers{regression}")
         return {"type": "category", "allowed": listed(values)}
     result.rarest_class = str(counts.index[-1]) if len(counts) else None
     notes.append("the target (data.target): its classes")
@@ -162,10 +204,10 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
             f"in params.yaml): name the other class there if that is the outcome to detect"
         )
     if len(counts) != 2:
-        if numbers:
+        if many_numbers:
             hint = regression
         elif 2 < len(counts) <= MAX_CLASSES:
-            hint = ": one of several classes? set data.task: multiclass (params.yaml)"
+            hint = ": one of several classes? TASK=multiclass drafts for that"
         else:
             hint = ""
         notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
@@ -296,10 +338,13 @@ def yaml_number(value: float) -> str:
     return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
-def write_draft(root: Path, params: Params, data: str, target: str, output: str | None, force: bool) -> None:
-    """Draft the contract of `data` into `output` (params.yaml's validate.schema by default).
+def write_draft(
+    root: Path, params: Params, data: str, target: str, output: str | None, force: bool, task: str | None = None
+) -> None:
+    """Draft the contract of `data` into `output` (params.yaml's validate.schema by default), for `task`.
 
-    Drafting that one redrafts params.yaml's data keys too: both files are written, or neither.
+    Drafting that one redrafts params.yaml's data keys too, and for data of another task than params.yaml's,
+    its task keys and the policy (the task's starter): every file is written, or none.
     """
     named = output or params.validate.schema
     path = root / named
@@ -307,12 +352,17 @@ def write_draft(root: Path, params: Params, data: str, target: str, output: str 
         raise ProjectError(f"{named}: a reviewed contract is there; FORCE=1 (--force) replaces it")
     with_params = Path(named) == Path(params.validate.schema)
     frame = read_table(root / data)
-    result = draft(frame, target, params, with_params)
+    result = draft(frame, target, params, with_params, task)
     writes = [(path, render(result, data))]
     if with_params:
         columns = [str(name) for name in frame.columns]
-        keys = DataKeys(data, target, result.rarest_class, columns, result.sensitive, result.bins, result.pii)
+        keys = DataKeys(
+            data, target, result.rarest_class, columns, result.sensitive, result.bins, result.pii, result.task
+        )
         writes.append((root / PARAMS_FILE, redraft(root / PARAMS_FILE, keys)))
+        if result.switched_from:
+            starter = STARTER_POLICIES / f"promotion.{result.task}.yaml"
+            writes.append((root / POLICY, starter.read_text(encoding="utf-8")))
     write_together(writes)
     types = [rule["type"] for rule in result.rules.values()]
     counts = ", ".join(f"{types.count(kind)} {kind}" for kind in sorted(set(types)))
@@ -327,6 +377,11 @@ def write_draft(root: Path, params: Params, data: str, target: str, output: str 
             scores = "it predicts a number"
         print(f"  {PARAMS_FILE}: its data keys follow {data}; {scores};")
         print(f"  sensitive features: {sensitive}. Settle the notes, then `make pipeline`.")
+        if result.switched_from:
+            print(
+                f"  task: {result.switched_from} -> {result.task} (the target suits {result.task}): params.yaml's "
+                f"task keys and {POLICY} (the {result.task} starter policy) switched; TASK= chooses another"
+            )
     else:
         rarest = f"; rarest class: {result.rarest_class}" if result.rarest_class else ""
         print(f"  {PARAMS_FILE} unchanged ({named} is not its validate.schema){rarest}")

@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 
 from ..core.config import PARAMS_FILE, load_params
-from ..core.contract import ENVIRONMENTS  # promotion order: a rule may only require an earlier environment
+from ..core.contract import ENVIRONMENTS, POLICY  # ENVIRONMENTS: a rule may only require an earlier one
 from ..core.errors import ProjectError
 from ..ml import metric_registry
 
-POLICY_PATH = "policies/promotion.yaml"
+POLICY_PATH = POLICY
 SCHEMA_PATH = "policies/promotion.schema.json"
 
 # Fairness metrics in reports/fairness.json, per task (ml/fairness.py): differences should be small, ratios close
