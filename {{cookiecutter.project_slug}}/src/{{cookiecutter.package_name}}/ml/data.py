@@ -146,8 +146,11 @@ def categories_as_text(frame: pd.DataFrame, schema: Path, params: Params) -> pd.
     booleans or numbers would find none of its categories in what they send. Missing values stay missing.
     """
     for name, rule in read_yaml(schema)["columns"].items():
-        if rule["type"] == "category" and name in frame.columns and name != params.data.target:
-            frame[name] = category_text(frame[name])
+        if name in frame.columns and name != params.data.target:
+            if rule["type"] == "category":
+                frame[name] = category_text(frame[name])
+            elif rule["type"] == "boolean":
+                frame[name] = boolean_text(frame[name])
     return frame
 
 
@@ -156,6 +159,20 @@ def category_text(values: pd.Series) -> pd.Series:
     import numpy as np
 
     return values.astype("string").astype(object).where(values.notna(), np.nan)
+
+
+BOOLEAN_TEXT = {"true": "True", "false": "False"}
+
+
+def boolean_text(values: pd.Series) -> pd.Series:
+    """A boolean column's values as the text the model is fitted on: "True" or "False".
+
+    From a boolean, or from true/false text in any case; a missing value as NaN; anything else stays as written
+    (validate refuses it).
+    """
+    return category_text(values).map(
+        lambda text: BOOLEAN_TEXT.get(text.lower(), text) if isinstance(text, str) else text
+    )
 
 
 def by_group(frame: pd.DataFrame, column: str, test_size: float, seed: int, target: str | None = None):

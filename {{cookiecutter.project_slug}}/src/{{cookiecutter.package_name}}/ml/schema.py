@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import load_params
-from .data import category_text
+from .data import boolean_text, category_text
 from .preprocessing import feature_columns
 from .validate import load_schema, nullable
 
@@ -95,11 +95,13 @@ def load_contract(root: Path) -> Contract:
 
 
 def example_record(contract: Contract) -> dict[str, Any]:
-    """A valid record built from the contract alone (first category, lower bound): used to warm up."""
+    """A valid request record built from the contract alone (first category, false, lower bound): to warm up."""
     record: dict[str, Any] = {}
     for name in contract.columns:
         rule = contract.rules[name]
-        if rule["type"] == "category":
+        if rule.get("boolean"):
+            record[name] = False
+        elif rule["type"] == "category":
             record[name] = str(rule["allowed"][0])
         else:
             low = rule.get("min", 0)
@@ -129,7 +131,8 @@ def check_frame(frame, contract: Contract):
         missing = values.isna().to_numpy()
         reason = np.where(missing & (not nullable(rule)), "missing", "")
         if rule["type"] == "category":
-            clean[name] = category_text(values)  # as the model was fitted on it (data.categories_as_text)
+            # As the model was fitted on it (data.categories_as_text).
+            clean[name] = boolean_text(values) if rule.get("boolean") else category_text(values)
             allowed = clean[name].isin([str(item) for item in rule["allowed"]]).to_numpy(dtype=bool)
             reason = np.where(~missing & ~allowed, "category", reason)
         else:

@@ -2,13 +2,14 @@
 
 Each column gets the rule its values suggest: whole numbers are `integer` and other numbers `number`, each with
 a plausibility range wider than the observed one (half the observed span on each side, never below zero for a
-column that has no negative value), so new valid rows still pass; text and booleans with few distinct values are
-a `category` listing them; text with many (an identifier, free text) is `ignore`, kept out of the model rather
-than enumerated. What a person must decide is marked `REVIEW:`, and validate refuses the contract until every
-mark is gone: the draft as a whole, the class the model scores (binary), a target that looks like another task's
-(binary with several classes, multiclass with two, classes that are many numbers), columns that look like PII (the
-ingest scanner's verdict; those params.yaml already declares are `ignore`), columns with more missing values than
-params.yaml allows, and likely sensitive attributes (by name). A multiclass target lists every class it has.
+column that has no negative value), so new valid rows still pass; booleans (or the texts true and false) are
+`boolean`; text with few distinct values is a `category` listing them; text with many (an identifier, free text)
+is `ignore`, kept out of the model rather than enumerated. What a person must decide is marked `REVIEW:`, and
+validate refuses the contract until every mark is gone: the draft as a whole, the class the model scores
+(binary), the task when the target switches the project to another or may be another's (a few whole numbers may
+be classes or a number), columns that look like PII (the ingest scanner's verdict; those params.yaml already
+declares are `ignore`), columns with more missing values than params.yaml allows, and likely sensitive attributes
+(by name). A target lists its classes in their own type (0/1 as numbers): the service answers them so.
 
 Drafting the contract params.yaml names also drafts what params.yaml says of the data (params_draft.py), so the
 pipeline runs on the new file once the notes are settled.
@@ -260,6 +261,8 @@ def rule_for(values: pd.Series) -> dict[str, Any]:
     import pandas as pd
 
     present = values.dropna()
+    if is_boolean(present):
+        return {"type": "boolean"}
     if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
         finite = present[np.isfinite(present.to_numpy(dtype="float64"))]  # an "inf" in a CSV reads as a number
         if finite.empty:
@@ -271,6 +274,17 @@ def rule_for(values: pd.Series) -> dict[str, Any]:
     if len(distinct) <= min(MAX_CATEGORIES, max(2, len(present) // 2)):
         return {"type": "category", "allowed": distinct}
     return {"type": "ignore"}
+
+
+def is_boolean(present: pd.Series) -> bool:
+    """Whether a column's values (missing ones dropped) are booleans, or the texts true and false in any case."""
+    import pandas as pd
+
+    if present.empty:
+        return False
+    if pd.api.types.is_bool_dtype(present) or present.map(type).eq(bool).all():
+        return True
+    return not pd.api.types.is_numeric_dtype(present) and set(present.astype(str).str.lower()) <= {"true", "false"}
 
 
 def widened(low: float, high: float, whole: bool) -> tuple[float, float]:
@@ -314,8 +328,8 @@ def render(result: Draft, source: str) -> str:
             allowed = json.dumps(rule["allowed"], ensure_ascii=False)
             lines += [f"  {key}:", "    type: category", f"    allowed: {allowed}"]
             lines += ["    nullable: true"] if nullable else []
-        elif rule["type"] == "ignore":
-            lines.append(f"  {key}: " + flow(type="ignore"))
+        elif rule["type"] in ("ignore", "boolean"):
+            lines.append(f"  {key}: " + flow(type=rule["type"], **nullable))
         else:
             low, high = yaml_number(rule["min"]), yaml_number(rule["max"])
             lines.append(f"  {key}: " + flow(type=rule["type"], min=low, max=high, **nullable))

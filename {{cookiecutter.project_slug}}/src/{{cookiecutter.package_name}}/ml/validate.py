@@ -15,7 +15,7 @@ from ..core.contract import INGESTED, VALIDATION
 from ..core.errors import ProjectError
 from ..core.files import write_json
 from . import pii as detectors
-from .data import category_text, stage_input
+from .data import boolean_text, category_text, stage_input
 
 if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
     import pandas as pd
@@ -23,7 +23,10 @@ if TYPE_CHECKING:  # pandas costs a second to import: only the commands that rea
 REPORT = VALIDATION
 # `ignore`: a column the data carries (an identifier, free text) that is kept out of the model and not checked.
 NUMERIC_TYPES = ("integer", "number")
-COLUMN_TYPES = (*NUMERIC_TYPES, "category", "ignore")
+# `boolean` is a category of the two texts "False" and "True" once loaded (load_schema), marked `boolean`: the
+# service takes JSON true/false for it, files true/false in any case.
+COLUMN_TYPES = (*NUMERIC_TYPES, "category", "boolean", "ignore")
+BOOLEAN_RULE = {"type": "category", "allowed": ["False", "True"], "boolean": True}
 # What `make schema` puts beside each guess a person has to confirm; a contract that still has one is a draft.
 REVIEW_MARKER = "REVIEW:"
 
@@ -47,6 +50,8 @@ def load_schema(path: Path) -> dict[str, dict[str, Any]]:
             raise ProjectError(f"{path}: category column '{name}' needs a non-empty 'allowed' list")
         if not isinstance(rule.get("nullable", False), bool):
             raise ProjectError(f"{path}: column '{name}': nullable must be true or false")
+        if rule["type"] == "boolean":
+            raw["columns"][name] = {**rule, **BOOLEAN_RULE}
     return raw["columns"]
 
 
@@ -162,7 +167,8 @@ def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_null
         )
     present = values[~nulls]
     if rule["type"] == "category":
-        bad = ~present.astype(str).isin([str(item) for item in rule["allowed"]])
+        text = boolean_text(present) if rule.get("boolean") else present.astype(str)
+        bad = ~text.isin([str(item) for item in rule["allowed"]])
         if bad.any():
             found.append(
                 {

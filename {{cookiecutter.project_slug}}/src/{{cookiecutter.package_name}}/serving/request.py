@@ -17,18 +17,22 @@ def request_model(contract: Contract):
     Numbers are strict (a JSON string "30", a boolean or 30.5 is not an integer); fields are declared
     by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. As the batch check
     reads a file, 30.0 is the integer 30 (a column with missing values is written as floats), and a category's
-    value may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1").
+    value may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1"). A `boolean`
+    column takes JSON true or false only.
     """
     from typing import Annotated, Literal
 
-    from pydantic import BeforeValidator, ConfigDict, Field, create_model
+    from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, create_model
 
     definitions: dict[str, Any] = {}
     for index, name in enumerate(contract.columns):
         rule = contract.rules[name]
         bounds = {bound: rule[key] for key, bound in (("min", "ge"), ("max", "le")) if key in rule}
-        if rule["type"] == "category":
-            kind: Any = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
+        if rule.get("boolean"):  # JSON true or false, passed on as the text the model is fitted on
+            kind: Any = Annotated[StrictBool, AfterValidator(str)]
+            field = Field(alias=name)
+        elif rule["type"] == "category":
+            kind = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
             field = Field(alias=name)
         elif rule["type"] == "integer":
             kind = Annotated[int, BeforeValidator(whole)]

@@ -162,9 +162,12 @@ def build_service(root: Path):
         ).labels(**info).set(1)
         import pandas as pd
 
-        score(self.model, pd.DataFrame([example_record(contract)]), contract)  # warm up before ready
+        # Warm up before ready, on a record as /predict reads one (a boolean's false is the model's "False").
+        example = pd.DataFrame([tuple(record.model_validate(example_record(contract)).__dict__.values())])
+        example.columns = contract.columns
+        score(self.model, example, contract)
         if explainer is not None:
-            explainer.explain(self.model, pd.DataFrame([example_record(contract)]))  # imports LIME before ready
+            explainer.explain(self.model, example)  # imports LIME before ready
         import gc
 
         # The model and libraries live as long as the process: freeze them out of the collector's scans
