@@ -24,6 +24,45 @@ def missing_as_nan(frame):
     return frame.where(frame.notna(), np.nan)
 
 
+def day_numbers(values):
+    """A date or date-time column as days since 1970-01-01 UTC (a fraction for the time of day), NaN if missing.
+
+    Dates come as ISO 8601 text (a time zone is converted to UTC; none is UTC), datetimes or datetime64; numbers
+    are taken as day numbers already (LIME's perturbed rows). What does not parse is NaN: validation refuses it
+    before a model sees it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    values = pd.Series(values)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    parsed = parse_dates(values)
+    days = (parsed - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    return days.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def parse_dates(values):
+    """ISO 8601 dates and date-times (text, datetime or datetime64) as naive UTC datetime64; NaT where unparseable."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = pd.to_datetime(values, utc=True)
+    else:
+        text = values.astype("string").str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    return parsed.dt.tz_convert(None)
+
+
+def dates_as_days(frame):
+    """Every column of `frame` as day numbers (the model's date step; a function, so skops can store it)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(frame)
+    return np.column_stack([day_numbers(frame[name]) for name in frame.columns])
+
+
 MISSING_GROUP = "(missing)"
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..core.config import load_params
 from ..core.contract import LIME_PROFILE as PROFILE
 from ..core.errors import ProjectError
+from .estimators import day_numbers
 
 # What each planned kind of row is, for people: positive is the class the model scores (e.g. bad credit).
 KINDS = {
@@ -49,6 +50,7 @@ class Columns:
     numeric: list[str]
     integers: list[str]
     categories: dict[str, list[str]]
+    dates: tuple[str, ...] = ()  # among the numbers: LIME samples them as day numbers (estimators.day_numbers)
 
     @property
     def names(self) -> list[str]:
@@ -63,7 +65,12 @@ class Columns:
             numeric=list(contract.numeric),
             integers=[name for name in contract.numeric if rules[name]["type"] == "integer"],
             categories={name: [str(item) for item in rules[name]["allowed"]] for name in contract.categorical},
+            dates=tuple(name for name in contract.numeric if rules[name]["type"] == "datetime"),
         )
+
+    def numbers(self, values, name: str):
+        """A numeric column's values as floats: a date as its day number."""
+        return day_numbers(values) if name in self.dates else values.to_numpy(dtype=float)
 
 
 # --------------------------------------------------------------------------- the profile
@@ -79,7 +86,7 @@ def profile(train, columns: Columns) -> dict[str, Any]:
 
     numeric: dict[str, Any] = {}
     for name in columns.numeric:
-        values = train[name].to_numpy(dtype=float)
+        values = columns.numbers(train[name], name)
         values = values[~np.isnan(values)]  # a nullable column's missing values: imputed, never sampled
         if not len(values):
             values = np.zeros(1)
@@ -176,7 +183,8 @@ def encode(frame, columns: Columns, found: dict[str, Any]):
     parts = []
     for name in columns.numeric:
         bins = found["numeric"][name]["bins"]
-        parts.append(frame[name].astype(float).fillna(bins[len(bins) // 2] if bins else 0.0).to_numpy(dtype=float))
+        values = columns.numbers(frame[name], name)
+        parts.append(np.where(np.isnan(values), bins[len(bins) // 2] if bins else 0.0, values))
     for name, allowed in columns.categories.items():
         position = {value: index for index, value in enumerate(allowed)}
         commonest = int(np.argmax(found["categorical"][name]))

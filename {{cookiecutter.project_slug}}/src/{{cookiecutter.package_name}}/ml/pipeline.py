@@ -11,7 +11,7 @@ from ..core.config import Params
 from ..core.contract import TRAIN
 from . import model_registry
 from .data import stage_input
-from .preprocessing import feature_columns, nullable_columns, preprocessor
+from .preprocessing import date_columns, feature_columns, nullable_columns, preprocessor
 from .task import targets
 from .validate import load_schema
 
@@ -22,20 +22,22 @@ def build_model(params: Params):
 
 
 def training_set(root: Path, params: Params):
-    """(frame, labels, numeric, categorical, imputed) of the training split.
+    """(frame, labels, numeric, categorical, imputed, dates) of the training split.
 
-    Labels are as task.targets gives them; imputed are the feature columns the contract declares nullable.
+    Labels are as task.targets gives them; imputed are the feature columns the contract declares nullable, dates
+    those it declares `datetime`.
     """
     import pandas as pd
 
     frame = pd.read_parquet(stage_input(root, TRAIN))
     schema = load_schema(root / params.validate.schema)
     numeric, categorical = feature_columns(schema, params)
-    return frame, targets(frame, params), numeric, categorical, nullable_columns(schema)
+    return frame, targets(frame, params), numeric, categorical, nullable_columns(schema), date_columns(schema)
 
 
-def model_pipeline(params: Params, numeric: list[str], categorical: list[str], imputed=frozenset()):
+def model_pipeline(params: Params, numeric: list[str], categorical: list[str], imputed=frozenset(), dates=frozenset()):
     """The unfitted pipeline: preprocessing, then the configured estimator (tune scores it per trial)."""
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("features", preprocessor(numeric, categorical, imputed)), ("model", build_model(params))])
+    features = preprocessor(numeric, categorical, imputed, dates)
+    return Pipeline([("features", features), ("model", build_model(params))])

@@ -11,17 +11,19 @@ from typing import Any
 from ..core.config import Params
 from ..core.errors import ProjectError
 from . import features
-from .estimators import missing_as_nan
+from .estimators import dates_as_days, missing_as_nan
 from .validate import NUMERIC_TYPES, nullable
 
 # The names of the built-in steps (extra steps need others); the *_imputed ones encode the nullable columns.
-BUILT_IN = ("numeric", "categorical", "numeric_imputed", "categorical_imputed")
+BUILT_IN = ("numeric", "categorical", "numeric_imputed", "categorical_imputed", "dates")
+# Dates are model inputs as numbers (days since 1970-01-01): among the numeric columns, with a step of their own.
+FEATURE_NUMBERS = (*NUMERIC_TYPES, "datetime")
 
 
 def feature_columns(schema: dict[str, dict[str, Any]], params: Params) -> tuple[list[str], list[str]]:
     """Return (numeric, categorical) feature columns: the schema minus target, PII and dropped columns."""
     excluded = {params.data.target, *params.data.pii.hash, *params.train.drop_features}
-    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] in NUMERIC_TYPES]
+    numeric = [name for name, rule in schema.items() if name not in excluded and rule["type"] in FEATURE_NUMBERS]
     categorical = [name for name, rule in schema.items() if name not in excluded and rule["type"] == "category"]
     return numeric, categorical
 
@@ -31,11 +33,23 @@ def nullable_columns(schema: dict[str, dict[str, Any]]) -> set[str]:
     return {name for name, rule in schema.items() if nullable(rule)}
 
 
-def preprocessor(numeric: list[str], categorical: list[str], imputed: set[str] | frozenset[str] = frozenset()):
+def date_columns(schema: dict[str, dict[str, Any]]) -> set[str]:
+    """The columns data/schema.yaml declares `datetime`."""
+    return {name for name, rule in schema.items() if rule["type"] == "datetime"}
+
+
+def preprocessor(
+    numeric: list[str],
+    categorical: list[str],
+    imputed: set[str] | frozenset[str] = frozenset(),
+    dates: set[str] | frozenset[str] = frozenset(),
+):
     """Scale numbers, one-hot encode categories (unseen ones are ignored when scoring), add features.py's steps.
 
     The `imputed` (nullable) columns get their missing values filled first: numbers by the training median,
     categories by the most frequent one. Only they pay for it: an imputer adds time to every prediction.
+    The `dates` (among the numeric columns) are days since 1970-01-01, imputed by the median, then scaled: a
+    trend the model can split on; their parts (weekday, month) are a features.py step away.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -56,15 +70,19 @@ def preprocessor(numeric: list[str], categorical: list[str], imputed: set[str] |
             ("encode", encoder()),
         ]
     )
+    plain = [name for name in numeric if name not in dates]
     steps = [
-        ("numeric", StandardScaler(), [name for name in numeric if name not in imputed]),
+        ("numeric", StandardScaler(), [name for name in plain if name not in imputed]),
         ("categorical", encoder(), [name for name in categorical if name not in imputed]),
     ]
     if imputed:  # absent otherwise, so a contract without nullable columns gives the same model as ever
         steps += [
-            ("numeric_imputed", numbers, [name for name in numeric if name in imputed]),
+            ("numeric_imputed", numbers, [name for name in plain if name in imputed]),
             ("categorical_imputed", categories, [name for name in categorical if name in imputed]),
         ]
+    if dates:  # absent otherwise, as the imputed steps
+        days = FunctionTransformer(dates_as_days, feature_names_out="one-to-one")
+        steps.append(("dates", Pipeline([("days", days), *numbers.steps]), [name for name in numeric if name in dates]))
     return ColumnTransformer([*steps, *extra_steps(numeric, categorical)], verbose_feature_names_out=False)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..core.config import load_params
 from .data import boolean_text, category_text
+from .estimators import parse_dates
 from .preprocessing import feature_columns
-from .validate import load_schema, nullable
+from .validate import date_bound, date_limits, load_schema, nullable
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ def example_record(contract: Contract) -> dict[str, Any]:
         rule = contract.rules[name]
         if rule.get("boolean"):
             record[name] = False
+        elif rule["type"] == "datetime":
+            record[name] = str(date_bound(rule.get("min", "2000-01-01")).date())
         elif rule["type"] == "category":
             record[name] = str(rule["allowed"][0])
         else:
@@ -135,6 +138,13 @@ def check_frame(frame, contract: Contract):
             clean[name] = boolean_text(values) if rule.get("boolean") else category_text(values)
             allowed = clean[name].isin([str(item) for item in rule["allowed"]]).to_numpy(dtype=bool)
             reason = np.where(~missing & ~allowed, "category", reason)
+        elif rule["type"] == "datetime":
+            dates = parse_dates(values)
+            reason = np.where(~missing & dates.isna().to_numpy(), "type", reason)
+            low, high = date_limits(rule)
+            outside = ((dates < low) | (dates > high)).to_numpy(dtype=bool)
+            reason = np.where(outside, "range", reason)
+            clean[name] = dates.where(pd.Series(reason == "", index=frame.index))  # naive UTC; NaT when missing
         else:
             numbers = _as_numbers(values)
             finite = np.isfinite(numbers)

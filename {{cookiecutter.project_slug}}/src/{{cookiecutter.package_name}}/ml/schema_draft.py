@@ -3,13 +3,14 @@
 Each column gets the rule its values suggest: whole numbers are `integer` and other numbers `number`, each with
 a plausibility range wider than the observed one (half the observed span on each side, never below zero for a
 column that has no negative value), so new valid rows still pass; booleans (or the texts true and false) are
-`boolean`; text with few distinct values is a `category` listing them; text with many (an identifier, free text)
-is `ignore`, kept out of the model rather than enumerated. What a person must decide is marked `REVIEW:`, and
-validate refuses the contract until every mark is gone: the draft as a whole, the class the model scores
-(binary), the task when the target switches the project to another or may be another's (a few whole numbers may
-be classes or a number), columns that look like PII (the ingest scanner's verdict; those params.yaml already
-declares are `ignore`), columns with more missing values than params.yaml allows, and likely sensitive attributes
-(by name). A target lists its classes in their own type (0/1 as numbers): the service answers them so.
+`boolean`; ISO 8601 dates are `datetime` (unbounded); text with few distinct values is a `category` listing them;
+text with many (an identifier, free text) is `ignore`, kept out of the model rather than enumerated. What a person
+must decide is marked `REVIEW:`, and validate refuses the contract until every mark is gone: the draft as a
+whole, the class the model scores (binary), the task when the target switches the project to another or may be
+another's (a few whole numbers may be classes or a number), columns that look like PII (the ingest scanner's
+verdict; those params.yaml already declares are `ignore`), columns with more missing values than params.yaml
+allows, and likely sensitive attributes (by name). A target lists its classes in their own type (0/1 as
+numbers): the service answers them so.
 
 Drafting the contract params.yaml names also drafts what params.yaml says of the data (params_draft.py), so the
 pipeline runs on the new file once the notes are settled.
@@ -30,6 +31,7 @@ from ..core.errors import ProjectError
 from ..core.files import write_together
 from . import pii
 from .data import read_table
+from .estimators import parse_dates
 from .params_draft import DataKeys, reads_back, redraft
 from .validate import NUMERIC_TYPES, REVIEW_MARKER
 
@@ -263,6 +265,8 @@ def rule_for(values: pd.Series) -> dict[str, Any]:
     present = values.dropna()
     if is_boolean(present):
         return {"type": "boolean"}
+    if is_dates(present):
+        return {"type": "datetime"}  # no bounds: rows scored later are dated later
     if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
         finite = present[np.isfinite(present.to_numpy(dtype="float64"))]  # an "inf" in a CSV reads as a number
         if finite.empty:
@@ -285,6 +289,19 @@ def is_boolean(present: pd.Series) -> bool:
     if pd.api.types.is_bool_dtype(present) or present.map(type).eq(bool).all():
         return True
     return not pd.api.types.is_numeric_dtype(present) and set(present.astype(str).str.lower()) <= {"true", "false"}
+
+
+def is_dates(present: pd.Series) -> bool:
+    """Whether a column's values (missing ones dropped) are datetimes, or ISO 8601 dates or date-times as text."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(present):
+        return True
+    if present.empty or pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+        return False
+    text = present.astype(str)
+    # A date has its dashes (2024-01-31): a year alone or a code of digits is a number or an identifier.
+    return bool(text.str.match(r"\d{4}-\d{2}-\d{2}").all()) and not parse_dates(text).isna().any()
 
 
 def widened(low: float, high: float, whole: bool) -> tuple[float, float]:
@@ -328,7 +345,7 @@ def render(result: Draft, source: str) -> str:
             allowed = json.dumps(rule["allowed"], ensure_ascii=False)
             lines += [f"  {key}:", "    type: category", f"    allowed: {allowed}"]
             lines += ["    nullable: true"] if nullable else []
-        elif rule["type"] in ("ignore", "boolean"):
+        elif rule["type"] in ("ignore", "boolean", "datetime"):
             lines.append(f"  {key}: " + flow(type=rule["type"], **nullable))
         else:
             low, high = yaml_number(rule["min"]), yaml_number(rule["max"])

@@ -17,8 +17,8 @@ def train(root: Path, params: Params) -> None:
     import joblib
 
     params = fresh(root, params)
-    frame, labels, numeric, categorical, imputed = training_set(root, params)
-    pipeline = model_pipeline(params, numeric, categorical, imputed)
+    frame, labels, numeric, categorical, imputed, dates = training_set(root, params)
+    pipeline = model_pipeline(params, numeric, categorical, imputed, dates)
     try:
         pipeline.fit(frame[numeric + categorical], labels)
     except ValueError as error:  # scikit-learn checks hyperparameter values only when fitting

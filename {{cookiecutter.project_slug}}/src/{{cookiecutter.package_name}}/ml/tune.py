@@ -278,7 +278,7 @@ def objective(root: Path, params: Params):
     from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score
 
     _check_metric(params)
-    frame, labels, numeric, categorical, imputed = training_set(root, params)
+    frame, labels, numeric, categorical, imputed, dates = training_set(root, params)
     features = frame[numeric + categorical]
     # With split.group, a group's rows stay in one fold too: a score on rows whose group was trained on flatters.
     # Classes are stratified, so every fold holds each; a number cannot be.
@@ -304,7 +304,7 @@ def objective(root: Path, params: Params):
         trial.set_user_attr("worker", worker)  # which machine and process ran it, for whoever debugs a study
         values = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         tried = with_hyperparameters(params, {**model_registry.hyperparameters(params), **values})
-        pipeline = model_pipeline(tried, numeric, categorical, imputed)
+        pipeline = model_pipeline(tried, numeric, categorical, imputed, dates)
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
             mlflow.set_tags({"gitops.kind": "tuning-trial", "optuna.trial": str(trial.number)})
             mlflow.log_params({f"train.{model}.{name}": value for name, value in values.items()})

@@ -16,6 +16,7 @@ from ..core.errors import ProjectError
 from ..core.files import write_json
 from . import pii as detectors
 from .data import boolean_text, category_text, stage_input
+from .estimators import parse_dates
 
 if TYPE_CHECKING:  # pandas costs a second to import: only the commands that read data pay it
     import pandas as pd
@@ -25,7 +26,8 @@ REPORT = VALIDATION
 NUMERIC_TYPES = ("integer", "number")
 # `boolean` is a category of the two texts "False" and "True" once loaded (load_schema), marked `boolean`: the
 # service takes JSON true/false for it, files true/false in any case.
-COLUMN_TYPES = (*NUMERIC_TYPES, "category", "boolean", "ignore")
+# `datetime`: ISO 8601 dates or date-times (optional min/max the same way), a model input as a day number.
+COLUMN_TYPES = (*NUMERIC_TYPES, "category", "boolean", "datetime", "ignore")
 BOOLEAN_RULE = {"type": "category", "allowed": ["False", "True"], "boolean": True}
 # What `make schema` puts beside each guess a person has to confirm; a contract that still has one is a draft.
 REVIEW_MARKER = "REVIEW:"
@@ -52,7 +54,26 @@ def load_schema(path: Path) -> dict[str, dict[str, Any]]:
             raise ProjectError(f"{path}: column '{name}': nullable must be true or false")
         if rule["type"] == "boolean":
             raw["columns"][name] = {**rule, **BOOLEAN_RULE}
+        if rule["type"] == "datetime":
+            for bound in ("min", "max"):
+                if bound in rule and date_bound(rule[bound]) is None:
+                    raise ProjectError(f"{path}: column '{name}': {bound} must be an ISO 8601 date, e.g. 2020-01-31")
     return raw["columns"]
+
+
+def date_bound(value: Any):
+    """A datetime column's min or max (a YAML date, or ISO 8601 text) as a naive UTC Timestamp; None if it is not."""
+    import pandas as pd
+
+    if isinstance(value, bool | int | float):
+        return None
+    found = parse_dates(pd.Series([str(value)])).iloc[0]
+    return None if pd.isna(found) else found
+
+
+def date_limits(rule: dict[str, Any]):
+    """A datetime column's (min, max) as naive UTC Timestamps: pandas' own limits where the schema gives none."""
+    return date_bound(rule.get("min", "1677-09-22")), date_bound(rule.get("max", "2262-04-11"))
 
 
 def nullable(rule: dict[str, Any]) -> bool:
@@ -166,6 +187,8 @@ def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_null
             }
         )
     present = values[~nulls]
+    if rule["type"] == "datetime":
+        return found + _check_dates(present, column, rule)
     if rule["type"] == "category":
         text = boolean_text(present) if rule.get("boolean") else present.astype(str)
         bad = ~text.isin([str(item) for item in rule["allowed"]])
@@ -202,6 +225,29 @@ def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_null
                 "rule": "range",
                 "bad_rows": int(outside.sum()),
                 "detail": f"values outside [{low}, {high}]",
+            }
+        )
+    return found
+
+
+def _check_dates(present: pd.Series, column: str, rule: dict[str, Any]) -> list[dict]:
+    """A datetime column's values that are not ISO 8601 dates (`type`), or fall outside its min and max."""
+    found = []
+    dates = parse_dates(present)
+    if dates.isna().any():
+        bad = int(dates.isna().sum())
+        found.append(
+            {"column": column, "rule": "type", "bad_rows": bad, "detail": "values that are not ISO 8601 dates"}
+        )
+    low, high = date_limits(rule)
+    outside = (dates < low) | (dates > high)
+    if outside.any():
+        found.append(
+            {
+                "column": column,
+                "rule": "range",
+                "bad_rows": int(outside.sum()),
+                "detail": f"dates outside [{low.date()}, {high.date()}]",
             }
         )
     return found

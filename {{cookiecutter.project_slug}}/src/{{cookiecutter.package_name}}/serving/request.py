@@ -5,10 +5,11 @@ Its verdicts match `check_frame()` (ml/schema.py), which the batch job applies t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ..ml.schema import Contract
-from ..ml.validate import nullable
+from ..ml.validate import date_limits, nullable
 
 
 def request_model(contract: Contract):
@@ -18,7 +19,8 @@ def request_model(contract: Contract):
     by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. As the batch check
     reads a file, 30.0 is the integer 30 (a column with missing values is written as floats), and a category's
     value may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1"). A `boolean`
-    column takes JSON true or false only.
+    column takes JSON true or false only; a `datetime` column ISO 8601 text (a date, or a date-time: a zone is
+    converted to UTC).
     """
     from typing import Annotated, Literal
 
@@ -34,6 +36,10 @@ def request_model(contract: Contract):
         elif rule["type"] == "category":
             kind = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
             field = Field(alias=name)
+        elif rule["type"] == "datetime":  # ISO 8601 text only, to naive UTC, within the rule's dates
+            low, high = date_limits(rule)
+            kind = Annotated[datetime, BeforeValidator(iso_date), AfterValidator(within(low, high))]
+            field = Field(alias=name)
         elif rule["type"] == "integer":
             kind = Annotated[int, BeforeValidator(whole)]
             field = Field(alias=name, strict=True, **bounds)
@@ -48,6 +54,25 @@ def request_model(contract: Contract):
         __config__=ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False, frozen=True),
         **definitions,
     )
+
+
+def iso_date(value: Any) -> datetime:
+    """ISO 8601 text (a date, or a date-time with or without a zone) as a naive UTC datetime; else a ValueError."""
+    if not isinstance(value, str):
+        raise ValueError("an ISO 8601 date as text, e.g. 2024-01-31")
+    parsed = datetime.fromisoformat(value.strip())
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def within(low, high):
+    """A validator refusing a datetime outside [low, high] (pandas Timestamps)."""
+
+    def check(value: datetime) -> datetime:
+        if not low <= value <= high:
+            raise ValueError(f"a date from {low.date()} to {high.date()}")
+        return value
+
+    return check
 
 
 def as_text(value: Any) -> Any:

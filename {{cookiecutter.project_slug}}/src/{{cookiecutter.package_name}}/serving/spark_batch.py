@@ -230,9 +230,9 @@ def _rejects(contract: Contract, offsets: dict[int, int], csv: bool, frames):
 
 def _valid_schema(frame, contract: Contract):
     """Spark schema of the valid rows: the input's columns, features with their contract types."""
-    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType, TimestampNTZType
 
-    kinds = {"category": StringType(), "integer": LongType()}
+    kinds = {"category": StringType(), "integer": LongType(), "datetime": TimestampNTZType()}
     typed = {name: kinds.get(rule["type"], DoubleType()) for name, rule in contract.rules.items()}
     fields = [StructField(f.name, typed.get(f.name, f.dataType)) for f in frame.schema.fields if f.name != BLOCK]
     fields += [StructField(name, typed[name]) for name in contract.columns if name not in frame.columns]
