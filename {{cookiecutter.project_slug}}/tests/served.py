@@ -194,8 +194,8 @@ def invalid(value, rule, tag):
         return f"{SENTINEL}{tag}"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return value
-    if rule["type"] == "category" or (rule["type"] == "integer" and isinstance(value, float)):
-        return value  # a number is never a category; a fraction is never an integer
+    if rule["type"] in ("category", "datetime") or (rule["type"] == "integer" and isinstance(value, float)):
+        return value  # a number is never a category or a date; a fraction is never an integer
     if "max" in rule:
         return rule["max"] + 918273645 + tag
     if "min" in rule:

@@ -48,9 +48,9 @@ def with_flag(root):
 
 
 def test_a_boolean_column_is_trained_on_and_scored_from_json_or_any_file_spelling(project):
-    """The pipeline trains with the column; the service takes JSON true/false (or null: nullable) and refuses a
-    string or a number; the batch check takes booleans and true/false text in any case, and scores them as the
-    model was trained."""
+    """The pipeline trains with the column; the service takes JSON true/false (or null: nullable) and true/false
+    text in any case, as the batch check does, and refuses other text or a number; both score as the model was
+    trained."""
     params = with_flag(project)
     for step in (data.ingest, validate.validate, data.split, train.train):
         step(project, params)
@@ -67,11 +67,15 @@ def test_a_boolean_column_is_trained_on_and_scored_from_json_or_any_file_spellin
 
     record = request_model(contract)
     features = {name: test[name].iloc[0] for name in contract.columns}
-    valid = json.loads(clean.head(5).to_json(orient="records"))  # what a client sends: null for a missing value
+    # What a client sends: null for a missing value, a date as ISO text.
+    valid = json.loads(clean.head(5).to_json(orient="records", date_format="iso"))
+    position = f"f{contract.columns.index(FLAG)}"
     for value, row in zip((True, False, None), (valid[0], valid[1], valid[4]), strict=True):
         parsed = record.model_validate({**row, FLAG: value})
-        assert parsed.__dict__[f"f{contract.columns.index(FLAG)}"] == (None if value is None else str(value))
-    for value in ("true", 1, "True"):
+        assert parsed.__dict__[position] == (None if value is None else str(value))
+    for value in ("true", "FALSE"):  # as a file spells it: the batch check takes it too
+        assert record.model_validate({**valid[0], FLAG: value}).__dict__[position] == value.capitalize()
+    for value in (1, "yes"):
         with pytest.raises(ValidationError):
             record.model_validate({**valid[0], FLAG: value})
     assert record.model_json_schema()["properties"][FLAG]["anyOf"][0]["type"] == "boolean"

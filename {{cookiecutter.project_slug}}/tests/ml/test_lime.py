@@ -280,7 +280,9 @@ def test_explain_answers_like_predict_and_explains_like_evaluate(explained, serv
     contract = load_contract(root)
     test = pd.read_parquet(root / TEST).reset_index(drop=True)
     chosen = document["rows"][:3]
-    records = json.loads(test.iloc[[row["row"] for row in chosen]][contract.columns].to_json(orient="records"))
+    records = json.loads(
+        test.iloc[[row["row"] for row in chosen]][contract.columns].to_json(orient="records", date_format="iso")
+    )
     status, headers, body = explain_request(server, {"records": records})
     assert status == 200, body
     assert headers["content-type"] == "application/json"
@@ -315,7 +317,7 @@ def test_explain_refuses_bad_input_as_predict_does(explained, server):
     root, _ = explained
     contract = load_contract(root)
     test = pd.read_parquet(root / TEST)
-    records = json.loads(test.head(3)[contract.columns].to_json(orient="records"))
+    records = json.loads(test.head(3)[contract.columns].to_json(orient="records", date_format="iso"))
     for name, body, content_type, expected in hand_written(records, contract, load_settings(root).service):
         status, _, answer = explain_request(server, body, content_type)
         assert status == expected, f"{name}: {status} {answer[:300]!r}"
@@ -344,7 +346,9 @@ def test_the_endpoint_can_be_turned_off(explained):
     config["explain"]["enabled"] = False
     (root / "serving-off.yaml").write_text(yaml.safe_dump(config))
     contract = load_contract(root)
-    records = json.loads(pd.read_parquet(root / TEST).head(1)[contract.columns].to_json(orient="records"))
+    records = json.loads(
+        pd.read_parquet(root / TEST).head(1)[contract.columns].to_json(orient="records", date_format="iso")
+    )
     off = Server(root, "serving-off.yaml")
     try:
         assert explain_request(off, {"records": records})[0] == 404

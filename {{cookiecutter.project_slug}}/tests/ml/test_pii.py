@@ -236,7 +236,9 @@ def test_service_logs_never_carry_request_pii(tmp_path_factory):
     root = served_project(tmp_path_factory.mktemp("pii-served") / "project")
     contract = load_contract(root)
     columns = contract.columns
-    record = json.loads(pd.read_parquet(root / data.TEST)[columns].head(1).to_json(orient="records"))[0]
+    record = json.loads(
+        pd.read_parquet(root / data.TEST)[columns].head(1).to_json(orient="records", date_format="iso")
+    )[0]
     # PII in a field of each type the contract has: a category (or the first column) and a number (or the last).
     category = (contract.categorical or columns)[0]
     number = (contract.numeric or columns)[-1]

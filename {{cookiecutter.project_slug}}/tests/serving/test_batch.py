@@ -1,6 +1,7 @@
 """Batch inference: chunked with bounded memory, the service's contract, rejects with reasons, a threshold."""
 
 import math
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -197,6 +198,10 @@ def records(draw, contract, rows):
             if rule["type"] == "category":  # a boolean or a whole number is its text ("True", "1")
                 allowed = [str(item) for item in rule["allowed"]]
                 candidates += [st.sampled_from(allowed), st.booleans(), st.integers(0, 2)]
+            elif rule["type"] == "datetime":  # ISO dates in and out of its bounds, a day that is not, a number
+                dates = st.dates(date(1900, 1, 1), date(2100, 12, 31)).map(date.isoformat)
+                candidates += [dates, dates.map(lambda day: f"{day}T12:30:00+02:00"), st.just("2024-13-01")]
+                candidates.append(st.integers(0, 30000))
             else:
                 low, high = rule.get("min", -(10**6)), rule.get("max", 10**6)
                 candidates.append(st.integers(int(low) - 5, int(high) + 5))
@@ -206,7 +211,9 @@ def records(draw, contract, rows):
 
 
 def plain(value):
-    """A value of a data file as JSON holds it: a plain number, null for a missing one."""
+    """A value of a data file as JSON holds it: a plain number, a date as ISO text, null for a missing one."""
+    if isinstance(value, pd.Timestamp | date):
+        return value.isoformat()
     return None if pd.isna(value) else int(value) if isinstance(value, int | float) else value
 
 

@@ -52,7 +52,7 @@ def records(trained, contract):
     import pandas as pd
 
     frame = pd.read_parquet(trained / data.TEST)[contract.columns]
-    return json.loads(frame.to_json(orient="records"))
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
 def assert_healthy(server, records):

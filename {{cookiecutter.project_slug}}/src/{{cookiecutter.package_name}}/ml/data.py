@@ -170,9 +170,9 @@ def boolean_text(values: pd.Series) -> pd.Series:
     From a boolean, or from true/false text in any case; a missing value as NaN; anything else stays as written
     (validate refuses it).
     """
-    return category_text(values).map(
-        lambda text: BOOLEAN_TEXT.get(text.lower(), text) if isinstance(text, str) else text
-    )
+    text = category_text(values)
+    canonical = text.astype("string").str.lower().map(BOOLEAN_TEXT)
+    return text.where(canonical.isna(), canonical).astype(object)
 
 
 def by_group(frame: pd.DataFrame, column: str, test_size: float, seed: int, target: str | None = None):

@@ -42,6 +42,10 @@ def day_numbers(values):
     return days.to_numpy(dtype="float64", na_value=np.nan)
 
 
+# How an ISO 8601 date starts, dashes and all: 20240131 is a number, not a date, for the service and files alike.
+DATE_TEXT = r"\d{4}-\d{2}-\d{2}"
+
+
 def parse_dates(values):
     """ISO 8601 dates and date-times (text, datetime or datetime64) as naive UTC datetime64; NaT where unparseable."""
     import pandas as pd
@@ -50,6 +54,7 @@ def parse_dates(values):
         parsed = pd.to_datetime(values, utc=True)
     else:
         text = values.astype("string").str.strip()
+        text = text.where(text.str.match(DATE_TEXT).fillna(False).astype(bool))
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return parsed.dt.tz_convert(None)
 

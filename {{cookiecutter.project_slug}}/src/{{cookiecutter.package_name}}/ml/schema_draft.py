@@ -31,7 +31,7 @@ from ..core.errors import ProjectError
 from ..core.files import write_together
 from . import pii
 from .data import read_table
-from .estimators import parse_dates
+from .estimators import DATE_TEXT, parse_dates
 from .params_draft import DataKeys, reads_back, redraft
 from .validate import NUMERIC_TYPES, REVIEW_MARKER
 
@@ -42,6 +42,7 @@ PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a column name that may go u
 MAX_CATEGORIES = 50  # more distinct values than this (or than half the rows) is an identifier or free text
 MAX_GROUPS = 10  # a numeric sensitive column with at most this many values is compared value by value
 MAX_CLASSES = 20  # a binary target with 3 to this many classes is likely one of several: a multiclass task
+MAX_BOOLEAN_SPELLINGS = 6  # True, False, true, false, TRUE, FALSE
 MAX_CLASSES_OF_NUMBERS = 10  # a target of numbers with more distinct values than this is likely a number to predict
 SENSITIVE_NAME = re.compile(
     r"(?:^|_)(?:sex|gender|female|male|age|race|ethn\w*|religion|marital\w*|marri\w*|maried|nationality"
@@ -284,11 +285,12 @@ def is_boolean(present: pd.Series) -> bool:
     """Whether a column's values (missing ones dropped) are booleans, or the texts true and false in any case."""
     import pandas as pd
 
-    if present.empty:
+    if present.empty or pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
         return False
-    if pd.api.types.is_bool_dtype(present) or present.map(type).eq(bool).all():
+    if pd.api.types.is_bool_dtype(present):
         return True
-    return not pd.api.types.is_numeric_dtype(present) and set(present.astype(str).str.lower()) <= {"true", "false"}
+    distinct = present.unique()  # a few values to look at, not a million rows
+    return len(distinct) <= MAX_BOOLEAN_SPELLINGS and {str(value).lower() for value in distinct} <= {"true", "false"}
 
 
 def is_dates(present: pd.Series) -> bool:
@@ -299,9 +301,12 @@ def is_dates(present: pd.Series) -> bool:
         return True
     if present.empty or pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
         return False
-    text = present.astype(str)
-    # A date has its dashes (2024-01-31): a year alone or a code of digits is a number or an identifier.
-    return bool(text.str.match(r"\d{4}-\d{2}-\d{2}").all()) and not parse_dates(text).isna().any()
+    text = pd.Series(present.unique()).astype(str)
+    # A date has its dashes (2024-01-31): a year alone or a code of digits is a number or an identifier. The
+    # first values settle most columns before every value is matched.
+    if not text.head(100).str.match(DATE_TEXT).all() or not text.str.match(DATE_TEXT).all():
+        return False
+    return not parse_dates(text).isna().any()
 
 
 def widened(low: float, high: float, whole: bool) -> tuple[float, float]:

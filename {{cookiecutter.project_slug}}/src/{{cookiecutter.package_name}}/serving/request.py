@@ -5,11 +5,15 @@ Its verdicts match `check_frame()` (ml/schema.py), which the batch job applies t
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ..ml.estimators import DATE_TEXT
 from ..ml.schema import Contract
 from ..ml.validate import date_limits, nullable
+
+BOOLEAN_TEXT = {"true": True, "false": False}
 
 
 def request_model(contract: Contract):
@@ -19,8 +23,8 @@ def request_model(contract: Contract):
     by alias, so a column named like a pydantic attribute (`schema`, `json`) still works. As the batch check
     reads a file, 30.0 is the integer 30 (a column with missing values is written as floats), and a category's
     value may be a boolean or a whole number where its text is allowed (true for "True", 1 for "1"). A `boolean`
-    column takes JSON true or false only; a `datetime` column ISO 8601 text (a date, or a date-time: a zone is
-    converted to UTC).
+    column takes JSON true or false (and the texts true and false, in any case); a `datetime` column ISO 8601
+    text (a date, or a date-time: a zone is converted to UTC).
     """
     from typing import Annotated, Literal
 
@@ -30,8 +34,8 @@ def request_model(contract: Contract):
     for index, name in enumerate(contract.columns):
         rule = contract.rules[name]
         bounds = {bound: rule[key] for key, bound in (("min", "ge"), ("max", "le")) if key in rule}
-        if rule.get("boolean"):  # JSON true or false, passed on as the text the model is fitted on
-            kind: Any = Annotated[StrictBool, AfterValidator(str)]
+        if rule.get("boolean"):  # JSON true or false (or, as files spell it, true/false text), passed on as text
+            kind: Any = Annotated[StrictBool, BeforeValidator(as_boolean), AfterValidator(str)]
             field = Field(alias=name)
         elif rule["type"] == "category":
             kind = Annotated[Literal[tuple(str(item) for item in rule["allowed"])], BeforeValidator(as_text)]
@@ -56,9 +60,14 @@ def request_model(contract: Contract):
     )
 
 
+def as_boolean(value: Any) -> Any:
+    """The text true or false, in any case, as the boolean (the batch check reads a file's the same way)."""
+    return BOOLEAN_TEXT.get(value.lower(), value) if isinstance(value, str) else value
+
+
 def iso_date(value: Any) -> datetime:
     """ISO 8601 text (a date, or a date-time with or without a zone) as a naive UTC datetime; else a ValueError."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not re.match(DATE_TEXT, value.strip()):
         raise ValueError("an ISO 8601 date as text, e.g. 2024-01-31")
     parsed = datetime.fromisoformat(value.strip())
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
