@@ -138,6 +138,18 @@ def copy_data_slice(root: Path, rows: int = 300) -> Path:
     return root / params.data.source
 
 
+def add_column(root: Path, name: str, values: list, rule: dict | None = None) -> None:
+    """Add a column to the copy's data source, declared in its contract by `rule` (`ignore` by default)."""
+    params = project_params(root)
+    frame = read_data(root / params.data.source)
+    frame[name] = values[: len(frame)]
+    write_data(frame, root / params.data.source)
+    schema_path = root / params.validate.schema
+    schema = yaml.safe_load(schema_path.read_text())
+    schema["columns"][name] = rule or {"type": "ignore"}
+    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root with the real params (tuning off), schema and 300 stratified rows of the project's data.

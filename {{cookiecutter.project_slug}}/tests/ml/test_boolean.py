@@ -6,8 +6,7 @@ import json
 import joblib
 import pandas as pd
 import pytest
-import yaml
-from conftest import project_params, read_data, write_data
+from conftest import add_column, project_params, read_data, write_data
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.core.config import load_params
@@ -37,13 +36,10 @@ def test_booleans_and_true_false_text_are_drafted_as_boolean(values, kind):
 
 def with_flag(root):
     """Add FLAG (true, false or missing, from the row number) to the copy's data, declared `boolean` and nullable."""
-    params = project_params(root)
-    frame = read_data(root / params.data.source)
-    frame[FLAG] = [(True, False, None)[number % 3] for number in range(len(frame))]
-    write_data(frame, root / params.data.source)
-    schema = yaml.safe_load((root / params.validate.schema).read_text())
-    schema["columns"][FLAG] = {"type": "boolean", "nullable": True}
-    (root / params.validate.schema).write_text(yaml.safe_dump(schema, sort_keys=False))
+    rows = len(read_data(root / project_params(root).data.source))
+    add_column(
+        root, FLAG, [(True, False, None)[number % 3] for number in range(rows)], {"type": "boolean", "nullable": True}
+    )
     return load_params(root)
 
 

@@ -8,8 +8,7 @@ import joblib
 import pandas as pd
 import pytest
 import skops.io
-import yaml
-from conftest import project_params, read_data, write_data
+from conftest import add_column, project_params, read_data
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.core.config import load_params
@@ -47,14 +46,10 @@ def test_a_date_is_days_since_1970_in_utc():
 
 def with_date(root):
     """Add DATE (days from 2020-01-01 by row, every fifth missing) to the copy's data, `datetime` from 2019."""
-    params = project_params(root)
-    frame = read_data(root / params.data.source)
-    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(range(len(frame)), unit="D")
-    frame[DATE] = [None if number % 5 == 0 else day.date().isoformat() for number, day in enumerate(days)]
-    write_data(frame, root / params.data.source)
-    schema = yaml.safe_load((root / params.validate.schema).read_text())
-    schema["columns"][DATE] = {"type": "datetime", "min": "2019-01-01", "nullable": True}
-    (root / params.validate.schema).write_text(yaml.safe_dump(schema, sort_keys=False))
+    rows = len(read_data(root / project_params(root).data.source))
+    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(range(rows), unit="D")
+    values = [None if number % 5 == 0 else day.date().isoformat() for number, day in enumerate(days)]
+    add_column(root, DATE, values, {"type": "datetime", "min": "2019-01-01", "nullable": True})
     return load_params(root)
 
 

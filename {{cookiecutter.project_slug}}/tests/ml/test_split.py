@@ -7,23 +7,11 @@ so the tests hold whatever data and test_size the project has.
 import pandas as pd
 import pytest
 import yaml
-from conftest import classifier_only, project_params, read_data, write_data
+from conftest import add_column, classifier_only, project_params, read_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.ml import data, validate
-
-
-def add_column(root, name: str, values: list) -> None:
-    """Add a column to the copy's data source and declare it `ignore` in its contract."""
-    params = project_params(root)
-    frame = read_data(root / params.data.source)
-    frame[name] = values[: len(frame)]
-    write_data(frame, root / params.data.source)
-    schema_path = root / params.validate.schema
-    schema = yaml.safe_load(schema_path.read_text())
-    schema["columns"][name] = {"type": "ignore"}
-    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
 
 
 def set_split(root, **settings) -> None:

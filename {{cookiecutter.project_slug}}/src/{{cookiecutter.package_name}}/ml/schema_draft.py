@@ -175,9 +175,9 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
     rarest) noted in `result`. A target that may be another task's gets a note naming the TASK= that drafts for it.
     """
     counts = values.dropna().astype(str).value_counts()
-    numbers = rule_for(values)["type"] in NUMERIC_TYPES
+    rule = rule_for(values)
+    numbers = rule["type"] in NUMERIC_TYPES
     if task == "regression":
-        rule = rule_for(values)
         notes.append("the target (data.target): the number the model predicts")
         if not numbers:
             notes.append(f"{REVIEW_MARKER} not numbers: a regression target must be (TASK=multiclass or binary)")
@@ -199,7 +199,7 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all numbers{regression}")
         elif numbers:
             notes.append(f"{REVIEW_MARKER} {len(counts)} classes, all whole numbers{regression}")
-        return {"type": "category", "allowed": listed(values)}
+        return {"type": "category", "allowed": listed(values, rule["type"])}
     result.rarest_class = str(counts.index[-1]) if len(counts) else None
     notes.append("the target (data.target): its classes")
     if with_params:
@@ -215,21 +215,21 @@ def draft_target(values: pd.Series, task: str, with_params: bool, result: Draft,
         else:
             hint = ""
         notes.append(f"{REVIEW_MARKER} {len(counts)} classes: a binary task needs exactly two{hint}")
-    return {"type": "category", "allowed": listed(values)}
+    return {"type": "category", "allowed": listed(values, rule["type"])}
 
 
-def listed(values: pd.Series) -> list:
+def listed(values: pd.Series, kind: str) -> list:
     """A target's classes as data/schema.yaml lists them, in their own type: the service answers them so.
 
     Whole numbers as numbers ([0, 1]: a 0/1 target answers 0 or 1, not "0"), booleans as booleans, anything
-    else as text.
+    else as text. `kind` is the type rule_for gives the values.
     """
     import pandas as pd
 
     present = values.dropna()
     if pd.api.types.is_bool_dtype(present) or (not present.empty and present.map(type).eq(bool).all()):
         return sorted({bool(value) for value in present})
-    if rule_for(values)["type"] == "integer":
+    if kind == "integer":
         return sorted({int(value) for value in present})
     return sorted({str(value) for value in present})
 

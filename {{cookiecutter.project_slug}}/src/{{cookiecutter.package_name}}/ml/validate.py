@@ -188,69 +188,38 @@ def _check_column(values: pd.Series, column: str, rule: dict[str, Any], max_null
         )
     present = values[~nulls]
     if rule["type"] == "datetime":
-        return found + _check_dates(present, column, rule)
+        dates = parse_dates(present)
+        low, high = date_limits(rule)
+        outside = (dates < low) | (dates > high)
+        return found + _failures(
+            column,
+            ("type", dates.isna(), "values that are not ISO 8601 dates"),
+            ("range", outside, f"dates outside [{low.date()}, {high.date()}]"),
+        )
     if rule["type"] == "category":
         text = boolean_text(present) if rule.get("boolean") else present.astype(str)
         bad = ~text.isin([str(item) for item in rule["allowed"]])
-        if bad.any():
-            found.append(
-                {
-                    "column": column,
-                    "rule": "category",
-                    "bad_rows": int(bad.sum()),
-                    "detail": "values outside the allowed categories",
-                }
-            )
-        return found
+        return found + _failures(column, ("category", bad, "values outside the allowed categories"))
     numbers = pd.to_numeric(present, errors="coerce")
     not_numeric = numbers.isna()
     if rule["type"] == "integer":
         not_numeric |= (numbers % 1 != 0) & numbers.notna()
-    if not_numeric.any():
-        found.append(
-            {
-                "column": column,
-                "rule": "type",
-                "bad_rows": int(not_numeric.sum()),
-                "detail": f"values that are not of type {rule['type']}",
-            }
-        )
-    numbers = numbers[~not_numeric]
     low, high = rule.get("min", float("-inf")), rule.get("max", float("inf"))
-    outside = (numbers < low) | (numbers > high)
-    if outside.any():
-        found.append(
-            {
-                "column": column,
-                "rule": "range",
-                "bad_rows": int(outside.sum()),
-                "detail": f"values outside [{low}, {high}]",
-            }
-        )
-    return found
+    numeric = numbers[~not_numeric]
+    return found + _failures(
+        column,
+        ("type", not_numeric, f"values that are not of type {rule['type']}"),
+        ("range", (numeric < low) | (numeric > high), f"values outside [{low}, {high}]"),
+    )
 
 
-def _check_dates(present: pd.Series, column: str, rule: dict[str, Any]) -> list[dict]:
-    """A datetime column's values that are not ISO 8601 dates (`type`), or fall outside its min and max."""
-    found = []
-    dates = parse_dates(present)
-    if dates.isna().any():
-        bad = int(dates.isna().sum())
-        found.append(
-            {"column": column, "rule": "type", "bad_rows": bad, "detail": "values that are not ISO 8601 dates"}
-        )
-    low, high = date_limits(rule)
-    outside = (dates < low) | (dates > high)
-    if outside.any():
-        found.append(
-            {
-                "column": column,
-                "rule": "range",
-                "bad_rows": int(outside.sum()),
-                "detail": f"dates outside [{low.date()}, {high.date()}]",
-            }
-        )
-    return found
+def _failures(column: str, *checks: tuple[str, pd.Series, str]) -> list[dict]:
+    """One failure record per (rule, rows that break it, detail) that any row breaks."""
+    return [
+        {"column": column, "rule": rule, "bad_rows": int(bad.sum()), "detail": detail}
+        for rule, bad, detail in checks
+        if bad.any()
+    ]
 
 
 def validate(root: Path, params: Params) -> None:
