@@ -10,8 +10,10 @@ from conftest import classifier_only, read_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.contract import MODEL, TEST
+from {{ cookiecutter.package_name }}.core.tracking import skops_format
+from {{ cookiecutter.package_name }}.ml.evaluate import logged_model
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
-from {{ cookiecutter.package_name }}.serving.model import as_columns, as_records, score
+from {{ cookiecutter.package_name }}.serving.model import as_columns, as_records, load_mlflow_model, score
 
 pytestmark = classifier_only
 
@@ -42,6 +44,16 @@ def numbered(root: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def listed_as_numbers(root: Path, tmp_path: Path):
+    """The project's contract with its target's classes listed as numbers (see `numbered`)."""
+    contract = load_contract(root)
+    if contract.task == "binary":
+        return load_contract(numbered(root, tmp_path))
+    # a multiclass model is fitted on the class texts: the listing only changes what is answered
+    texts = sorted(str(item) for item in listed_classes(root))
+    return dataclasses.replace(contract, labels={text: position for position, text in enumerate(texts)})
+
+
 def test_the_contract_keeps_each_class_as_listed(trained):
     """contract.label(text) is the listed class itself, its YAML type kept; a binary model's two classes too."""
     contract = load_contract(trained)
@@ -58,14 +70,34 @@ def test_a_target_listed_as_numbers_answers_numbers_in_json(trained, tmp_path):
     frame = read_data(trained / TEST)
     model = joblib.load(trained / MODEL)
     texts = sorted(str(item) for item in listed_classes(trained))
+    numbers = listed_as_numbers(trained, tmp_path)
     if contract.task == "binary":
-        numbers = load_contract(numbered(trained, tmp_path))
         assert numbers.positive_class == texts.index(str(contract.positive_class))
-    else:  # a multiclass model is fitted on the class texts: the listing only changes what is answered
-        numbers = dataclasses.replace(contract, labels={text: position for position, text in enumerate(texts)})
     as_text = [str(item["label"]) for item in as_records(score(model, frame, contract))]
     records = json.loads(json.dumps(as_records(score(model, frame, numbers))))
     assert {type(item["label"]) for item in records} == {int}
     assert [texts[item["label"]] for item in records] == as_text
     column = as_columns(score(model, frame, numbers))["label"]
     assert [texts[int(value)] for value in column] == as_text
+
+
+def test_the_mlflow_model_predicts_the_labels_the_service_answers(trained, tmp_path):
+    """The MLflow model the project logs: its pyfunc predicts every row's label exactly as the service answers it,
+    listed as text or as numbers; a plain pipeline, as models registered before were logged, still loads from its
+    MLflow files and scores exactly alike."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import numpy as np
+
+    frame = read_data(trained / TEST)
+    model = joblib.load(trained / MODEL)
+    for number, contract in enumerate((load_contract(trained), listed_as_numbers(trained, tmp_path / "numbers"))):
+        expected = score(model, frame, contract)
+        for kind, saved in (("logged", logged_model(model, contract)), ("plain", model)):
+            folder = tmp_path / f"{kind}-{number}"
+            mlflow.sklearn.save_model(saved, str(folder), pip_requirements=[], **skops_format(saved))
+            for field, values in score(load_mlflow_model(folder), frame, contract).items():
+                got, wanted = np.asarray(values), np.asarray(expected[field])
+                np.testing.assert_array_equal(got, wanted, err_msg=f"{kind} {field}")
+        predicted = mlflow.pyfunc.load_model(str(tmp_path / f"logged-{number}")).predict(frame[contract.columns])
+        assert [item.item() if hasattr(item, "item") else item for item in predicted] == expected["label"].tolist()

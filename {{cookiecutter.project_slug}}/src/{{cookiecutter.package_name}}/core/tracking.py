@@ -184,7 +184,8 @@ def log_run(
 ) -> str:
     """Log one evaluated candidate as an MLflow run and return its run id.
 
-    Pass params as train used them (tune.applied): the logged hyperparameters are then the tuned ones.
+    Pass params as train used them (tune.applied): the logged hyperparameters are then the tuned ones, and the
+    model as its pyfunc should answer (its `predict` is the MLflow model's, and the signature's output).
     """
     import warnings
 
@@ -208,8 +209,7 @@ def log_run(
         with warnings.catch_warnings():
             # The schema is enforced by validate (no nulls), so MLflow's integer-column hint is noise.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            output = model.predict_proba(example)[:, 1] if params.data.task == "binary" else model.predict(example)
-            signature = infer_signature(example, output)
+            signature = infer_signature(example, model.predict(example))
         mlflow.sklearn.log_model(
             model,
             name="model",

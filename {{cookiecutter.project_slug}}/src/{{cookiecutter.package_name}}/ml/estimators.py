@@ -151,3 +151,39 @@ class ThresholdMitigated:
 def _passes(scores, operator: str, threshold: float):
     """1.0 where fairlearn's ThresholdOperation holds: the score is above ('>') or below ('<') the threshold."""
     return ((scores > threshold) if operator == ">" else (scores < threshold)).astype(float)
+
+
+class ListedClasses:
+    """A fitted classifier whose `predict` answers the classes as data/schema.yaml lists them, as the service does.
+
+    The project logs its MLflow model so wrapped, so the model's pyfunc (and `mlflow models serve`) answers
+    what the service answers.
+
+    A binary pipeline is fitted on 0/1 (ml/task.py): `predict` gives the positive class where its probability is
+    at or above `threshold`, else the negative one. A multiclass one gives its most probable class. `listed` holds
+    the listed class of each of `predict_proba`'s columns; `classes_` stays the wrapped model's (what it is fitted
+    on, and what names a multiclass model's scores); `pipeline` is the scikit-learn pipeline inside, as a
+    mitigated model's is, for the explainers.
+    """
+
+    def __init__(self, model, listed: list[Any], threshold: float | None = None) -> None:
+        """Wrap model; listed holds the listed class of each probability column, threshold is a binary model's cut."""
+        self.model = model
+        self.pipeline = getattr(model, "pipeline", model)
+        self.listed = list(listed)
+        self.classes_ = model.classes_
+        self.threshold = threshold
+        self.feature_names_in_ = list(model.feature_names_in_)
+
+    def predict_proba(self, frame):
+        """The wrapped model's probabilities, unchanged."""
+        return self.model.predict_proba(frame)
+
+    def predict(self, frame):
+        """The listed class of every row."""
+        import numpy as np
+
+        scores = self.predict_proba(frame)
+        if self.threshold is not None:
+            return np.where(scores[:, 1] >= self.threshold, self.listed[1], self.listed[0])
+        return np.asarray(self.listed, dtype=object)[scores.argmax(axis=1)]

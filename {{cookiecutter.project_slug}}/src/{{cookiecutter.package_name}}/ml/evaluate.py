@@ -12,6 +12,8 @@ from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOT
 from ..core.files import write_json
 from . import explain, fairness, metric_registry
 from .data import stage_input
+from .estimators import ListedClasses
+from .schema import Contract, load_contract
 from .task import classes, outputs, targets
 from .tune import applied
 
@@ -86,6 +88,18 @@ def write_regression_plots(folder: Path, actual, predicted) -> None:
     residuals.round(6).to_csv(folder / "residuals.csv", index=False)
 
 
+def logged_model(model, contract: Contract):
+    """The model as the project logs it to MLflow: a classifier's `predict` answers the listed classes, as the service.
+
+    A regressor already predicts the number the service answers.
+    """
+    if contract.task == "binary":
+        return ListedClasses(model, [contract.negative_class, contract.positive_class], contract.threshold)
+    if contract.task == "multiclass":
+        return ListedClasses(model, [contract.label(name) for name in classes(model)])
+    return model
+
+
 def evaluate(root: Path, params: Params) -> None:
     """Measure the trained model on the test split and record everything as evidence."""
     import joblib
@@ -131,7 +145,7 @@ def evaluate(root: Path, params: Params) -> None:
         run_id = tracking.log_run_or_fail(
             root,
             applied(root, params),  # the hyperparameters train used: the tuned ones
-            model,
+            logged_model(model, load_contract(root)),
             features,
             measured,
             artifacts=[

@@ -45,11 +45,11 @@ def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]
         "model_sha256": labels.get("model_sha256", ""),
     }
     if (folder / "mlflow_model" / "MLmodel").exists():
-        return _load_mlflow_sklearn(folder / "mlflow_model"), info
+        return load_mlflow_model(folder / "mlflow_model"), info
     return joblib.load(folder / MODEL.name), info
 
 
-def _load_mlflow_sklearn(folder: Path):
+def load_mlflow_model(folder: Path):
     """Read an MLflow scikit-learn model saved with skops, without importing MLflow."""
     import skops.io
     import yaml
