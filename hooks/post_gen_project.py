@@ -1,9 +1,10 @@
 """Shape the generated project from the answers, then make it a git repository.
 
-The variation between answers is data: CI_FOLDERS says which ci-templates/ folders are copied
+The variation between answers is data: CI_FOLDERS says which of the shipped CI folders are moved
 in for each CI answer, REMOVED which files an answer does without, TASK_EXAMPLES which example
 data and files each task ships, and the license answer picks one text from LICENSES/.
-Standard library and git only: no network, no installs.
+.cruft.json records the template and commit the project came from, as `cruft create` writes it, so every
+project can take template updates. Standard library and git only: no network, no installs.
 """
 
 import json
@@ -15,7 +16,11 @@ from pathlib import Path
 
 ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})
 
-# ci_provider -> folders of ci-templates/ copied into the project root, merged as they are.
+# Every provider's CI files travel unrendered inside the project tree (cookiecutter.json's _copy_without_render:
+# GitHub's own expressions are not Jinja), so the hook finds them however the template was rendered: cookiecutter
+# or cruft, from a local path, a zip or a git URL. The template's top-level ci-templates/ is a link to this folder.
+CI_TEMPLATES = ".ci-templates"
+# ci_provider -> its folders of CI_TEMPLATES, moved into the project root as they are.
 CI_FOLDERS = {
     "github": ["github"],
     "gitlab": ["gitlab"],
@@ -44,23 +49,65 @@ STARTER_POLICY = "src/{package}/starters/promotion.{task}.yaml"
 POLICY = "policies/promotion.yaml"
 
 
-def template_dir(answers: dict) -> Path:
-    """The template's own directory, where ci-templates/ lives.
-
-    cookiecutter passes it as given on the command line: relative to the directory it was
-    started in (still in $PWD, since the hook runs in the new project), or absolute.
-    """
-    given = Path(answers["_repo_dir"])
-    found = given if given.is_absolute() else Path(os.environ.get("PWD", ".")) / given
-    if not (found / "ci-templates").is_dir():
-        raise OSError(f"ci-templates/ not found in the template directory {found}")
-    return found
+# cookiecutter's own abbreviations of a template's git URL.
+ABBREVIATIONS = {"gh": "https://github.com/{}.git", "gl": "https://gitlab.com/{}.git", "bb": "https://bitbucket.org/{}"}
 
 
-def copy_ci(provider: str, template_dir: Path, project: Path) -> None:
-    """Copy the chosen provider's CI files, verbatim, from the template's ci-templates/."""
+def copy_ci(provider: str, project: Path) -> None:
+    """Move the chosen provider's CI files, verbatim, into the project root; drop the other providers'."""
+    shipped = project / CI_TEMPLATES
     for folder in CI_FOLDERS[provider]:
-        shutil.copytree(template_dir / "ci-templates" / folder, project, dirs_exist_ok=True)
+        shutil.copytree(shipped / folder, project, dirs_exist_ok=True)
+    shutil.rmtree(shipped)
+
+
+def template_source(answers: dict) -> tuple[str, str] | None:
+    """(URL, commit) of the template cookiecutter rendered; None when it is not a git checkout (a zip).
+
+    cookiecutter passes the template as given on the command line (`_template`: a path relative to the
+    directory it was started in, still $PWD here, an abbreviation or a URL) and the checkout it rendered
+    (`_repo_dir`: that path, or its clone of the URL).
+    """
+    started = Path(os.environ.get("PWD", "."))
+    rendered = started / answers["_repo_dir"]  # an absolute _repo_dir stays as it is
+    if shutil.which("git") is None:
+        return None
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=rendered, capture_output=True, text=True)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != rendered.resolve():
+        return None
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rendered, capture_output=True, text=True, check=True)
+    given = answers["_template"]
+    prefix, _, rest = given.partition(":")
+    if (started / given).is_dir():
+        url = str((started / given).resolve())
+    else:
+        url = ABBREVIATIONS[prefix].format(rest) if prefix in ABBREVIATIONS else given
+    return url, commit.stdout.strip()
+
+
+def record_template(answers: dict, project: Path) -> None:
+    """Write .cruft.json as `cruft create` does: the template's URL and commit, and the answers.
+
+    cruft itself (create, or the renders of an update) passes `_commit` and writes the file itself.
+    """
+    if "_commit" in answers:
+        return
+    source = template_source(answers)
+    if source is None:
+        print("NOTE: the template is not a git checkout; link the project to it with `cruft link <template URL>`.")
+        return
+    url, commit = source
+    machine = ("_repo_dir", "_output_dir")  # this machine's paths: never part of a project
+    context = {key: value for key, value in answers.items() if key not in machine}
+    state = {
+        "template": url,
+        "commit": commit,
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": {**context, "_template": url, "_commit": commit}},
+        "directory": None,
+    }
+    text = json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": "))  # as cruft writes it
+    (project / ".cruft.json").write_text(text + "\n", encoding="utf-8")
 
 
 def choose_license(license_id: str, project: Path) -> None:
@@ -117,12 +164,14 @@ def choose_task(task: str, project: Path) -> None:
 
 
 def main() -> None:
-    """Copy CI files, drop what the answers exclude, pick the task's example and the license, then commit."""
+    """Move CI files in, drop what the answers exclude, pick the task's example and the license, record the
+    template, then commit."""
     project = Path.cwd()
-    copy_ci(ANSWERS["ci_provider"], template_dir(ANSWERS), project)
+    copy_ci(ANSWERS["ci_provider"], project)
     remove_unused(ANSWERS, project)
     choose_task(ANSWERS["task"], project)
     choose_license(ANSWERS["license"], project)
+    record_template(ANSWERS, project)
     git_init(ANSWERS, project)
 
 

@@ -89,11 +89,10 @@ def bake_in_process(context: dict[str, str], output: Path) -> subprocess.Complet
 def environment(changes: dict[str, str | None] | None = None) -> dict[str, str]:
     """The environment a user's shell gives a baked project; `changes` set variables (None: unset them).
 
-    The template's own environment is left out, and uv is found where `make` installs it
-    (~/.local/bin) on a machine that did not have it.
+    The template's own environment is left out. PATH is the user's as `make test` passes it on: the template's
+    Makefile adds the folder of the uv it found or installed, as a user's shell need not (.ci/run adds nothing).
     """
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
-    env["PATH"] = f"{Path.home() / '.local/bin'}:{env.get('PATH', '')}"
     for name, value in (changes or {}).items():
         if value is None:
             env.pop(name, None)

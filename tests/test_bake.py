@@ -38,6 +38,7 @@ CORE_FILES = set(
     monitoring/README.md monitoring/prometheus.yml monitoring/alerts.yml monitoring/alerts_test.yml
     monitoring/grafana-dashboard.json
     docs/COMPLIANCE.md docs/model-card.yaml .secrets.baseline policies/vulnerability-exceptions.txt
+    .cruft.json
     docker-compose.yml docker/mlflow.Dockerfile docker/mlflow.Dockerfile.dockerignore docker/postgres-init.sql
     src/{package}/__init__.py src/{package}/cli.py src/{package}/fairness.py
     src/{package}/core/__init__.py src/{package}/core/contract.py src/{package}/core/config.py
@@ -64,7 +65,7 @@ CORE_FILES = set(
     src/{package}/ops/package.py src/{package}/ops/signing.py src/{package}/ops/smoke.py src/{package}/ops/card.py
     src/{package}/ops/report.py src/{package}/ops/publish.py src/{package}/ops/erase.py
     src/{package}/ops/codehost/__init__.py src/{package}/ops/codehost/host.py src/{package}/ops/codehost/github.py
-    src/{package}/ops/codehost/gitlab.py
+    src/{package}/ops/codehost/gitlab.py src/{package}/ops/template_update.py
     tests/conftest.py tests/pins.py tests/repos.py tests/served.py tests/test_layers.py tests/test_secrets.py
     tests/test_supply_chain.py
     tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
@@ -118,6 +119,18 @@ def test_bake_writes_exactly_the_expected_files(context):
         if context.get(option, OPTIONS[option][0]) == answer:
             expected |= files
     assert project_files(project) == expected
+
+
+def test_every_bake_records_the_template_release_it_came_from():
+    """.cruft.json, as `cruft create` writes it: the template (this checkout), its commit, the answers, and the
+    release: the newest section of CHANGELOG.md, which is cookiecutter.json's _template_version."""
+    recorded = json.loads((bake() / ".cruft.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TEMPLATE, capture_output=True, text=True, check=True)
+    assert recorded["template"] == str(TEMPLATE) and recorded["commit"] == head.stdout.strip()
+    answers = recorded["context"]["cookiecutter"]
+    assert answers["project_slug"] == "credit-risk" and "_repo_dir" not in answers
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", (TEMPLATE / "CHANGELOG.md").read_text(), re.M)
+    assert answers["_template_version"] == OPTIONS["_template_version"] == released[0]
 
 
 @pytest.mark.parametrize("context", COMBINATIONS)

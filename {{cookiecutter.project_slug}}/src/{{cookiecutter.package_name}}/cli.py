@@ -21,7 +21,7 @@ from .ops import erase as erase_module
 from .ops import gate as gate_module
 from .ops import package as package_module
 from .ops import policy_guard as guard_module
-from .ops import promotion, publish, signing, verify
+from .ops import promotion, publish, signing, template_update, verify
 from .ops import reconcile as reconcile_module
 from .ops import report as report_module
 from .serving import batch, spark_batch
@@ -257,6 +257,14 @@ def publish_report() -> None:
 def promotion_request(env: str, improved_only: bool) -> None:
     """Open or update the PR/MR that carries the release pin deploy/<env>.yaml written by promote."""
     run(lambda: publish.promotion_request(Path.cwd(), env, improved_only))
+
+
+@main.command("template-update")
+def template_update_command() -> None:
+    """Take the template's latest release on a branch (cruft), run the tests; in CI, open its PR/MR."""
+    import os
+
+    run(lambda: template_update.run(Path.cwd(), dict(os.environ), ["make", "setup", "test"]))
 
 
 @main.command("verify-pin")

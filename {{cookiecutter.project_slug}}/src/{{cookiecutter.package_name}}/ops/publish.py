@@ -237,7 +237,7 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
     if len(body) > MAX_BODY:  # GitHub's limit; the card itself is committed whole
         body = body[: MAX_BODY - 80] + f"\n\n_(cut: the full model card is {card_rel} in this change)_\n"
     try:
-        url = host.open_promotion(environ, branch, files, title, body, root)
+        url = host.propose(environ, branch, files, title, body, root)
     except PublishError as error:
         hint = ""
         if host.kind == "github" and "HTTP 403" in str(error):

@@ -37,8 +37,8 @@ class GitHub(Host):
         done = self.call("POST", path, {"body": body})
         return "created", (done or {}).get("html_url", "")
 
-    def _put(self, branch: str, path: str, content: str, message: str) -> None:
-        """Commit one file on the branch through the contents API (creating it when the branch lacks it)."""
+    def _put(self, branch: str, path: str, content: str | None, message: str) -> None:
+        """Commit one file on the branch through the contents API: created, updated, or deleted (None)."""
         repo, quoted = self.repository, urllib.parse.quote(path)
         try:
             current = self.call("GET", f"/repos/{repo}/contents/{quoted}", query={"ref": branch}) or {}
@@ -46,14 +46,26 @@ class GitHub(Host):
             if "HTTP 404" not in str(error):  # 404: a new file (the first card of this environment)
                 raise
             current = {}
+        if content is None:
+            if current.get("sha"):
+                body = {"message": message, "sha": current["sha"], "branch": branch}
+                self.call("DELETE", f"/repos/{repo}/contents/{quoted}", body)
+            return
         encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
         body = {"message": message, "content": encoded, "sha": current.get("sha"), "branch": branch}
         self.call("PUT", f"/repos/{repo}/contents/{quoted}", body)
 
-    def open_promotion(
-        self, environ: dict[str, str], branch: str, files: dict[str, str], title: str, body: str, root: Path
+    def propose(
+        self,
+        environ: dict[str, str],
+        branch: str,
+        files: dict[str, str | None],
+        title: str,
+        body: str,
+        root: Path,
+        draft: bool = False,
     ) -> str:
-        """Force the branch to the built commit, commit the pin and card on it, open or update the PR; its URL."""
+        """Force the branch to the built commit, commit the files on it, open or update the PR; its URL."""
         sha = environ.get("GITHUB_SHA", "")
         base = environ.get("GITHUB_REF_NAME", "") or "main"
         if not sha:
@@ -73,7 +85,7 @@ class GitHub(Host):
             number = found[0]["number"]
             done = self.call("PATCH", f"/repos/{repo}/pulls/{number}", {"title": title, "body": body})
         else:
-            pull = {"title": title, "head": branch, "base": base, "body": body}
+            pull = {"title": title, "head": branch, "base": base, "body": body, "draft": draft}
             done = self.call("POST", f"/repos/{repo}/pulls", pull)
         return (done or {}).get("html_url", "")
 

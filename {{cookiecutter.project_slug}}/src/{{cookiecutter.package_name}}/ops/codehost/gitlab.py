@@ -44,10 +44,17 @@ class GitLab(Host):
         done = self.call("POST", path, {"body": body})
         return "created", str((done or {}).get("id", ""))
 
-    def open_promotion(
-        self, environ: dict[str, str], branch: str, files: dict[str, str], title: str, body: str, root: Path
+    def propose(
+        self,
+        environ: dict[str, str],
+        branch: str,
+        files: dict[str, str | None],
+        title: str,
+        body: str,
+        root: Path,
+        draft: bool = False,
     ) -> str:
-        """Commit the pin and card on the branch (forced onto the built commit), open or update the MR; its URL."""
+        """Commit the files on the branch (forced onto the built commit), open or update the MR; its URL."""
         sha = environ.get("CI_COMMIT_SHA", "")
         target = environ.get("CI_COMMIT_BRANCH") or environ.get("CI_DEFAULT_BRANCH") or "main"
         if not sha:
@@ -66,9 +73,11 @@ class GitLab(Host):
                 "start_sha": sha,
                 "force": True,
                 "commit_message": title,
-                # One commit for both files. GitLab refuses to "update" a file the start commit lacks.
+                # One commit for every file. GitLab refuses to "update" a file the start commit lacks.
                 "actions": [
-                    {"action": "update" if in_commit(path) else "create", "file_path": path, "content": content}
+                    {"action": "delete", "file_path": path}
+                    if content is None
+                    else {"action": "update" if in_commit(path) else "create", "file_path": path, "content": content}
                     for path, content in files.items()
                 ],
             },
@@ -85,7 +94,7 @@ class GitLab(Host):
                 {
                     "source_branch": branch,
                     "target_branch": target,
-                    "title": title,
+                    "title": f"Draft: {title}" if draft else title,
                     "description": body,
                     "remove_source_branch": True,
                 },

@@ -27,7 +27,7 @@ class PublishError(Exception):
 class Host:
     """The code host this job runs for: where its API is, which repository, and the token (may be empty).
 
-    GitHub and GitLab (github.py, gitlab.py) each implement the four operations below; publishing calls only
+    GitHub and GitLab (github.py, gitlab.py) each implement the operations below; publishing calls only
     those, never an endpoint.
     """
 
@@ -84,10 +84,21 @@ class Host:
         """
         raise NotImplementedError
 
-    def open_promotion(
-        self, environ: dict[str, str], branch: str, files: dict[str, str], title: str, body: str, root: Path
+    def propose(
+        self,
+        environ: dict[str, str],
+        branch: str,
+        files: dict[str, str | None],
+        title: str,
+        body: str,
+        root: Path,
+        draft: bool = False,
     ) -> str:
-        """Commit files on branch (forced onto the built commit), open or update its pull/merge request; its URL."""
+        """Commit files on branch, open or update its pull/merge request; its URL.
+
+        The branch is forced onto the built commit; a file whose content is None is deleted; a new request is
+        opened as a draft when asked. Promotion requests and template updates use it.
+        """
         raise NotImplementedError
 
     def labels(self, number: str) -> list[str]:
