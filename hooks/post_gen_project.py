@@ -88,11 +88,11 @@ def template_source(answers: dict) -> tuple[str, str] | None:
 def record_template(answers: dict, project: Path) -> None:
     """Write .cruft.json as `cruft create` does: the template's URL and commit, and the answers.
 
-    cruft itself (create, or the renders of an update) passes `_commit` and writes the file itself.
+    Under cruft, which passes them (`_template`, `_commit`), the file is the one `cruft create` writes after this
+    hook, so the first commit already holds it.
     """
-    if "_commit" in answers:
-        return
-    source = template_source(answers)
+    cruft = "_commit" in answers
+    source = (answers["_template"], answers["_commit"]) if cruft else template_source(answers)
     if source is None:
         print("NOTE: the template is not a git checkout; link the project to it with `cruft link <template URL>`.")
         return

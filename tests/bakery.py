@@ -86,13 +86,21 @@ def bake_in_process(context: dict[str, str], output: Path) -> subprocess.Complet
     )
 
 
+# uv as the template's `make` found or installed it (its Makefile puts that folder on PATH for the tests).
+UV = shutil.which("uv") or str(Path.home() / ".local/bin/uv")
+
+
 def environment(changes: dict[str, str | None] | None = None) -> dict[str, str]:
     """The environment a user's shell gives a baked project; `changes` set variables (None: unset them).
 
-    The template's own environment is left out. PATH is the user's as `make test` passes it on: the template's
-    Makefile adds the folder of the uv it found or installed, as a user's shell need not (.ci/run adds nothing).
+    The template's own environment is left out, and so is ~/.local/bin, where `make` installs uv: many shells
+    (Debian's default) do not have it on PATH, so a project's Makefile must find its uv, and make every tool it
+    starts find it (`bentoml build` looks on PATH), by itself. Another folder uv sits in stays: it may hold
+    python3, git or make as well.
     """
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    installed = str(Path.home() / ".local/bin")
+    env["PATH"] = os.pathsep.join(folder for folder in env.get("PATH", "").split(os.pathsep) if folder != installed)
     for name, value in (changes or {}).items():
         if value is None:
             env.pop(name, None)
@@ -144,7 +152,7 @@ class EnvironmentSeed:
                 _link_copy(seed, project / ".venv")
                 yield
             else:
-                sh(project, "uv", "venv", "--quiet", "--relocatable", ".venv")
+                sh(project, UV, "venv", "--quiet", "--relocatable", ".venv")
                 yield
                 _link_copy(project / ".venv", self.root / ".venv.partial")
                 (self.root / ".venv.partial").rename(seed)
@@ -274,3 +282,48 @@ def _copy(source: Path, target: Path) -> None:
 def _link_copy(source: Path, target: Path) -> None:
     """Copy a folder as hard links (an environment: see _copy)."""
     subprocess.run(["cp", "-al", str(source), str(target)], check=True)
+
+
+# A template release that changes the platform (template_releases).
+NEW_TARGET = "template-hello: ## Say which template release this is"
+STEP = "Run the pipeline (unchanged stages come from the cache)"  # a step name of the GitHub workflow, renamed in 1.1.0
+ACTION = "run `make template-hello` once."
+
+
+def git(cwd: Path, *args: str) -> str:
+    """A git command's output; it must succeed."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace one occurrence of old (it must be there) with new."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{path}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def template_releases(root: Path) -> tuple[Path, str, str]:
+    """A git repository of the template at two releases, (path, old commit, new commit): this template as it
+    stands, then release 1.1.0, which changes the platform: a new Makefile target (NEW_TARGET), a renamed CI
+    step (STEP), a changed platform module, and a changelog entry asking for an action (ACTION)."""
+    repo = root / "template"
+    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, listed):
+        source = TEMPLATE / name
+        if source.is_symlink() or source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name, follow_symlinks=False)
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    git(repo, "add", "--all")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "Release 1.0.0")
+    old = git(repo, "rev-parse", "HEAD")
+    version = json.loads((repo / "cookiecutter.json").read_text())["_template_version"]
+    project = repo / "{{cookiecutter.project_slug}}"
+    edit(project / "Makefile", "\nverify-pin:", f"\n{NEW_TARGET}\n\t@echo 1.1.0\n\nverify-pin:")
+    edit(project / ".ci-templates/github/.github/workflows/ci.yml", STEP, STEP + " (template 1.1.0)")
+    edit(project / "src/{{cookiecutter.package_name}}/ops/template_update.py", 'BRANCH = "', '# 1.1.0\nBRANCH = "')
+    edit(repo / "cookiecutter.json", f'"_template_version": "{version}"', '"_template_version": "1.1.0"')
+    section = f"## [1.1.0] - 2026-12-06\n### Added\n- `make template-hello`.\n  **Action:** {ACTION}\n\n## [{version}]"
+    edit(repo / "CHANGELOG.md", f"## [{version}]", section)
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "Release 1.1.0")
+    return repo, old, git(repo, "rev-parse", "HEAD")

@@ -88,6 +88,7 @@ RUN_ORDER = (
     "test_spark_batch",
     "test_ci_flows.github",
     "test_e2e_gitops",
+    "test_template_update",
     "test_team_server",
     "test_dvc_s3",
     "test_wandb_option",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import Snapshot, sh
+from bakery import UV, Snapshot, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ def test_another_dataset_split_share_and_model_need_only_make_schema_and_params(
     its bins), split.* and train.model; the pipeline validates, splits, trains and evaluates the new data as
     asked, the gate decides on it under the shipped policy, and the project's own tests pass on all of it."""
     project = fresh
-    sh(project, "uv", "run", "--frozen", "python", "-c", WRITE_BREAST_CANCER, SOURCE)
+    sh(project, UV, "run", "--frozen", "python", "-c", WRITE_BREAST_CANCER, SOURCE)
     policy = (project / "policies/promotion.yaml").read_text()
 
     # The shipped contract was written by hand; a draft of the shipped data has its structure (and, written
@@ -131,7 +131,7 @@ def test_another_dataset_split_share_and_model_need_only_make_schema_and_params(
     result = sh(project, "make", "pipeline")
     assert ran(result.stdout) == list(STAGES)
     assert json.loads((project / "reports/validation.json").read_text())["passed"] is True
-    found = json.loads(sh(project, "uv", "run", "--frozen", "python", "-c", INSPECT).stdout.strip().splitlines()[-1])
+    found = json.loads(sh(project, UV, "run", "--frozen", "python", "-c", INSPECT).stdout.strip().splitlines()[-1])
     assert found["split"] == {"train": 398, "test": 171}  # of 569 rows; scikit-learn rounds the test share up
     assert "LogisticRegression" in found["model"]
     assert json.loads((project / "reports/metrics.json").read_text())["roc_auc"] > 0.95

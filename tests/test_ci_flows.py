@@ -108,11 +108,24 @@ FLOWS = [
         {"CI_PIPELINE_SOURCE": "push", **MAIN, **TEAM, **REGISTRY},
         ("src/credit_risk/ml/train.py",),
     ),
+    # The nightly run retrains and checks for a template release (template-update proposes it, or does nothing).
     Flow(
         "schedule",
         "schedule",
-        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("ci.yml", "promote-staging")),
+        (
+            ("ci.yml", "pipeline"),
+            ("ci.yml", "supply-chain"),
+            ("ci.yml", "promote-staging"),
+            ("template-update.yml", "template-update"),
+        ),
         {"CI_PIPELINE_SOURCE": "schedule", **MAIN, **TEAM},
+        (),
+    ),
+    Flow(
+        "schedule without a team server",
+        "schedule",
+        (("ci.yml", "pipeline"), ("ci.yml", "supply-chain"), ("template-update.yml", "template-update")),
+        {"CI_PIPELINE_SOURCE": "schedule", **MAIN},
         (),
     ),
     Flow(

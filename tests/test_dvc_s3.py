@@ -16,7 +16,7 @@ import pytest
 import yaml
 from services import S3_CREDENTIALS, s3_client, s3_endpoint
 
-from bakery import EnvironmentSeed, bake_in_process, commit, sh
+from bakery import UV, EnvironmentSeed, bake_in_process, commit, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -155,9 +155,9 @@ def test_a_fresh_clone_pulls_byte_identical_outputs(origin, endpoint):
     """A person's clone, with the endpoint in the git-ignored .dvc/config.local and only the keys in the
     environment, gets every output back with `dvc pull`."""
     clone = fresh_clone(origin, "pulled")
-    dvc_sh(clone, "uv", "run", "--frozen", "dvc", "remote", "modify", "--local", "storage", "endpointurl", endpoint)
+    dvc_sh(clone, UV, "run", "--frozen", "dvc", "remote", "modify", "--local", "storage", "endpointurl", endpoint)
     assert sh(clone, "git", "status", "--porcelain").stdout == "", "the endpoint must stay out of git"
-    dvc_sh(clone, "uv", "run", "--frozen", "dvc", "pull")
+    dvc_sh(clone, UV, "run", "--frozen", "dvc", "pull")
     assert_same_outputs(origin, clone)
 
 
@@ -184,12 +184,12 @@ def test_a_missing_bucket_fails_naming_it(origin, endpoint):
     if not clone.exists():
         clone = fresh_clone(origin, "pulled")
     dvc_sh(
-        clone, "uv", "run", "--frozen", "dvc", "remote", "modify", "--local", "storage", "url", "s3://no-such-bucket/x"
+        clone, UV, "run", "--frozen", "dvc", "remote", "modify", "--local", "storage", "url", "s3://no-such-bucket/x"
     )
     try:
-        result = dvc_sh(clone, "uv", "run", "--frozen", "dvc", "push", endpoint=endpoint, check=False)
+        result = dvc_sh(clone, UV, "run", "--frozen", "dvc", "push", endpoint=endpoint, check=False)
     finally:
-        dvc_sh(clone, "uv", "run", "--frozen", "dvc", "remote", "modify", "--local", "--unset", "storage", "url")
+        dvc_sh(clone, UV, "run", "--frozen", "dvc", "remote", "modify", "--local", "--unset", "storage", "url")
     assert result.returncode != 0
     assert "The specified bucket does not exist" in result.stderr, result.stderr
     assert "pushed" not in result.stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import Snapshot, sh
+from bakery import UV, Snapshot, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -67,13 +67,13 @@ def test_an_experiment_can_switch_the_model_without_editing_files(project):
     way, for time: the shipped values ran above)."""
     before = json.loads((project / "reports/metrics.json").read_text())
     settings = ("-S", "train.model=random_forest", "-S", "tune.enabled=false", "-S", "evaluate.latency_repeats=20")
-    run = sh(project, "uv", "run", "--frozen", "dvc", "exp", "run", *settings).stdout
+    run = sh(project, UV, "run", "--frozen", "dvc", "exp", "run", *settings).stdout
     stages = ("ingest", "validate", "split", "tune", "train", "evaluate", "local-explain")
     assert [stage for stage in stages if f"Running stage '{stage}'" in run] == list(stages[3:])
-    shown = json.loads(sh(project, "uv", "run", "--frozen", "dvc", "exp", "show", "--json").stdout)
+    shown = json.loads(sh(project, UV, "run", "--frozen", "dvc", "exp", "show", "--json").stdout)
     assert "random_forest" in json.dumps(shown)
     sh(project, "git", "checkout", "HEAD", "--", ".")  # exp run applies its results to the workspace
-    sh(project, "uv", "run", "--frozen", "dvc", "checkout", "--quiet")
+    sh(project, UV, "run", "--frozen", "dvc", "checkout", "--quiet")
     assert json.loads((project / "reports/metrics.json").read_text()) == before
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import Snapshot, commit, sh
+from bakery import UV, Snapshot, commit, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +52,7 @@ WEAK_MODEL = (
 
 def cli(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the project's CLI from its environment."""
-    return sh(project, "uv", "run", "--frozen", "credit_risk", *arguments, check=check)
+    return sh(project, UV, "run", "--frozen", "credit_risk", *arguments, check=check)
 
 
 def pin(project: Path, env: str) -> dict | None:
@@ -70,7 +70,7 @@ def alias(project: Path, env: str) -> str | None:
         "except mlflow.exceptions.MlflowException:\n"
         "    print('none')\n"
     )
-    found = sh(project, "uv", "run", "--frozen", "python", "-c", script).stdout.strip().splitlines()[-1]
+    found = sh(project, UV, "run", "--frozen", "python", "-c", script).stdout.strip().splitlines()[-1]
     return None if found == "none" else found
 
 
@@ -179,7 +179,7 @@ def test_a_hand_moved_alias_is_drift_that_reconcile_puts_back(project):
         "import mlflow\n"
         "mlflow.MlflowClient('sqlite:///mlflow.db').set_registered_model_alias('credit-risk', 'production', '2')"
     )
-    sh(project, "uv", "run", "--frozen", "python", "-c", script)
+    sh(project, UV, "run", "--frozen", "python", "-c", script)
     check = cli(project, "reconcile", "--check", check=False)
     assert check.returncode == 1
     assert "production" in check.stdout + check.stderr

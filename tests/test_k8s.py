@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bakery import Snapshot, bake, commit, sh
+from bakery import UV, Snapshot, bake, commit, sh
 
 KUBERNETES = "1.37.0"  # the newest schema kubernetes-validate ships here
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def setup_project(set_up_default: Snapshot) -> Path:
 
 def cli(project: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the project's CLI from its environment."""
-    return sh(project, "uv", "run", "--frozen", "credit_risk", *arguments, check=check)
+    return sh(project, UV, "run", "--frozen", "credit_risk", *arguments, check=check)
 
 
 def pin_champion(project: Path) -> None:
@@ -223,7 +223,7 @@ def pin_champion(project: Path) -> None:
         "files.write_together([*filter(None, [manifests.planned(Path('.'), 'staging', c)]), "
         "pin_files.pin_file(Path('.'), 'staging', c)])"
     )
-    sh(project, "uv", "run", "--frozen", "python", "-c", code, json.dumps(fields))
+    sh(project, UV, "run", "--frozen", "python", "-c", code, json.dumps(fields))
 
 
 def changed(project: Path) -> set[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery import Snapshot, sh
+from bakery import UV, Snapshot, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +107,7 @@ def test_without_the_spark_extra_the_engine_says_how_to_install_it(project):
 def test_both_engines_score_the_same_rows_the_same_way(project):
     """Same rows scored and rejected, same reasons and row numbers, same predictions; Spark logs stay quiet."""
     batch = predict(project, "batch", "out/batch.parquet")
-    sh(project, "uv", "sync", "--frozen", "--compile-bytecode", "--extra", "spark")
+    sh(project, UV, "sync", "--frozen", "--compile-bytecode", "--extra", "spark")
     spark = predict(project, "spark", "out/spark.parquet")
     (project.parent / "predict.log").write_text(batch.stdout + batch.stderr + spark.stdout + spark.stderr)
 

@@ -26,7 +26,7 @@ import pytest
 import services
 import yaml
 
-from bakery import Snapshot, bake, commit, environment, sh
+from bakery import UV, Snapshot, bake, commit, environment, sh
 
 BUCKET = "team-artifacts"
 ARTIFACTS = f"s3://{BUCKET}/mlflow"  # the server's --artifacts-destination
@@ -86,7 +86,7 @@ def test_the_pipeline_registers_and_promotes_through_the_team_server(team):
     as_client(team, "make", "promote", "ENV=staging")
     commit(project, "Promote credit-risk v1 to staging")
     as_client(team, "make", "reconcile")
-    as_client(team, "uv", "run", "--frozen", "credit_risk", "reconcile", "--check")  # no drift left
+    as_client(team, UV, "run", "--frozen", "credit_risk", "reconcile", "--check")  # no drift left
 
     lineage = json.loads((project / "reports/lineage.json").read_text())
     run = api(team, "runs/get", run_id=lineage["run_id"])["run"]

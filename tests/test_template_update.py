@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,56 +21,15 @@ import pytest
 import yaml
 from ci_stubs.api_stub import ApiStub
 
-from bakery import TEMPLATE, EnvironmentSeed, commit, sh
+from bakery import ACTION, NEW_TARGET, STEP, EnvironmentSeed, commit, edit, git, sh, template_releases
 
 pytestmark = pytest.mark.e2e
-
-NEW_TARGET = "template-hello: ## Say which template release this is"
-STEP = "Run the pipeline (unchanged stages come from the cache)"  # a step name of the GitHub workflow, renamed in 1.1.0
-ACTION = "run `make template-hello` once."
-
-
-def git(cwd: Path, *args: str) -> str:
-    """A git command's output; it must succeed."""
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    """Replace one occurrence of old (it must be there) with new."""
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{path}: {old!r} not found"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def template_repository(root: Path) -> tuple[Path, str, str]:
-    """A git repository of the template: release 1.0.0 as it stands, then release 1.1.0; (path, old, new)."""
-    repo = root / "template"
-    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
-    for name in filter(None, listed):
-        source = TEMPLATE / name
-        if source.is_symlink() or source.is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name, follow_symlinks=False)
-    git(repo.parent, "init", "-q", "-b", "main", str(repo))
-    git(repo, "add", "--all")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "Release 1.0.0")
-    old = git(repo, "rev-parse", "HEAD")
-    version = json.loads((repo / "cookiecutter.json").read_text())["_template_version"]
-    project = repo / "{{cookiecutter.project_slug}}"
-    edit(project / "Makefile", "\nverify-pin:", f"\n{NEW_TARGET}\n\t@echo 1.1.0\n\nverify-pin:")
-    edit(project / ".ci-templates/github/.github/workflows/ci.yml", STEP, STEP + " (template 1.1.0)")
-    edit(project / "src/{{cookiecutter.package_name}}/ops/template_update.py", 'BRANCH = "', '# 1.1.0\nBRANCH = "')
-    edit(repo / "cookiecutter.json", f'"_template_version": "{version}"', '"_template_version": "1.1.0"')
-    section = f"## [1.1.0] - 2026-12-06\n### Added\n- `make template-hello`.\n  **Action:** {ACTION}\n\n## [{version}]"
-    edit(repo / "CHANGELOG.md", f"## [{version}]", section)
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "Release 1.1.0")
-    return repo, old, git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory) -> tuple[Path, str, str]:
     """The template repository at its two releases."""
-    return template_repository(tmp_path_factory.mktemp("releases"))
+    return template_releases(tmp_path_factory.mktemp("releases"))
 
 
 @pytest.fixture(scope="module")

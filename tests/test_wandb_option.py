@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import yaml
 
-from bakery import bake, set_up, sh
+from bakery import UV, bake, set_up, sh
 
 WANDB = "wandb==0.31.0"
 
@@ -40,6 +40,6 @@ def test_the_answer_sets_the_package_the_switch_and_the_tests(tracker, on):
 def test_a_wandb_project_logs_its_runs_to_wandb_offline(tmp_path, environment_seed):
     """In a `mlflow+wandb` project, baked and set up, the W&B tests pass: the offline run mirrors MLflow's."""
     project = set_up(tmp_path, environment_seed, answers("mlflow+wandb"))
-    result = sh(project, "uv", "run", "--frozen", "pytest", "tests/core/test_wandb_tracking.py", "-q")
+    result = sh(project, UV, "run", "--frozen", "pytest", "tests/core/test_wandb_tracking.py", "-q")
     tests = (project / "tests/core/test_wandb_tracking.py").read_text().count("\ndef test_")
     assert f"{tests} passed" in result.stdout

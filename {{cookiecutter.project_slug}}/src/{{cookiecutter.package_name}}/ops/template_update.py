@@ -172,7 +172,10 @@ def run(root: Path, environ: dict[str, str], test_command: list[str]) -> int:
         tested = "passed" if tests.returncode == 0 else f"FAILED (`{' '.join(test_command)}` exited {tests.returncode})"
     _git(root, "add", "--all")
     title = f"Template update {old} -> {new}"
-    _git(root, "commit", "--quiet", "--no-verify", "-m", title)
+    # A CI runner has no git identity; the commit is the update's, never a person's.
+    unknown = _git(root, "var", "GIT_COMMITTER_IDENT", check=False).returncode != 0
+    identity = ["-c", "user.name=Template update", "-c", "user.email=template-update@localhost"] if unknown else []
+    _git(root, *identity, "commit", "--quiet", "--no-verify", "-m", title)
     files = changed_files(root, base)
     text = body(old, new, between, files, conflicted, tested)
     draft = bool(conflicted) or tested != "passed"
