@@ -75,7 +75,7 @@ CORE_FILES = set(
     tests/serving/test_typed_fields.py
     tests/ops/test_gate.py tests/ops/test_policy.py tests/ops/test_policy_guard.py tests/ops/test_promotion.py
     tests/ops/test_report.py tests/ops/test_publish.py tests/ops/test_card.py tests/ops/test_manifests.py
-    tests/ops/test_signing.py tests/ops/test_erase.py tests/ops/test_smoke.py
+    tests/ops/test_signing.py tests/ops/test_erase.py tests/ops/test_smoke.py tests/ops/test_template_update.py
     """.split()
 )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..core.contract import REPORT_PATH, ReleasePin, pin_path
 from . import policy as policy_module
 from .card import card_path
-from .codehost import MARKER, PublishError, detect, foreign_build, github_event
+from .codehost import MARKER, PublishError, built, detect, foreign_build, github_event
 from .errors import CannotDecide
 from .gate.rules import beats
 from .manifests import overlay_path
@@ -217,9 +217,7 @@ def promotion_request(root: Path, env: str, improved_only: bool = False, environ
         )
     host = detect(environ, purpose="promotion")
     build = foreign_build(environ)
-    if build is not None:  # the commit and the target branch, under the names the GitHub and GitLab paths read
-        built = {"GITHUB_SHA": build.sha, "GITHUB_REF_NAME": build.branch}
-        environ = {**environ, **built, "CI_COMMIT_SHA": build.sha, "CI_COMMIT_BRANCH": build.branch}
+    environ = built(environ)
     if host is None or not host.token:
         name = "GITLAB_PROMOTION_TOKEN" if host and host.kind == "gitlab" else "GITHUB_TOKEN"
         name = "CODE_HOST_PROMOTION_TOKEN" if build is not None else name

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ProjectError
-from .codehost import PublishError, detect, foreign_build
+from .codehost import PublishError, built, detect
 
 CRUFT = ".cruft.json"
 CHANGELOG = "CHANGELOG.md"
@@ -77,14 +77,13 @@ def release_commit(template: Path, version: str) -> str:
 
 def state(root: Path) -> dict:
     """The project's .cruft.json: the template's URL, the commit it was rendered from, the answers."""
+    link = "link the project to it (README: Keeping your project up to date)"
     try:
         recorded = json.loads((root / CRUFT).read_text(encoding="utf-8"))
-        recorded["template"], recorded["commit"]  # noqa: B018 (both must be there)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ProjectError(
-            f"{CRUFT}: not a record of the template ({type(error).__name__}): link the project with "
-            "`uv run cruft link <template git URL>`"
-        ) from error
+    except (OSError, ValueError) as error:
+        raise ProjectError(f"{CRUFT}: cannot read the template's record ({type(error).__name__}): {link}") from error
+    if not isinstance(recorded, dict) or not recorded.get("template") or not recorded.get("commit"):
+        raise ProjectError(f"{CRUFT}: names no template and commit: {link}")
     return recorded
 
 
@@ -190,17 +189,13 @@ def run(root: Path, environ: dict[str, str], test_command: list[str]) -> int:
 def _propose(root: Path, environ: dict, branch: str, base: str, files, title: str, text: str, draft: bool) -> int:
     """Open (or update) the pull/merge request of the update commit, when this runs in CI with a token."""
     host = detect(environ, purpose="promotion")
-    build = foreign_build(environ)
-    if build is not None:  # the commit and the target branch, under the names the GitHub and GitLab paths read
-        built = {"GITHUB_SHA": build.sha, "GITHUB_REF_NAME": build.branch}
-        environ = {**environ, **built, "CI_COMMIT_SHA": build.sha, "CI_COMMIT_BRANCH": build.branch}
     if host is None:
         print(f"template-update: review the branch, then push it: git push -u origin {branch}")
         return 0
     if not host.token:
         print("template-update: no token for the code host in this job: cannot open the request", file=sys.stderr)
         return 1
-    environ = {**environ, "GITHUB_SHA": base, "CI_COMMIT_SHA": base}  # the update applies to the commit it read
+    environ = {**built(environ), "GITHUB_SHA": base, "CI_COMMIT_SHA": base}  # the update applies to the commit it read
     prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
     contents = {
         f"{prefix}{path}": None if status == "D" else (root / path).read_text(encoding="utf-8")

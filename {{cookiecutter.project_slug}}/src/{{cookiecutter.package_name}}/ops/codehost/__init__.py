@@ -19,7 +19,18 @@ from .github import GitHub
 from .gitlab import GitLab
 from .host import MARKER, Host, PublishError
 
-__all__ = ["MARKER", "Build", "GitHub", "GitLab", "Host", "PublishError", "detect", "foreign_build", "github_event"]
+__all__ = [
+    "MARKER",
+    "Build",
+    "GitHub",
+    "GitLab",
+    "Host",
+    "PublishError",
+    "built",
+    "detect",
+    "foreign_build",
+    "github_event",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,18 @@ def foreign_build(env: dict[str, str]) -> Build | None:
             f"{owner}/{name}" if owner and name else repository_of(env.get("CIRCLE_REPOSITORY_URL", "")),
         )
     return None
+
+
+def built(environ: dict[str, str]) -> dict[str, str]:
+    """environ, plus a Jenkins or CircleCI build's commit and branch under the names `propose` reads.
+
+    GitHub's reads GITHUB_SHA and GITHUB_REF_NAME; GitLab's CI_COMMIT_SHA and CI_COMMIT_BRANCH.
+    """
+    build = foreign_build(environ)
+    if build is None:
+        return environ
+    names = {"GITHUB_SHA": build.sha, "GITHUB_REF_NAME": build.branch}
+    return {**environ, **names, "CI_COMMIT_SHA": build.sha, "CI_COMMIT_BRANCH": build.branch}
 
 
 def detect(env: dict[str, str] | None = None, purpose: str = "report") -> Host | None:
