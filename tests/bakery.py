@@ -284,9 +284,12 @@ def _link_copy(source: Path, target: Path) -> None:
     subprocess.run(["cp", "-al", str(source), str(target)], check=True)
 
 
-# A template release that changes the platform (template_releases).
+# A template release that changes the platform (template_releases): the next minor version after this one.
+RELEASED = OPTIONS["_template_version"]
+_MAJOR, _MINOR = RELEASED.split(".")[:2]
+NEXT = f"{_MAJOR}.{int(_MINOR) + 1}.0"
 NEW_TARGET = "template-hello: ## Say which template release this is"
-STEP = "Run the pipeline (unchanged stages come from the cache)"  # a step name of the GitHub workflow, renamed in 1.1.0
+STEP = "Run the pipeline (unchanged stages come from the cache)"  # a GitHub workflow step NEXT renames
 ACTION = "run `make template-hello` once."
 
 
@@ -304,7 +307,7 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def template_releases(root: Path) -> tuple[Path, str, str]:
     """A git repository of the template at two releases, (path, old commit, new commit): this template as it
-    stands, then release 1.1.0, which changes the platform: a new Makefile target (NEW_TARGET), a renamed CI
+    stands (RELEASED), then NEXT, which changes the platform: a new Makefile target (NEW_TARGET), a renamed CI
     step (STEP), a changed platform module, and a changelog entry asking for an action (ACTION)."""
     repo = root / "template"
     listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
@@ -315,15 +318,14 @@ def template_releases(root: Path) -> tuple[Path, str, str]:
             shutil.copy2(source, repo / name, follow_symlinks=False)
     git(repo.parent, "init", "-q", "-b", "main", str(repo))
     git(repo, "add", "--all")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "Release 1.0.0")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", f"Release {RELEASED}")
     old = git(repo, "rev-parse", "HEAD")
-    version = json.loads((repo / "cookiecutter.json").read_text())["_template_version"]
     project = repo / "{{cookiecutter.project_slug}}"
-    edit(project / "Makefile", "\nverify-pin:", f"\n{NEW_TARGET}\n\t@echo 1.1.0\n\nverify-pin:")
-    edit(project / ".ci-templates/github/.github/workflows/ci.yml", STEP, STEP + " (template 1.1.0)")
-    edit(project / "src/{{cookiecutter.package_name}}/ops/template_update.py", 'BRANCH = "', '# 1.1.0\nBRANCH = "')
-    edit(repo / "cookiecutter.json", f'"_template_version": "{version}"', '"_template_version": "1.1.0"')
-    section = f"## [1.1.0] - 2026-12-06\n### Added\n- `make template-hello`.\n  **Action:** {ACTION}\n\n## [{version}]"
-    edit(repo / "CHANGELOG.md", f"## [{version}]", section)
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "Release 1.1.0")
+    edit(project / "Makefile", "\nverify-pin:", f"\n{NEW_TARGET}\n\t@echo {NEXT}\n\nverify-pin:")
+    edit(project / ".ci-templates/github/.github/workflows/ci.yml", STEP, f"{STEP} (template {NEXT})")
+    edit(project / "src/{{cookiecutter.package_name}}/ops/template_update.py", 'BRANCH = "', f'# {NEXT}\nBRANCH = "')
+    edit(repo / "cookiecutter.json", f'"_template_version": "{RELEASED}"', f'"_template_version": "{NEXT}"')
+    section = f"## [{NEXT}] - 2099-01-01\n### Added\n- `make template-hello`.\n  **Action:** {ACTION}\n\n"
+    edit(repo / "CHANGELOG.md", f"## [{RELEASED}]", f"{section}## [{RELEASED}]")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", f"Release {NEXT}")
     return repo, old, git(repo, "rev-parse", "HEAD")

@@ -117,7 +117,7 @@ def test_the_server_image_installs_the_versions_the_project_locks(team, tmp_path
     """The server image's constraints, exported by its Dockerfile's own command, pin what the project runs."""
     dockerfile = (team.project / "docker/mlflow.Dockerfile").read_text()
     export = re.search(r"(uv export [^\n]*?) -o /constraints.txt", dockerfile).group(1).split()
-    sh(team.project, *export, "--quiet", "-o", str(tmp_path / "constraints.txt"))
+    sh(team.project, UV, *export[1:], "--quiet", "-o", str(tmp_path / "constraints.txt"))  # uv: where make put it
     constraints = dict(re.findall(r"^([\w-]+)==([\w.]+)", (tmp_path / "constraints.txt").read_text(), flags=re.M))
     script = "import boto3, mlflow, psycopg; print(mlflow.__version__, psycopg.__version__, boto3.__version__)"
     running = sh(team.project, ".venv/bin/python", "-c", script).stdout.split()

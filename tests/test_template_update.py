@@ -1,8 +1,8 @@
 """Template updates: a project made with cruft from one release takes the next as a reviewed change.
 
-The template is made a git repository at two releases: 1.0.0 (this template as it stands) and 1.1.0, which
+The template is made a git repository at two releases: this template as it stands, and the next, which
 changes the platform: a new Makefile target, a changed CI step, a changed platform module, and a changelog entry
-that asks for an action. A project is created at 1.0.0 with `cruft create`, set up, and edited as its team would
+that asks for an action. A project is created at the first with `cruft create`, set up, and edited as its team would
 (params, contract, policy, a model in the extension module), then committed. `make template-update` runs as the
 scheduled CI job does, against a stub GitHub API. The project's tests run inside the update, on one module here
 (TESTS=): the whole suite runs in test_e2e.py, and the update changes nothing they test but the platform files
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from ci_stubs.api_stub import ApiStub
 
-from bakery import ACTION, NEW_TARGET, STEP, EnvironmentSeed, commit, edit, git, sh, template_releases
+from bakery import ACTION, NEW_TARGET, NEXT, RELEASED, STEP, EnvironmentSeed, commit, edit, git, sh, template_releases
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def releases(tmp_path_factory) -> tuple[Path, str, str]:
 
 @pytest.fixture(scope="module")
 def project(releases, tmp_path_factory, environment_seed: EnvironmentSeed) -> Path:
-    """A project made with `cruft create` at release 1.0.0, set up, edited by its team and committed."""
+    """A project made with `cruft create` at the first release, set up, edited by its team and committed."""
     repo, old, _ = releases
     output = tmp_path_factory.mktemp("cruft")
     created = subprocess.run(
@@ -89,12 +89,12 @@ def test_an_update_takes_the_platform_change_and_keeps_every_user_edit(project: 
     assert "CONFLICT" not in result.stdout
     assert {name: (project / name).read_text() for name in owned} == before
     assert NEW_TARGET in (project / "Makefile").read_text()
-    assert f"{STEP} (template 1.1.0)" in (project / ".github/workflows/ci.yml").read_text()
+    assert f"{STEP} (template {NEXT})" in (project / ".github/workflows/ci.yml").read_text()
     recorded = json.loads((project / ".cruft.json").read_text())
-    assert recorded["commit"] == new and recorded["context"]["cookiecutter"]["_template_version"] == "1.1.0"
-    assert pull["title"] == "Template update 1.0.0 -> 1.1.0" and pull["draft"] is False
+    assert recorded["commit"] == new and recorded["context"]["cookiecutter"]["_template_version"] == NEXT
+    assert pull["title"] == f"Template update {RELEASED} -> {NEXT}" and pull["draft"] is False
     assert "- Tests: passed" in pull["body"] and "- Conflicts: none" in pull["body"]
-    assert "## Action needed" in pull["body"] and "### [1.1.0] - 2026-12-06" in pull["body"]
+    assert "## Action needed" in pull["body"] and f"### [{NEXT}] - 2099-01-01" in pull["body"]
     assert {"Makefile", ".github/workflows/ci.yml", ".cruft.json"} <= written
     assert not written & set(owned), "a file the project owns was proposed"
     # The project is now current: a second run changes nothing and calls no API.
@@ -118,4 +118,4 @@ def test_a_conflict_with_a_local_platform_edit_is_reported_never_dropped(project
     assert pull["draft"] is True and "- Conflicts: .github/workflows/ci.yml" in pull["body"]
     assert "- Tests: not run" in pull["body"]
     text = workflow.read_text()
-    assert re.search(r"^<<<<<<<", text, re.M) and f"{STEP} (ours)" in text and f"{STEP} (template 1.1.0)" in text
+    assert re.search(r"^<<<<<<<", text, re.M) and f"{STEP} (ours)" in text and f"{STEP} (template {NEXT})" in text

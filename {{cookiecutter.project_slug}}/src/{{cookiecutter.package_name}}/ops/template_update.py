@@ -197,10 +197,13 @@ def _propose(root: Path, environ: dict, branch: str, base: str, files, title: st
         return 1
     environ = {**built(environ), "GITHUB_SHA": base, "CI_COMMIT_SHA": base}  # the update applies to the commit it read
     prefix = _git(root, "rev-parse", "--show-prefix").stdout.strip()
-    contents = {
-        f"{prefix}{path}": None if status == "D" else (root / path).read_text(encoding="utf-8")
-        for status, path in files
-    }
+    contents: dict[str, str | None] = {}
+    for status, path in files:
+        try:
+            contents[f"{prefix}{path}"] = None if status == "D" else (root / path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # the code hosts' file APIs used here take text
+            print(f"template-update: {path} is not text: push {branch} and open the request by hand", file=sys.stderr)
+            return 1
     try:
         url = host.propose(environ, branch, contents, title, text, root, draft=draft)
     except PublishError as error:
