@@ -131,8 +131,8 @@ def copy_data_slice(root: Path, rows: int = 300) -> Path:
         test_size, folds = params.split.test_size, params.tune.cv_folds
         least = math.ceil(max(2 / test_size, (folds + 1) / (1 - test_size)))
         sample = pd.concat(
-            rows.sample(n=min(len(rows), max(least, round(share * len(rows)))), random_state=0)
-            for _, rows in frame.groupby(params.data.target)
+            members.sample(n=min(len(members), max(least, round(share * len(members)))), random_state=0)
+            for _, members in frame.groupby(params.data.target)
         ).sort_index()
     write_data(sample, root / params.data.source)
     return root / params.data.source

@@ -128,6 +128,13 @@ def build_service(root: Path):
 
     request = create_model("Request", __base__=Strict, records=(records_type, ...))
 
+    def frame_of(rows):
+        """Validated records as the model's input frame, one row each, as /predict and /explain read them."""
+        import pandas as pd
+
+        # A record's fields are declared in model column order, so its __dict__ is one row (the fastest read).
+        return pd.DataFrame([tuple(row.__dict__.values()) for row in rows], columns=contract.columns)
+
     namespace: dict[str, Any] = {"__doc__": "Scores applicants with the pinned model."}
     if tag:
         # Declared on the class so that `bentoml build` records (and bundles) exactly this model.
@@ -160,11 +167,8 @@ def build_service(root: Path):
             labelnames=["tag", "source", "model_sha256"],
             multiprocess_mode="max",  # one series per model, not one per worker process
         ).labels(**info).set(1)
-        import pandas as pd
-
         # Warm up before ready, on a record as /predict reads one (a boolean's false is the model's "False").
-        example = pd.DataFrame([tuple(record.model_validate(example_record(contract)).__dict__.values())])
-        example.columns = contract.columns
+        example = frame_of([record.model_validate(example_record(contract))])
         score(self.model, example, contract)
         if explainer is not None:
             explainer.explain(self.model, example)  # imports LIME before ready
@@ -183,10 +187,8 @@ def build_service(root: Path):
     def predict(self, records: records_type) -> list[prediction]:
         """Score one or many records: the label and its probabilities, or the predicted value."""
         import numpy as np
-        import pandas as pd
 
-        # A record's fields are declared in model column order, so its __dict__ is one row (the fastest read).
-        frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
+        frame = frame_of(records)
         predicted = score(self.model, frame, contract)
         if classifier:
             for label, count in zip(*np.unique(predicted["label"], return_counts=True), strict=True):
@@ -214,9 +216,7 @@ def build_service(root: Path):
 
         def explain(self, records: explain_type) -> list[dict[str, Any]]:
             """Score records like /predict, and say why: the top LIME contributions per record."""
-            import pandas as pd
-
-            frame = pd.DataFrame([tuple(row.__dict__.values()) for row in records], columns=contract.columns)
+            frame = frame_of(records)
             answers = as_records(score(self.model, frame, contract))
             why = explainer.explain(self.model, frame)
             return [{**answer, **reasons} for answer, reasons in zip(answers, why, strict=True)]
