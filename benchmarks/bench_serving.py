@@ -1,20 +1,27 @@
-"""Print the serving figures: our Bento against `mlflow models serve` and a bare FastAPI app, batch, build.
+"""Print the serving figures: our Bento against "before", `mlflow models serve` and a bare FastAPI app; in-process
+scoring, batch, /explain, build.
 
 Run from the template root: `uv run python benchmarks/bench_serving.py` bakes the template with
 defaults (`--task multiclass|regression`: that task's example, whose answers have another shape) and runs
 `make setup pipeline` in it; `--project PATH` uses a baked project that already has a trained model instead.
-Each server runs alone, with one worker process, on the same model:
+`--baseline-project PATH` adds "before": a project baked from an older commit of the template (the parent of a
+change) and trained on the same data, served and scored by its own code. Each server runs alone, with one worker
+process, on the same model:
 
-- the Bento built by `package --env dev` (`bentoml serve <bento>`: validation, batching, limits, metrics);
+- the Bento built by `package --env dev` (`bentoml serve <bento>`: validation, batching, limits, metrics), and
+  the baseline project's, built the same way by its own code ("before");
 - `mlflow models serve --env-manager local` on the MLflow run's model (reports/lineage.json);
-- a bare FastAPI + uvicorn app that calls the model on the request, with no checks at all, answering the
-  task's shape (binary: the score; multiclass: every class's probability; regression: the value).
+- a bare FastAPI + uvicorn app that calls the same fast path as the Bento (ml/lean.py) on the request's records,
+  with no checks at all, answering the task's shape (binary: the score; multiclass: every class's probability;
+  regression: the value).
 
-One load generator drives all three: an asyncio HTTP/1.1 client with 16 keep-alive connections,
-running in its own process (it shares the machine's cores with the server, so ratios measured in the
-same run are what matter). Then a 30 s soak of the Bento with 16 clients (errors must be 0), batch
-rows/s against a bare `read_csv + predict_proba + to_csv` on the same file (with peak RSS), and the
-time `package` takes to build the bento. Nothing here is a test: it prints figures.
+One load generator drives them all: an asyncio HTTP/1.1 client with 16 keep-alive connections (1 for the
+single-client figures), running in its own process (it shares the machine's cores with the server, so ratios
+measured in the same run are what matter). Then a 30 s soak of the Bento with 16 clients (errors must be 0);
+in-process scoring on one thread (the pipeline on a DataFrame, the lean path on Rows, the bare estimator on
+already-encoded input); POST /explain with one client; batch rows/s against a bare `read_csv + predict_proba +
+to_csv` on the same file (with peak RSS), and "before"'s; and the time `package` takes to build the bento.
+Nothing here is a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ TASK_OF = "import yaml; print(yaml.safe_load(open('params.yaml'))['data'].get('t
 CLIENTS = 16
 
 BARE_APP = """
-import joblib, pandas as pd
+from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from {package}.ml.lean import Rows
+from {package}.serving.model import load_model
 
-model = joblib.load("models/model.joblib")
+model, _ = load_model(Path.cwd())  # the model on the lean path, as the Bento scores it
 columns = list(model.feature_names_in_)
 app = FastAPI()
 
@@ -48,7 +57,7 @@ TASK = {task!r}
 
 @app.post("/predict")
 async def predict(request: Request):
-    frame = pd.DataFrame((await request.json())["records"], columns=columns)
+    frame = Rows(columns, [tuple(record[name] for name in columns) for record in (await request.json())["records"]])
     if TASK == "binary":
         return JSONResponse([{{"score": float(score)}} for score in model.predict_proba(frame)[:, 1]])
     if TASK == "multiclass":
@@ -87,6 +96,44 @@ code = batch.predict(Path.cwd(), Path(sys.argv[1]), Path(sys.argv[2]))
 elapsed = time.perf_counter() - start
 assert code == 0
 print(json.dumps({{"seconds": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+IN_PROCESS = """
+import json, sys, time
+import joblib, numpy as np, pandas as pd
+from threadpoolctl import threadpool_limits
+from {package}.ml.lean import Lean, Rows, lean
+from {package}.ml.task import outputs
+
+task = sys.argv[1]
+pipeline = joblib.load("models/model.joblib")
+fast = lean(pipeline)
+assert isinstance(fast, Lean), "the lean path does not replay this model"
+columns = list(pipeline.feature_names_in_)
+test = pd.read_parquet("data/processed/test.parquet")[columns]
+
+def p95_ms(call, repeats):
+    call()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 95)), float(np.percentile(timings, 50))
+
+figures = {{}}
+with threadpool_limits(limits=1):
+    for size, repeats in ((1, 500), (16, 300), (1000, 50)):
+        frame = test.iloc[np.arange(size) % len(test)]
+        rows = Rows.of(frame, columns)
+        encoded = fast.transform(rows)
+        estimator = fast.estimator
+        figures[size] = {{
+            "pipeline": p95_ms(lambda: outputs(pipeline, frame, task), repeats),
+            "lean": p95_ms(lambda: outputs(fast, rows, task), repeats),
+            "estimator": p95_ms(lambda: outputs(estimator, encoded, task), repeats),
+        }}
+print(json.dumps(figures))
 """
 
 LOAD = """
@@ -140,12 +187,38 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), f
 """
 
 
-def load(python: str, port: int, path: str, body: Path, seconds: float, workdir: Path) -> dict:
+def load(python: str, port: int, path: str, body: Path, seconds: float, workdir: Path, clients: int = CLIENTS) -> dict:
     """Drive one server with the load generator in its own process."""
     script = workdir / "load.py"
     script.write_text(LOAD)
-    out = run([python, str(script), str(port), path, str(body), str(CLIENTS), str(seconds)], cwd=workdir)
+    out = run([python, str(script), str(port), path, str(body), str(clients), str(seconds)], cwd=workdir)
     return json.loads(out)
+
+
+def build_bento(project: Path, env: dict) -> tuple[str, float]:
+    """`package --env dev` in project, by its own code: (the bento's tag, seconds the whole process took)."""
+    code = (
+        f"import sys; from pathlib import Path; from {PACKAGE}.ops import package; "
+        "sys.exit(package.package(Path.cwd(), 'dev'))"
+    )
+    started = time.perf_counter()
+    out = run([str(project / ".venv/bin/python"), "-c", code], cwd=project, env=env)
+    return out.split("package: bento ")[1].split()[0], round(time.perf_counter() - started, 2)
+
+
+def project_env(project: Path, workdir: Path) -> dict:
+    """The environment a project's commands run in here: its own MLflow store and tools, a shared BentoML home."""
+    env = dict(
+        os.environ,
+        BENTOML_HOME=str(workdir / "bentoml"),
+        BENTOML_DO_NOT_TRACK="true",
+        MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}",
+        PATH=f"{project / '.venv/bin'}:{os.environ['PATH']}",
+    )
+    # One OpenMP thread per server process for all of them: scikit-learn's default (one per core) makes a
+    # single-row prediction 10x slower on a busy 2-core machine, whichever server calls it.
+    env["OMP_NUM_THREADS"] = "1"
+    return env
 
 
 def bodies(project: Path, python: str, workdir: Path) -> dict[str, Path]:
@@ -166,10 +239,18 @@ def bodies(project: Path, python: str, workdir: Path) -> dict[str, Path]:
     return made
 
 
+def serve(name: str, command: list[str], project: Path, env: dict, ready: str, workdir: Path):
+    """Start one server on a free port (mlflow takes -p, the others --port)."""
+    port = free_port()
+    flag = ["--port", str(port)] if name != "mlflow" else ["-p", str(port)]
+    return Server([*command, *flag], project, env, ready, port, workdir / f"{name}.log")
+
+
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="a baked project with a trained model (default: bake one)")
+    parser.add_argument("--baseline-project", type=Path, help='"before": a project of an older template, trained')
     parser.add_argument("--task", choices=("binary", "multiclass", "regression"), default="binary", help="bake this")
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per server and body size")
     parser.add_argument("--soak", type=float, default=30.0, help="duration of the 16-client soak of the Bento")
@@ -177,37 +258,30 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     project = (args.project or bake(workdir, "pipeline", context={"task": args.task})).resolve()
+    baseline = args.baseline_project.resolve() if args.baseline_project else None
     task = run([str(project / ".venv/bin/python"), "-c", TASK_OF], cwd=project).strip()
     python = str(project / ".venv/bin/python")
     bin_dir = project / ".venv/bin"
-    env = dict(
-        os.environ,
-        BENTOML_HOME=str(workdir / "bentoml"),
-        BENTOML_DO_NOT_TRACK="true",
-        MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}",
-        PATH=f"{bin_dir}:{os.environ['PATH']}",
-    )
-    # One OpenMP thread per server process for all three: scikit-learn's default (one per core) makes a
-    # single-row prediction 10x slower on a busy 2-core machine, whichever server calls it.
-    env["OMP_NUM_THREADS"] = "1"
+    env = project_env(project, workdir)
     figures: dict[str, object] = {}
 
     # Bento build time: the whole `package --env dev` process, as `make package ENV=dev` runs it.
-    code = (
-        f"import sys; from pathlib import Path; from {PACKAGE}.ops import package; "
-        "sys.exit(package.package(Path.cwd(), 'dev'))"
-    )
-    started = time.perf_counter()
-    out = run([python, "-c", code], cwd=project, env=env)
-    figures["bento_build_s"] = round(time.perf_counter() - started, 2)
-    bento = out.split("package: bento ")[1].split()[0]
-
+    bento, figures["bento_build_s"] = build_bento(project, env)
     made = bodies(project, python, workdir)
     run_id = json.loads((project / "reports/lineage.json").read_text())["run_id"]
-    (workdir / "bare_app.py").write_text(BARE_APP.format(task=task))
+    (workdir / "bare_app.py").write_text(BARE_APP.format(task=task, package=PACKAGE))
     servers = {
-        "bento": ([str(bin_dir / "bentoml"), "serve", bento, "--host", "127.0.0.1"], "/readyz", "/predict", "records"),
+        "bento": (
+            project,
+            env,
+            [str(bin_dir / "bentoml"), "serve", bento, "--host", "127.0.0.1"],
+            "/readyz",
+            "/predict",
+            "records",
+        ),
         "mlflow": (
+            project,
+            env,
             [
                 str(bin_dir / "mlflow"),
                 "models",
@@ -226,6 +300,8 @@ def main() -> None:
             "mlflow",
         ),
         "fastapi": (
+            project,
+            env,
             [
                 str(bin_dir / "uvicorn"),
                 "bare_app:app",
@@ -243,18 +319,26 @@ def main() -> None:
             "records",
         ),
     }
+    if baseline:
+        before_env = project_env(baseline, workdir)
+        before_bento, figures["before_build_s"] = build_bento(baseline, before_env)
+        command = [str(baseline / ".venv/bin/bentoml"), "serve", before_bento, "--host", "127.0.0.1"]
+        servers = {"before": (baseline, before_env, command, "/readyz", "/predict", "records"), **servers}
+    explain_body = workdir / "explain-1.json"
+    explain_body.write_text(json.dumps({"records": json.loads(made["records-1"].read_text())["records"]}))
     results: dict[str, dict] = {}
-    for name, (command, ready, path, kind) in servers.items():
-        port = free_port()
-        flag = ["--port", str(port)] if name != "mlflow" else ["-p", str(port)]
-        server = Server([*command, *flag], project, env, ready, port, workdir / f"{name}.log")
+    for name, (root, server_env, command, ready, path, kind) in servers.items():
+        server = serve(name, command, root, server_env, ready, workdir)
         try:
             results[name] = {"startup_s": round(server.startup_s, 1)}
             for size in (1, 100):
-                load(python, port, path, made[f"{kind}-{size}"], 5, workdir)  # warm-up (batching calibrates itself)
-                results[name][size] = load(python, port, path, made[f"{kind}-{size}"], args.seconds, workdir)
+                load(python, server.port, path, made[f"{kind}-{size}"], 5, workdir)  # warm-up (batching calibrates)
+                results[name][size] = load(python, server.port, path, made[f"{kind}-{size}"], args.seconds, workdir)
+            if name in ("bento", "before"):  # what one client waits for: a request at a time
+                results[name]["single"] = load(python, server.port, path, made["records-1"], args.seconds, workdir, 1)
+                results[name]["explain"] = load(python, server.port, "/explain", explain_body, args.seconds, workdir, 1)
             if name == "bento":
-                results[name]["soak"] = load(python, port, path, made["records-1"], args.soak, workdir)
+                results[name]["soak"] = load(python, server.port, path, made["records-1"], args.soak, workdir)
         finally:
             server.stop()
 
@@ -269,9 +353,19 @@ def main() -> None:
             )
     for size in (1, 100):
         bento_rps = results["bento"][size]["rps"]
+        compared = [
+            f"bento / mlflow = {bento_rps / results['mlflow'][size]['rps']:.1f}x (goal at 100 rows >= 10x)",
+            f"bento / bare FastAPI = {bento_rps / results['fastapi'][size]['rps']:.2f}x (goal >= 0.9x)",
+        ]
+        if baseline:
+            compared.insert(0, f"bento / before = {bento_rps / results['before'][size]['rps']:.2f}x (goal >= 2x)")
+        print(f"ratio {size:>3}-row: " + ", ".join(compared))
+    for name in [name for name in ("before", "bento") if name in results]:
+        single, explained = results[name]["single"], results[name]["explain"]
         print(
-            f"ratio {size:>3}-row: bento / mlflow = {bento_rps / results['mlflow'][size]['rps']:.1f}x (goal >= 5x), "
-            f"bento / bare FastAPI = {bento_rps / results['fastapi'][size]['rps']:.2f}x (goal >= 0.7x)"
+            f"one client, one row at a time: {name} p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms; "
+            f"POST /explain (1 record) p50 {explained['p50_ms']:.0f} ms, p99 {explained['p99_ms']:.0f} ms "
+            f"{explained['outcomes']}"
         )
     soak = results["bento"]["soak"]
     errors = sum(count for status, count in soak["outcomes"].items() if status != "200")
@@ -281,7 +375,20 @@ def main() -> None:
     )
     print("start-up to ready: " + ", ".join(f"{name} {result['startup_s']} s" for name, result in results.items()))
 
-    # Batch: our chunked, validated job against the bare read-predict-write, on the same CSV.
+    # In process, one thread: what a request costs the model, before HTTP.
+    (workdir / "in_process.py").write_text(IN_PROCESS.format(package=PACKAGE))
+    scored = json.loads(run([python, str(workdir / "in_process.py"), task], project, env))
+    print("\nIn-process scoring, one thread (p95 / p50 ms; the estimator alone on already-encoded input)")
+    print(f"{'rows':>6} {'pipeline (DataFrame)':>22} {'lean path (Rows)':>18} {'estimator':>14} {'lean/estimator':>15}")
+    for size, item in scored.items():
+        pipeline, fast, bare = item["pipeline"], item["lean"], item["estimator"]
+        print(
+            f"{size:>6} {pipeline[0]:>13.3f} / {pipeline[1]:<6.3f} {fast[0]:>9.3f} / {fast[1]:<6.3f} "
+            f"{bare[0]:>6.3f} / {bare[1]:<6.3f} {fast[0] / bare[0]:>11.2f}x"
+        )
+    print("goal: lean path p95 at 1 row <= 1 ms and <= 2x the estimator's")
+
+    # Batch: our chunked, validated job against the bare read-predict-write (and "before"), on the same CSV.
     frame_code = (
         "import pandas as pd, sys; f = pd.read_csv(sys.argv[1]); "
         "pd.concat([f] * int(sys.argv[3]), ignore_index=True).to_csv(sys.argv[2], index=False)"
@@ -291,21 +398,26 @@ def main() -> None:
     run([python, "-c", frame_code, params.strip(), str(source), str(args.batch_copies)], cwd=project)
     (workdir / "batch_bare.py").write_text(BATCH_BARE)
     (workdir / "batch_ours.py").write_text(BATCH_OURS.format(package=PACKAGE))
-    bare_runs, our_runs = [], []
+    jobs = {"bare": (python, "batch_bare.py", project, env), "ours": (python, "batch_ours.py", project, env)}
+    if baseline:
+        jobs["before"] = (str(baseline / ".venv/bin/python"), "batch_ours.py", baseline, before_env)
+    runs: dict[str, list[dict]] = {name: [] for name in jobs}
     for _ in range(3):  # alternate, keep the median of each
-        bare = run([python, str(workdir / "batch_bare.py"), str(source), str(workdir / "bare.csv")], project, env)
-        ours = run([python, str(workdir / "batch_ours.py"), str(source), str(workdir / "ours.csv")], project, env)
-        bare_runs.append(json.loads(bare))
-        our_runs.append(json.loads(ours.splitlines()[-1]))
-    rows = bare_runs[0]["rows"]
-    bare_s = statistics.median(item["seconds"] for item in bare_runs)
-    ours_s = statistics.median(item["seconds"] for item in our_runs)
+        for name, (interpreter, script, root, job_env) in jobs.items():
+            out = run([interpreter, str(workdir / script), str(source), str(workdir / f"{name}.csv")], root, job_env)
+            runs[name].append(json.loads(out.splitlines()[-1]))
+    rows = runs["bare"][0]["rows"]
+    seconds = {name: statistics.median(item["seconds"] for item in done) for name, done in runs.items()}
+    peak = {name: max(item["rss_mb"] for item in done) for name, done in runs.items()}
     print(f"\nBatch ({rows} rows CSV -> CSV, median of 3)")
-    bare_rss, our_rss = max(i["rss_mb"] for i in bare_runs), max(i["rss_mb"] for i in our_runs)
-    print(f"bare read_csv+predict+to_csv:       {rows / bare_s:,.0f} rows/s, peak RSS {bare_rss:.0f} MB")
-    print(f"predict (chunked, validated):       {rows / ours_s:,.0f} rows/s, peak RSS {our_rss:.0f} MB")
-    print(f"ratio: {bare_s / ours_s:.2f}x of bare (goal >= 0.8x)")
-    print(f"\nBento build (`package --env dev`, whole process): {figures['bento_build_s']} s")
+    shown = {"bare": "bare read_csv+predict+to_csv", "ours": "predict (chunked, validated)", "before": "before"}
+    for name in jobs:
+        print(f"{shown[name] + ':':<35} {rows / seconds[name]:,.0f} rows/s, peak RSS {peak[name]:.0f} MB")
+    print(f"ratio: {seconds['bare'] / seconds['ours']:.2f}x of bare (goal >= 0.8x)")
+    if baseline:
+        print(f"ratio: {seconds['before'] / seconds['ours']:.2f}x of before (goal >= 1.5x at the same peak memory)")
+    built = f"{figures['bento_build_s']} s" + (f" (before: {figures['before_build_s']} s)" if baseline else "")
+    print(f"\nBento build (`package --env dev`, whole process): {built}")
     shutil.rmtree(workdir / "bentoml", ignore_errors=True)
 
 

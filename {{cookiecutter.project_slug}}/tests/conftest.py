@@ -156,7 +156,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     MLflow writes to the copy's own sqlite store (seed_store), never to the developer's.
     """
-    for name in ("params.yaml", "pyproject.toml", project_params().validate.schema):
+    for name in ("params.yaml", "pyproject.toml", "serving.yaml", project_params().validate.schema):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / name, tmp_path / name)
     copy_data_slice(tmp_path)

@@ -168,6 +168,7 @@ BUILT_IN = {
     "r2": Metric(True, r2, ("regression",)),
     "mape": Metric(False, mape, ("regression",)),
     "latency_p95_ms": Metric(False, tasks=TASKS),  # 95th percentile of single-row prediction time (evaluate)
+    "latency_batch_p95_ms": Metric(False, tasks=TASKS),  # ... of a request of serving.yaml's service.max_records
     "model_size_mb": Metric(False, tasks=TASKS),  # the saved model file
 }
 

@@ -1,7 +1,7 @@
 """Loading and scoring a trained model: the local pipeline output, or a model from the BentoML store.
 
 The service, the batch job and drift checks all score through `score` (Spark mirrors it), so they agree on every
-prediction.
+prediction. A loaded model scores on the lean path (ml/lean.py) wherever that path replays it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,24 @@ from typing import Any
 from ..core.contract import MODEL
 from ..core.errors import ProjectError
 from ..core.tracking import file_sha256
+from ..ml.lean import Rows, as_input, lean
 from ..ml.schema import Contract
 from ..ml.task import classes, outputs
 
 
 def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]:
-    """Load the scikit-learn pipeline and a description of where it came from.
+    """Load the trained model, ready to score (`lean`), and a description of where it came from.
 
     With a tag, from the BentoML model store: an MLflow model (imported from the registry) is read
     with skops, trusting exactly the types its MLmodel file lists; a development model is a joblib
     file. Without a tag, from the local pipeline output models/model.joblib.
     """
+    model, info = _load(root, tag)
+    return lean(model), info
+
+
+def _load(root: Path, tag: str | None) -> tuple[Any, dict[str, str]]:
+    """The stored model as it was saved, and where it came from."""
     import joblib
 
     if tag is None:
@@ -61,7 +68,7 @@ def load_mlflow_model(folder: Path):
 
 
 def score(model, frame, contract: Contract) -> dict[str, Any]:
-    """The model's answer for every row of `frame`, one array per field of `contract.outputs`, in order.
+    """The model's answer for every row of `frame` (a DataFrame, or Rows), one array per field of `contract.outputs`.
 
     binary: `label` (the positive class at or above contract.threshold, else the negative class) and `score`
     (probability of the positive class); multiclass: `label` (the most probable class) and `scores` (a DataFrame
@@ -70,7 +77,7 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
     """
     import numpy as np
 
-    predicted = outputs(model, frame[contract.columns], contract.task)
+    predicted = outputs(model, features(model, frame, contract), contract.task)
     if contract.task == "binary":
         labels = np.where(predicted >= contract.threshold, contract.positive_class, contract.negative_class)
         return {"label": labels, "score": predicted}
@@ -80,8 +87,14 @@ def score(model, frame, contract: Contract) -> dict[str, Any]:
         names = classes(model)
         listed = np.asarray([contract.label(name) for name in names], dtype=object)
         labels = listed[predicted.argmax(axis=1)]
-        return {"label": labels, "scores": pd.DataFrame(predicted, columns=names, index=frame.index)}
+        index = None if isinstance(frame, Rows) else frame.index
+        return {"label": labels, "scores": pd.DataFrame(predicted, columns=names, index=index)}
     return {"value": predicted}
+
+
+def features(model, frame, contract: Contract):
+    """The model's input: Rows as the model takes them (ml/lean.py), or the contract's columns of a DataFrame."""
+    return as_input(model, frame) if isinstance(frame, Rows) else frame[contract.columns]
 
 
 def as_records(predicted: dict[str, Any]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..core.config import load_params, model_name
 from ..core.contract import MODEL_INFO, PREDICTIONS, SCORES, VALIDATION_FAILURES, project_root
+from ..ml.lean import Rows
 from ..ml.lime_explainer import for_service
 from ..ml.schema import Contract, example_record, load_contract
 from ..ml.validate import load_schema
@@ -128,12 +129,10 @@ def build_service(root: Path):
 
     request = create_model("Request", __base__=Strict, records=(records_type, ...))
 
-    def frame_of(rows):
-        """Validated records as the model's input frame, one row each, as /predict and /explain read them."""
-        import pandas as pd
-
+    def rows_of(records) -> Rows:
+        """Validated records as the model's input, one tuple each, as /predict and /explain read them."""
         # A record's fields are declared in model column order, so its __dict__ is one row (the fastest read).
-        return pd.DataFrame([tuple(row.__dict__.values()) for row in rows], columns=contract.columns)
+        return Rows(contract.columns, [tuple(record.__dict__.values()) for record in records])
 
     namespace: dict[str, Any] = {"__doc__": "Scores applicants with the pinned model."}
     if tag:
@@ -168,10 +167,10 @@ def build_service(root: Path):
             multiprocess_mode="max",  # one series per model, not one per worker process
         ).labels(**info).set(1)
         # Warm up before ready, on a record as /predict reads one (a boolean's false is the model's "False").
-        example = frame_of([record.model_validate(example_record(contract))])
+        example = rows_of([record.model_validate(example_record(contract))])
         score(self.model, example, contract)
         if explainer is not None:
-            explainer.explain(self.model, example)  # imports LIME before ready
+            explainer.explain(self.model, example.frame())  # imports LIME before ready
         import gc
 
         # The model and libraries live as long as the process: freeze them out of the collector's scans
@@ -188,13 +187,13 @@ def build_service(root: Path):
         """Score one or many records: the label and its probabilities, or the predicted value."""
         import numpy as np
 
-        frame = frame_of(records)
-        predicted = score(self.model, frame, contract)
+        rows = rows_of(records)
+        predicted = score(self.model, rows, contract)
         if classifier:
             for label, count in zip(*np.unique(predicted["label"], return_counts=True), strict=True):
                 self.predictions.labels(label=str(label)).inc(int(count))
         else:
-            self.predictions.labels(label="value").inc(len(frame))
+            self.predictions.labels(label="value").inc(len(rows))
         for value in observed(predicted):
             self.scores.observe(float(value))
         return as_records(predicted)
@@ -216,9 +215,9 @@ def build_service(root: Path):
 
         def explain(self, records: explain_type) -> list[dict[str, Any]]:
             """Score records like /predict, and say why: the top LIME contributions per record."""
-            frame = frame_of(records)
-            answers = as_records(score(self.model, frame, contract))
-            why = explainer.explain(self.model, frame)
+            rows = rows_of(records)
+            answers = as_records(score(self.model, rows, contract))
+            why = explainer.explain(self.model, rows.frame())
             return [{**answer, **reasons} for answer, reasons in zip(answers, why, strict=True)]
 
         explain_request = create_model("ExplainRequest", __base__=Strict, records=(explain_type, ...))

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.config import build, read_yaml
+from ..core.contract import SERVING_SETTINGS
 from ..core.errors import ProjectError
 
-SETTINGS_FILE = "serving.yaml"
+SETTINGS_FILE = str(SERVING_SETTINGS)
 SETTINGS_ENV = "SERVING_CONFIG"  # another settings file, e.g. per environment (relative to the project root)
 
 
