@@ -9,7 +9,8 @@ change) and trained on the same data, served and scored by its own code. Each se
 process, on the same model:
 
 - the Bento built by `package --env dev` (`bentoml serve <bento>`: validation, batching, limits, metrics), and
-  the baseline project's, built the same way by its own code ("before");
+  the baseline project's, built the same way by its own code ("before"), and ours again with
+  `service.batching: false` ("unbatched": each request scored on arrival);
 - `mlflow models serve --env-manager local` on the MLflow run's model (reports/lineage.json);
 - a bare FastAPI + uvicorn app that calls the same fast path as the Bento (ml/lean.py) on the request's records,
   with no checks at all, answering the task's shape (binary: the score; multiclass: every class's probability;
@@ -35,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from benchkit import Server, bake, free_port, run
 
 PACKAGE = "credit_risk"
@@ -319,6 +321,15 @@ def main() -> None:
             "records",
         ),
     }
+    # The same Bento with `service.batching: false` (serving.yaml): each request scored on arrival.
+    unbatched = yaml.safe_load((project / "serving.yaml").read_text())
+    unbatched["service"]["batching"] = False
+    (workdir / "serving-unbatched.yaml").write_text(yaml.safe_dump(unbatched))
+    servers["unbatched"] = (
+        project,
+        {**env, "SERVING_CONFIG": str(workdir / "serving-unbatched.yaml")},
+        *servers["bento"][2:],
+    )
     if baseline:
         before_env = project_env(baseline, workdir)
         before_bento, figures["before_build_s"] = build_bento(baseline, before_env)
@@ -334,7 +345,7 @@ def main() -> None:
             for size in (1, 100):
                 load(python, server.port, path, made[f"{kind}-{size}"], 5, workdir)  # warm-up (batching calibrates)
                 results[name][size] = load(python, server.port, path, made[f"{kind}-{size}"], args.seconds, workdir)
-            if name in ("bento", "before"):  # what one client waits for: a request at a time
+            if name in ("bento", "before", "unbatched"):  # what one client waits for: a request at a time
                 results[name]["single"] = load(python, server.port, path, made["records-1"], args.seconds, workdir, 1)
                 results[name]["explain"] = load(python, server.port, "/explain", explain_body, args.seconds, workdir, 1)
             if name == "bento":
@@ -360,7 +371,7 @@ def main() -> None:
         if baseline:
             compared.insert(0, f"bento / before = {bento_rps / results['before'][size]['rps']:.2f}x (goal >= 2x)")
         print(f"ratio {size:>3}-row: " + ", ".join(compared))
-    for name in [name for name in ("before", "bento") if name in results]:
+    for name in [name for name in ("before", "bento", "unbatched") if name in results]:
         single, explained = results[name]["single"], results[name]["explain"]
         print(
             f"one client, one row at a time: {name} p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms; "

@@ -51,7 +51,7 @@ CORE_FILES = set(
     src/{package}/ml/pipeline.py src/{package}/ml/task.py
     src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
     src/{package}/ml/estimators.py
-    src/{package}/ml/lean.py
+    src/{package}/ml/lean.py src/{package}/ml/compiled.py
     src/{package}/starters/promotion.binary.yaml src/{package}/starters/promotion.multiclass.yaml
     src/{package}/starters/promotion.regression.yaml
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
@@ -72,6 +72,7 @@ CORE_FILES = set(
     tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
     tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py tests/ml/test_schema_draft.py
     tests/ml/test_split.py tests/ml/test_boolean.py tests/ml/test_dates.py tests/ml/test_lean.py
+    tests/ml/test_compiled.py
     tests/serving/test_service.py tests/serving/test_batch.py tests/serving/test_monitor.py tests/serving/test_labels.py
     tests/serving/test_typed_fields.py
     tests/ops/test_gate.py tests/ops/test_policy.py tests/ops/test_policy_guard.py tests/ops/test_promotion.py

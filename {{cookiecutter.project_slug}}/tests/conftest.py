@@ -150,6 +150,24 @@ def add_column(root: Path, name: str, values: list, rule: dict | None = None) ->
     schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
 
 
+def train_copy(root: Path, model: str | None = None):
+    """Run the data stages and train on the copy (the model `model` when given): (pipeline, test split, contract)."""
+    import joblib
+
+    from {{ cookiecutter.package_name }}.core.config import load_params
+    from {{ cookiecutter.package_name }}.ml import data, train, validate
+    from {{ cookiecutter.package_name }}.ml.schema import load_contract
+
+    if model:
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["train"]["model"] = model
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params = load_params(root)
+    for step in (data.ingest, validate.validate, data.split, train.train):
+        step(root, params)
+    return joblib.load(root / train.MODEL), pd.read_parquet(root / data.TEST), load_contract(root)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root with the real params (tuning off), schema and 300 stratified rows of the project's data.

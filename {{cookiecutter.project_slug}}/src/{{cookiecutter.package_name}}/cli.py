@@ -16,7 +16,7 @@ from .core.config import load_params
 from .core.contract import ENVIRONMENTS as PINNED
 from .core.contract import PACKAGE_ENVIRONMENTS
 from .core.errors import ProjectError
-from .ml import data, evaluate, local_explain, model_registry, schema_draft, train, tune, validate
+from .ml import compiled, data, evaluate, local_explain, model_registry, schema_draft, train, tune, validate
 from .ops import erase as erase_module
 from .ops import gate as gate_module
 from .ops import package as package_module
@@ -100,11 +100,12 @@ def split() -> None:
 @main.command()
 @click.argument("installed", nargs=-1)
 def extras(installed: tuple[str, ...]) -> None:
-    """Print the optional extras params.yaml's model needs that are not among INSTALLED (`make setup` adds them)."""
+    """Print the extras params.yaml's model and runtime need, minus INSTALLED (`make setup` adds them)."""
 
     def step() -> None:
         root = Path.cwd()
-        needed = model_registry.extras(load_params(root), root / "pyproject.toml")
+        params = load_params(root)
+        needed = [*model_registry.extras(params, root / "pyproject.toml"), *compiled.extras(params)]
         click.echo(" ".join(extra for extra in needed if extra not in installed))
 
     run(step)

@@ -2,21 +2,18 @@
 the project's task and every built-in encoding step, from a DataFrame (batch, drift) and from Rows (the service);
 what it does not replay scores through scikit-learn as ever. The latency evidence times a record and a request."""
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import skops.io
 import yaml
-from conftest import add_column, project_params, read_data
+from conftest import add_column, project_params, read_data, train_copy
 from sklearn.preprocessing import FunctionTransformer
 
-from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
 from {{ cookiecutter.package_name }}.core.tracking import skops_format
-from {{ cookiecutter.package_name }}.ml import data, evaluate, features, model_registry, train, validate
+from {{ cookiecutter.package_name }}.ml import evaluate, features, model_registry
 from {{ cookiecutter.package_name }}.ml.lean import Lean, Rows, lean
-from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.ml.task import outputs
 from {{ cookiecutter.package_name }}.serving.model import score
 
@@ -41,25 +38,13 @@ def with_every_step(root):
     path.write_text(yaml.safe_dump(schema, sort_keys=False))
 
 
-def trained_with(root, model: str | None = None):
-    """Train the copy (with `model` when given): the fitted pipeline, the test split and the contract."""
-    if model:
-        params = yaml.safe_load((root / "params.yaml").read_text())
-        params["train"]["model"] = model
-        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    params = load_params(root)
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(root, params)
-    return joblib.load(root / train.MODEL), pd.read_parquet(root / data.TEST), load_contract(root)
-
-
 @pytest.mark.parametrize("model", list(model_registry.BUILT_IN[TASK]))
 def test_every_built_in_model_and_step_scores_on_the_lean_path_as_in_scikit_learn(project, model):
     """Blanks filled, numbers scaled, categories one-hot encoded, dates as day numbers: the lean path gives the
     pipeline's scores to the last bit on the whole test split, read from a DataFrame or from Rows, and so do the
     labels; stored with skops (as Spark stores it), it replays the same pipeline again."""
     with_every_step(project)
-    pipeline, test, contract = trained_with(project, model)
+    pipeline, test, contract = train_copy(project, model)
     encoded = {name for name, _, columns in pipeline[0].transformers_ if len(columns)}
     assert {"numeric_imputed", "categorical_imputed", "dates"} <= encoded
     fast = lean(pipeline)
@@ -80,7 +65,7 @@ def test_a_step_of_features_py_scores_through_scikit_learn(project, monkeypatch)
     with_every_step(project)
     step = ("log_amount", FunctionTransformer(np.log1p, feature_names_out="one-to-one"), [NUMBER])
     monkeypatch.setattr(features, "transformers", lambda numeric, categorical: [step])
-    pipeline, test, contract = trained_with(project)
+    pipeline, test, contract = train_copy(project)
     test = test.dropna(subset=[NUMBER])  # the step has no imputer before it
     assert lean(pipeline) is pipeline
     by_rows, by_frame = score(pipeline, Rows.of(test, contract.columns), contract), score(pipeline, test, contract)
@@ -91,7 +76,7 @@ def test_a_step_of_features_py_scores_through_scikit_learn(project, monkeypatch)
 def test_the_latency_evidence_times_one_record_and_a_full_request(project):
     """A request has service.max_records records (the test split's rows, repeated when it has fewer), in model column
     order; serving.yaml without a usable service.max_records stops evaluate with one line naming it."""
-    pipeline, test, contract = trained_with(project)
+    pipeline, test, contract = train_copy(project)
     request = evaluate.timed_rows(test[contract.columns], len(test) + 3)
     assert len(request) == len(test) + 3 and request.columns == contract.columns
     assert request[len(test)] == request[0]

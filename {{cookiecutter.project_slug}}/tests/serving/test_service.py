@@ -258,6 +258,20 @@ def test_a_burst_beyond_the_batching_budget_is_shed_with_503(trained, records):
         tight.stop()
 
 
+def test_a_service_without_batching_answers_each_request_as_the_batched_one(server, trained, records):
+    """`service.batching: false` scores each request on arrival: the same answers, one and many records."""
+    config = yaml.safe_load((trained / "serving.yaml").read_text())
+    config["service"]["batching"] = False
+    (trained / "serving-unbatched.yaml").write_text(yaml.safe_dump(config))
+    unbatched = Server(trained, "serving-unbatched.yaml")
+    try:
+        for batch in (records[:1], records):
+            answer = unbatched.predict({"records": batch})
+            assert answer[0] == 200 and json.loads(answer[2]) == json.loads(server.predict({"records": batch})[2])
+    finally:
+        unbatched.stop()
+
+
 def test_guard_turns_any_server_error_into_a_fixed_body(contract):
     """In-process: whatever a 5xx body held (a trace, a value), the client gets a fixed JSON body."""
     import asyncio

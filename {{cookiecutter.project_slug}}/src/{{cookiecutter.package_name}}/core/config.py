@@ -160,6 +160,13 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """What scores the trained model in the service, batch scoring and the latency evidence (ml/compiled.py)."""
+
+    runtime: str = "sklearn"  # or "onnx"
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
@@ -172,6 +179,7 @@ class Params:
     explain: Explain
     fairness: Fairness
     tracking: Tracking
+    serving: Serving = Serving()  # added in 1.1.0: a params.yaml from before scores on scikit-learn
 
 
 def build(cls: type, raw: Any, where: str, source: str) -> Any:

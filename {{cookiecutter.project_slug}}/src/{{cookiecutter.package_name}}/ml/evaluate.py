@@ -23,6 +23,7 @@ from ..core.contract import (
 from ..core.errors import ProjectError
 from ..core.files import write_json
 from . import explain, fairness, metric_registry
+from .compiled import on_runtime
 from .data import stage_input
 from .estimators import ListedClasses
 from .lean import Rows, as_input, lean
@@ -138,6 +139,41 @@ def write_regression_plots(folder: Path, actual, predicted) -> None:
     residuals.round(6).to_csv(folder / "residuals.csv", index=False)
 
 
+def compiled_as_scored(fast, features, scores, params: Params):
+    """The model on params.yaml's serving.runtime, held to the lean path's `scores` of the test split.
+
+    A compiled model (ONNX) must give every row the same label (a binary model's at evaluate.threshold, a
+    multiclass model's most probable class) and scores within float32 rounding; else it is refused, before any
+    evidence is written.
+    """
+    import numpy as np
+
+    served = on_runtime(fast, params.serving.runtime)
+    if served is fast:
+        return served
+    task, threshold = params.data.task, params.evaluate.threshold
+    exact = np.asarray(scores)
+    got = np.asarray(outputs(served, features, task))
+    if task == "regression":  # float32 rounding, relative to the values' spread
+        tolerance = 1e-5 * max(1.0, float(np.ptp(exact)))
+        same_labels = True
+    else:
+        tolerance = 1e-5
+        same_labels = bool(
+            np.array_equal(got >= threshold, exact >= threshold)
+            if task == "binary"
+            else np.array_equal(got.argmax(axis=1), exact.argmax(axis=1))
+        )
+    worst = float(np.max(np.abs(got - exact)))
+    if not same_labels or worst > tolerance:
+        what = "labels" if not same_labels else f"scores (by up to {worst:.3g})"
+        raise ProjectError(
+            f"params.yaml: serving.runtime onnx: the compiled model's {what} differ from the model's on the test "
+            "split; use serving.runtime: sklearn"
+        )
+    return served
+
+
 def logged_model(model, contract: Contract):
     """The model as the project logs it to MLflow: a classifier's `predict` answers the listed classes, as the service.
 
@@ -165,15 +201,16 @@ def evaluate(root: Path, params: Params) -> None:
     labels = targets(test, params).reset_index(drop=True)
     # binary: the positive class's probability; multiclass: a frame of every class's; regression: the value
     fast, scores = lean_scores(model, features, task)
+    served = compiled_as_scored(fast, features, scores, params)
     if task == "multiclass":
         scores = pd.DataFrame(scores, columns=classes(model))
     threshold = params.evaluate.threshold
     measured = metric_registry.compute(labels, scores, threshold, task)  # built in and metrics.py's
     repeats = params.evaluate.latency_repeats
-    measured["latency_p95_ms"] = latency_p95_ms(fast, timed_rows(features, 1), repeats, task=task)
+    measured["latency_p95_ms"] = latency_p95_ms(served, timed_rows(features, 1), repeats, task=task)
     # A full request: fewer calls, each costs about as much as hundreds of single rows.
     batch = timed_rows(features, batch_records(root))
-    measured["latency_batch_p95_ms"] = latency_p95_ms(fast, batch, repeats // 10, task=task)
+    measured["latency_batch_p95_ms"] = latency_p95_ms(served, batch, repeats // 10, task=task)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}
     decided = scores if task == "regression" else metric_registry.decisions(scores, threshold)

@@ -19,6 +19,7 @@ from ..core import tracking
 from ..core.config import load_params, model_name, read_yaml
 from ..core.contract import DEV, MODEL, PACKAGE_ENVIRONMENTS, pin_path
 from ..core.errors import ProjectError
+from ..ml import compiled
 from . import promotion, signing
 from .errors import CannotDecide
 from .manifests import REPOSITORY
@@ -135,16 +136,19 @@ def serving_requirements(names: tuple[str, ...] = SERVING_PACKAGES) -> list[str]
 
 
 def model_packages(root: Path) -> tuple[str, ...]:
-    """The distribution of an estimator params.yaml names by import path (lightgbm.LGBMRegressor: lightgbm).
+    """The distributions params.yaml's model and runtime need beyond scikit-learn, for the image.
 
-    The image must import it to load the model; the built-in models need only scikit-learn.
+    An estimator named by import path needs its own (lightgbm.LGBMRegressor: lightgbm); serving.runtime onnx needs
+    onnxruntime and the converters. The image must import them to load and run the model.
     """
     from importlib import metadata
 
-    model = load_params(root).train.model
+    params = load_params(root)
+    runtime = compiled.ONNX_PACKAGES if compiled.extras(params) else ()
+    model = params.train.model
     if "." not in model:
-        return ()
-    return tuple(metadata.packages_distributions().get(model.split(".")[0], ()))
+        return runtime
+    return (*metadata.packages_distributions().get(model.split(".")[0], ()), *runtime)
 
 
 def package(root: Path, env: str) -> int:

@@ -9,23 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..core.config import load_params
 from ..core.contract import MODEL
 from ..core.errors import ProjectError
 from ..core.tracking import file_sha256
+from ..ml.compiled import on_runtime
 from ..ml.lean import Rows, as_input, lean
 from ..ml.schema import Contract
 from ..ml.task import classes, outputs
 
 
 def load_model(root: Path, tag: str | None = None) -> tuple[Any, dict[str, str]]:
-    """Load the trained model, ready to score (`lean`), and a description of where it came from.
+    """Load the trained model, ready to score (lean, on params.yaml's serving.runtime), and where it came from.
 
     With a tag, from the BentoML model store: an MLflow model (imported from the registry) is read
     with skops, trusting exactly the types its MLmodel file lists; a development model is a joblib
     file. Without a tag, from the local pipeline output models/model.joblib.
     """
     model, info = _load(root, tag)
-    return lean(model), info
+    return on_runtime(lean(model), load_params(root).serving.runtime), info
 
 
 def _load(root: Path, tag: str | None) -> tuple[Any, dict[str, str]]:

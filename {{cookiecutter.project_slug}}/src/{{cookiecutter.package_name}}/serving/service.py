@@ -198,12 +198,9 @@ def build_service(root: Path):
             self.scores.observe(float(value))
         return as_records(predicted)
 
+    batching = {"max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
     api = bentoml.api(
-        route="/predict",
-        input_spec=request,
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.max_latency_ms,
+        route="/predict", input_spec=request, batchable=settings.batching, **(batching if settings.batching else {})
     )(predict)
     # Declared, so BentoML does not derive the media type from a JSON schema on every response.
     api.output_spec.media_type = "application/json"
