@@ -135,7 +135,32 @@ with threadpool_limits(limits=1):
             "lean": p95_ms(lambda: outputs(fast, rows, task), repeats),
             "estimator": p95_ms(lambda: outputs(estimator, encoded, task), repeats),
         }}
-print(json.dumps(figures))
+    # serving.runtime onnx, for each built-in model: its scikit-learn estimator and its ONNX export, on the lean
+    # path, one row (a model ONNX cannot run says why).
+    from sklearn.base import clone
+    from {package}.core.config import load_params
+    from {package}.core.errors import ProjectError
+    from {package}.ml import model_registry
+    from {package}.ml.compiled import on_runtime
+    from {package}.ml.task import targets
+    from pathlib import Path
+    params = load_params(Path.cwd())
+    train = pd.read_parquet("data/processed/train.parquet")
+    one = Rows.of(test.head(1), columns)
+    compiled = {{}}
+    for name, entry in model_registry.BUILT_IN[task].items():
+        model = clone(pipeline)
+        model.steps[-1] = ("model", model_registry.estimator_class(name, task)(**entry.defaults))
+        model.fit(train[columns], targets(train, params))
+        fitted = lean(model)
+        try:
+            served = on_runtime(fitted, "onnx")
+        except ProjectError as error:
+            compiled[name] = str(error).split(": ", 2)[-1][:90]
+            continue
+        compiled[name] = [p95_ms(lambda: outputs(fitted, one, task), 300)]
+        compiled[name].append(p95_ms(lambda: outputs(served, one, task), 300))
+print(json.dumps({{"sizes": figures, "compiled": compiled}}))
 """
 
 LOAD = """
@@ -388,7 +413,8 @@ def main() -> None:
 
     # In process, one thread: what a request costs the model, before HTTP.
     (workdir / "in_process.py").write_text(IN_PROCESS.format(package=PACKAGE))
-    scored = json.loads(run([python, str(workdir / "in_process.py"), task], project, env))
+    measured = json.loads(run([python, str(workdir / "in_process.py"), task], project, env))
+    scored = measured["sizes"]
     print("\nIn-process scoring, one thread (p95 / p50 ms; the estimator alone on already-encoded input)")
     print(f"{'rows':>6} {'pipeline (DataFrame)':>22} {'lean path (Rows)':>18} {'estimator':>14} {'lean/estimator':>15}")
     for size, item in scored.items():
@@ -398,6 +424,15 @@ def main() -> None:
             f"{bare[0]:>6.3f} / {bare[1]:<6.3f} {fast[0] / bare[0]:>11.2f}x"
         )
     print("goal: lean path p95 at 1 row <= 1 ms and <= 2x the estimator's")
+    print("\nserving.runtime onnx, 1 row on the lean path, each built-in model with its defaults (p95 / p50 ms)")
+    for name, item in measured["compiled"].items():
+        if isinstance(item, str):
+            print(f"{name:<24} refused: {item}")
+        else:
+            (sk95, sk50), (ox95, ox50) = item
+            print(
+                f"{name:<24} scikit-learn {sk95:.3f} / {sk50:.3f}   onnx {ox95:.3f} / {ox50:.3f}   {sk50 / ox50:.1f}x"
+            )
 
     # Batch: our chunked, validated job against the bare read-predict-write (and "before"), on the same CSV.
     frame_code = (

@@ -72,7 +72,6 @@ CORE_FILES = set(
     tests/ml/test_pipeline.py tests/ml/test_tune.py tests/ml/test_explain.py tests/ml/test_fairness.py
     tests/ml/test_lime.py tests/ml/test_pii.py tests/ml/test_registry.py tests/ml/test_schema_draft.py
     tests/ml/test_split.py tests/ml/test_boolean.py tests/ml/test_dates.py tests/ml/test_lean.py
-    tests/ml/test_compiled.py
     tests/serving/test_service.py tests/serving/test_batch.py tests/serving/test_monitor.py tests/serving/test_labels.py
     tests/serving/test_typed_fields.py
     tests/ops/test_gate.py tests/ops/test_policy.py tests/ops/test_policy_guard.py tests/ops/test_promotion.py

@@ -1,10 +1,12 @@
 """End-to-end tier: a project baked for regression (`task=regression`) goes the whole way on its shipped data.
 
 The journey a user of the regression example takes, with a model from outside scikit-learn: LightGBM, named by
-import path in params.yaml (nothing registered), and installed by `make setup` as the optional extra it needs.
-The cold pipeline trains and evaluates it on the diabetes data (tree SHAP, the MLflow model in skops), the gate
-decides under the shipped regression policy and passes, the candidate is registered, promoted, signed and
-packaged (LightGBM in the image's packages) and the batch job scores the data file. Tuning is turned off and
+import path in params.yaml (nothing registered), and installed by `make setup` as the optional extra it needs,
+served compiled (`serving.runtime: onnx`, onnxmltools' export run by onnxruntime: its extra is added too).
+The cold pipeline trains and evaluates it on the diabetes data (tree SHAP, the MLflow model in skops, latency
+timed on ONNX), the gate decides under the shipped regression policy and passes, the candidate is registered,
+promoted, signed and packaged (LightGBM and onnxruntime in the image's packages) and the batch job scores the
+data file on ONNX. Tuning is turned off and
 latency timed on fewer calls, for time. The project's own tests follow data.task: test_multiclass runs them on
 another task than the default's (CI's budget holds one such run; run `make test` in a regression bake to see
 them pass here).
@@ -30,7 +32,8 @@ MODEL = "lightgbm.LGBMRegressor"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, environment_seed: EnvironmentSeed) -> Path:
-    """The regression example choosing LightGBM, set up again (which adds its extra), untuned, latency on 20 calls."""
+    """The regression example choosing LightGBM on ONNX, set up again (which adds both extras), untuned, latency on
+    20 calls."""
     root = set_up(tmp_path_factory.mktemp("regression"), environment_seed, {"task": "regression"})
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["model"] = MODEL
@@ -41,9 +44,10 @@ def project(tmp_path_factory, environment_seed: EnvironmentSeed) -> Path:
     }
     params["tune"]["enabled"] = False
     params["evaluate"]["latency_repeats"] = 20
+    params["serving"] = {"runtime": "onnx"}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # No EXTRA=lightgbm: setup installs the extra params.yaml's model needs, as it does in CI.
-    assert "params.yaml's model needs the extra: lightgbm" in sh(root, "make", "setup").stdout
+    # No EXTRA=lightgbm: setup installs the extras params.yaml's model and runtime need, as it does in CI.
+    assert "params.yaml's model or runtime needs the extra: lightgbm onnx" in sh(root, "make", "setup").stdout
     return root
 
 
@@ -78,7 +82,9 @@ def test_the_regressor_is_registered_promoted_packaged_and_scores_a_file(project
     sh(project, "make", "sign")
     sh(project, "make", "package", "ENV=staging", f"BENTOML_HOME={tmp_path / 'bentoml'}")
     (requirements,) = (tmp_path / "bentoml/bentos").glob("*/*/env/python/requirements.txt")
-    assert any(line.startswith("lightgbm==") for line in requirements.read_text().split())  # the image can load it
+    pins = requirements.read_text().split()
+    assert any(line.startswith("lightgbm==") for line in pins)  # the image can load it
+    assert any(line.startswith("onnxruntime==") for line in pins)  # and run it compiled
     sh(project, "git", "checkout", "deploy/staging.yaml")  # package recorded the bento tag in the pin
 
     output = tmp_path / "scored.csv"

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.ml import lime_explainer, local_explain, tr
 from {{ cookiecutter.package_name }}.ml.data import TEST, TRAIN
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.ml.task import outputs, targets
+from {{ cookiecutter.package_name }}.serving.model import load_model
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 
@@ -42,9 +43,10 @@ def server(explained):
 
 def scored(root: Path):
     """The test split, its labels (binary: 1 for the positive class; multiclass: the classes; regression: the
-    values) and the model's output (the positive class's probability; every class's; the predicted value)."""
+    values) and the model's output (the positive class's probability; every class's; the predicted value), the
+    model scoring as the service loads it (serving.runtime)."""
     params = load_params(root)
-    model = joblib.load(root / train.MODEL)
+    model = load_model(root)[0]
     test = pd.read_parquet(root / TEST).reset_index(drop=True)
     labels = targets(test, params).to_numpy()
     return model, test, labels, outputs(model, test[list(model.feature_names_in_)], params.data.task)

@@ -315,17 +315,25 @@ def test_an_estimator_named_by_import_path_trains_without_registering(project: P
 
 def test_setup_adds_the_extra_that_installs_an_estimator_named_by_import_path(project: Path):
     """`make setup` installs what train.model needs: `extras` names the optional extra that lists the estimator's
-    distribution (named like its module), unless EXTRA already installs it; a scikit-learn model needs none."""
+    distribution (named like its module), unless EXTRA already installs it; a scikit-learn model needs none.
+    serving.runtime onnx adds the onnx extra."""
     (project / "pyproject.toml").write_text(
         "[project.optional-dependencies]\n"
         'spark = ["pyspark>=4"]\n'
         'boosting = ["numpy", "LightGBM[scikit-learn]>=4 ; python_version >= \'3.11\'"]\n'
     )
-    edit_params(project, lambda p: p["train"].update(model="random_forest"))
+
+    def choose(model: str, runtime: str = "sklearn"):
+        edit_params(project, lambda params: params.update(train={**params["train"], "model": model}))
+        edit_params(project, lambda params: params.update(serving={"runtime": runtime}))
+
+    choose("random_forest")
     assert CliRunner().invoke(cli.main, ["extras"]).stdout == "\n"
-    edit_params(project, lambda p: p["train"].update(model=f"lightgbm.LGBM{KIND}"))
+    choose(f"lightgbm.LGBM{KIND}")
     assert CliRunner().invoke(cli.main, ["extras"]).stdout == "boosting\n"
     assert CliRunner().invoke(cli.main, ["extras", "spark", "boosting"]).stdout == "\n"
+    choose(f"lightgbm.LGBM{KIND}", runtime="onnx")  # the compiled runtime's extra too
+    assert CliRunner().invoke(cli.main, ["extras", "spark", "boosting"]).stdout == "onnx\n"
 
 
 def test_a_model_of_the_other_kind_is_a_one_line_error_naming_the_task(project: Path):

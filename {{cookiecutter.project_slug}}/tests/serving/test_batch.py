@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import data, train
+from {{ cookiecutter.package_name }}.ml import data
 from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
 from {{ cookiecutter.package_name }}.serving import batch
+from {{ cookiecutter.package_name }}.serving.model import load_model
 from {{ cookiecutter.package_name }}.serving.request import request_model
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -52,11 +53,10 @@ def model_scores(root: Path, frame: pd.DataFrame):
     """What the trained model says about `frame`, computed directly, a column per predicted_columns: P(positive
     class), every class's probability, or the predicted value.
 
-    The model is fitted on categories as text, as the split stage writes them (True as "True").
+    The model is fitted on categories as text, as the split stage writes them (True as "True"); it scores as
+    `load_model` gives it, on params.yaml's serving.runtime.
     """
-    import joblib
-
-    model = joblib.load(root / train.MODEL)
+    model = load_model(root)[0]
     params = load_params(root)
     features = data.categories_as_text(frame.copy(), root / params.validate.schema, params)
     features = features[list(model.feature_names_in_)]

@@ -27,10 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from served import PACKAGE, PROJECT, SENTINEL, Server, assert_safe, bounded_number, hand_written, hostile_request
 
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import data, train
+from {{ cookiecutter.package_name }}.ml import data
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.ops import package
 from {{ cookiecutter.package_name }}.serving import monitor, service
+from {{ cookiecutter.package_name }}.serving.model import load_model
 from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 
@@ -70,11 +71,10 @@ def assert_healthy(server, records):
 def test_it_scores_one_and_many_records_like_the_model(server, trained, contract, records):
     """One or many records per request, each answered with the contract's outputs and nothing else: the model's
     own scores and its threshold's labels (binary), its probabilities of every class and the most probable one
-    (multiclass), or the model's own predicted values (regression)."""
-    import joblib
+    (multiclass), or the model's own predicted values (regression), as `load_model` gives it (serving.runtime)."""
     import pandas as pd
 
-    model = joblib.load(trained / train.MODEL)
+    model = load_model(trained)[0]
     for batch in (records[:1], records[:100]):
         status, headers, body = server.predict({"records": batch})
         assert status == 200, body

@@ -85,19 +85,23 @@ class OneHot:
     def encode(self, columns: list[Any]):
         """The block of the encoded matrix for these columns: an (n, width) float64 array of 0 and 1.
 
-        A dict lookup per value: cheaper than a pandas call per column for one row, and as fast for 10,000.
+        A dict lookup per value (cheaper than a pandas call per column for one record, as fast for thousands), then
+        one numpy assignment for every column's ones.
         """
         import numpy as np
 
-        block = np.zeros((len(columns[0]), self.width))
+        records = len(columns[0])
+        codes = np.empty((len(columns), records), dtype=np.intp)  # each value's output column, -1 if unseen
         for index, (values, positions) in enumerate(zip(columns, self.positions, strict=True)):
+            get = positions.get
             fill = None if self.fill is None else self.fill[index]
-            for row, value in enumerate(values):
-                if fill is not None and (value is None or value != value):  # None or NaN: missing
-                    value = fill
-                where = positions.get(value)
-                if where is not None:
-                    block[row, where] = 1.0
+            if fill is None:
+                codes[index] = [get(value, -1) for value in values]
+            else:  # None or NaN is missing: the imputer's value stands in
+                codes[index] = [get(fill if value is None or value != value else value, -1) for value in values]
+        block = np.zeros((records, self.width))
+        feature, record = np.nonzero(codes >= 0)
+        block[record, codes[feature, record]] = 1.0
         return block
 
 

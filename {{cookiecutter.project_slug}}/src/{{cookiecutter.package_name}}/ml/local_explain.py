@@ -23,7 +23,9 @@ from ..core.contract import LIME_MARKDOWN as LOCAL_MD
 from ..core.contract import LIME_PROFILE as PROFILE
 from ..core.errors import ProjectError
 from ..core.files import write_atomic, write_json
+from .compiled import on_runtime
 from .data import stage_input
+from .lean import lean
 from .lime_explainer import Columns, explain_rows, markdown, profile
 from .schema import load_contract
 from .task import classes, outputs, targets
@@ -88,12 +90,13 @@ def _choose(wanted, size: int, local) -> list[tuple[int, str]]:
 def run(root: Path, params, model, train, test) -> dict[str, Any]:
     """Explain the planned test rows; write reports/lime/ (profile, local.json, local.md) and return local.json.
 
-    A mitigated model is explained through the scores its group thresholds cut, as SHAP does.
+    A mitigated model is explained through the scores its group thresholds cut, as SHAP does. The model scores as
+    the service scores it (the lean path, on serving.runtime), so POST /explain answers these rows alike.
     """
     import pandas as pd
 
     local = params.explain.local
-    model = getattr(model, "pipeline", model)
+    model = on_runtime(lean(getattr(model, "pipeline", model)), params.serving.runtime)
     contract = load_contract(root)
     columns = Columns.from_contract(contract)
     differ = sorted(set(model.feature_names_in_) ^ set(columns.names))
