@@ -63,8 +63,9 @@ def latency_p95_ms(model, rows: Rows, repeats: int, rounds: int = 5, task: str =
 
 def batch_records(root: Path) -> int:
     """service.max_records in serving.yaml: the most records the service scores in one request."""
-    service = read_yaml(root / SERVING_SETTINGS) or {}
-    records = service.get("service", {}).get("max_records") if isinstance(service, dict) else None
+    settings = read_yaml(root / SERVING_SETTINGS)
+    service = settings.get("service") if isinstance(settings, dict) else None
+    records = service.get("max_records") if isinstance(service, dict) else None
     if not isinstance(records, int) or isinstance(records, bool) or records < 1:
         raise ProjectError(f"{SERVING_SETTINGS}: service.max_records must be a whole number of at least 1")
     return records
