@@ -116,7 +116,7 @@ def main() -> None:
     figures = json.loads(run([python, "-c", MEASURE.format(package=PACKAGE)], cwd=project).strip().splitlines()[-1])
     script = (
         "import json, pandas as pd; from pathlib import Path\n"
-        f"from {PACKAGE}.ml.schema import load_contract\nfrom {PACKAGE}.serving.settings import load_settings\n"
+        f"from {PACKAGE}.ml.schema import load_contract\nfrom {PACKAGE}.core.settings import load_settings\n"
         "root = Path.cwd(); contract = load_contract(root)\n"
         "rows = pd.read_parquet(root / 'data/processed/test.parquet')[contract.columns]\n"
         "limit = load_settings(root).explain.max_records\n"

@@ -51,12 +51,12 @@ CORE_FILES = set(
     src/{package}/ml/pipeline.py src/{package}/ml/task.py
     src/{package}/ml/tune.py src/{package}/ml/train.py src/{package}/ml/evaluate.py src/{package}/ml/fairness.py
     src/{package}/ml/estimators.py
-    src/{package}/ml/lean.py src/{package}/ml/compiled.py
+    src/{package}/ml/lean.py src/{package}/ml/compiled.py src/{package}/core/settings.py
     src/{package}/starters/promotion.binary.yaml src/{package}/starters/promotion.multiclass.yaml
     src/{package}/starters/promotion.regression.yaml
     src/{package}/ml/explain.py src/{package}/ml/lime_explainer.py src/{package}/ml/local_explain.py
     src/{package}/serving/__init__.py src/{package}/serving/model.py src/{package}/serving/request.py
-    src/{package}/serving/settings.py src/{package}/serving/guard.py src/{package}/serving/service.py
+    src/{package}/serving/guard.py src/{package}/serving/service.py
     src/{package}/serving/batch.py src/{package}/serving/spark_batch.py src/{package}/serving/monitor.py
     src/{package}/ops/__init__.py src/{package}/ops/policy.py src/{package}/ops/policy_guard.py
     src/{package}/ops/errors.py src/{package}/ops/gate/__init__.py src/{package}/ops/gate/evidence.py

@@ -3,17 +3,16 @@ service) or true/false in any case (a file, the batch check), whatever the rest 
 
 import json
 
-import joblib
 import pandas as pd
 import pytest
-from conftest import add_column, project_params, read_data, write_data
+from conftest import add_column, project_params, read_data, train_copy, write_data
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.contract import VALIDATION
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
-from {{ cookiecutter.package_name }}.ml import data, schema_draft, train, validate
-from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
+from {{ cookiecutter.package_name }}.ml import data, schema_draft, validate
+from {{ cookiecutter.package_name }}.ml.schema import check_frame
 from {{ cookiecutter.package_name }}.serving.model import score
 from {{ cookiecutter.package_name }}.serving.request import request_model
 
@@ -47,11 +46,8 @@ def test_a_boolean_column_is_trained_on_and_scored_from_json_or_any_file_spellin
     """The pipeline trains with the column; the service takes JSON true/false (or null: nullable) and true/false
     text in any case, as the batch check does, and refuses other text or a number; both score as the model was
     trained."""
-    params = with_flag(project)
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(project, params)
-    model = joblib.load(project / train.MODEL)
-    contract = load_contract(project)
+    with_flag(project)
+    model, _, contract = train_copy(project)
     assert FLAG in contract.columns and FLAG in model.feature_names_in_
 
     test = pd.read_parquet(project / data.TEST).head(1)

@@ -4,18 +4,17 @@ is."""
 
 import json
 
-import joblib
 import pandas as pd
 import pytest
 import skops.io
-from conftest import add_column, project_params, read_data
+from conftest import add_column, project_params, read_data, train_copy
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.tracking import skops_format
-from {{ cookiecutter.package_name }}.ml import data, local_explain, schema_draft, train, validate
+from {{ cookiecutter.package_name }}.ml import data, local_explain, schema_draft
 from {{ cookiecutter.package_name }}.ml.estimators import day_numbers
-from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
+from {{ cookiecutter.package_name }}.ml.schema import check_frame
 from {{ cookiecutter.package_name }}.serving.model import score
 from {{ cookiecutter.package_name }}.serving.request import request_model
 
@@ -58,10 +57,7 @@ def test_a_date_column_is_trained_on_and_scored_from_iso_text_alike(project):
     dates and date-times, refuse what is not one (`type`) or is before the schema's min (`range`), and score the
     same; LIME explains a row with its date."""
     params = with_date(project)
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(project, params)
-    model = joblib.load(project / train.MODEL)
-    contract = load_contract(project)
+    model, _, contract = train_copy(project)
     assert DATE in contract.columns and DATE in model.feature_names_in_
     stored = skops.io.loads(skops.io.dumps(model), trusted=skops_format(model)["skops_trusted_types"])
 

@@ -109,16 +109,22 @@ def test_a_step_of_features_py_scores_through_scikit_learn(project, monkeypatch)
 
 def test_the_latency_evidence_times_one_record_and_a_full_request(project):
     """A request has service.max_records records (the test split's rows, repeated when it has fewer), in model column
-    order; serving.yaml without a usable service.max_records stops evaluate with one line naming it."""
+    order; serving.yaml without a usable service.max_records stops evaluate with one line naming it, and nothing
+    is written."""
     pipeline, test, contract = train_copy(project)
     request = evaluate.timed_rows(test[contract.columns], len(test) + 3)
     assert len(request) == len(test) + 3 and request.columns == contract.columns
     assert request[len(test)] == request[0]
     assert evaluate.latency_p95_ms(lean(pipeline), request, repeats=20, task=TASK) > 0
 
-    (project / "serving.yaml").write_text("service:\n  max_records: many\n")
-    with pytest.raises(ProjectError, match=r"serving.yaml: service.max_records must be a whole number"):
-        evaluate.batch_records(project)
+    settings = yaml.safe_load((project / "serving.yaml").read_text())
+    bad = (("many", "'serving.service.max_records' must be int"), (0, "max_records and chunk_rows must be at least 1"))
+    for value, message in bad:
+        settings["service"]["max_records"] = value
+        (project / "serving.yaml").write_text(yaml.safe_dump(settings))
+        with pytest.raises(ProjectError, match=rf"^serving.yaml: .*{message}"):
+            evaluate.evaluate(project, load_params(project))
+        assert not (project / evaluate.METRICS).exists()
 
 
 def with_runtime(root, runtime: str) -> None:

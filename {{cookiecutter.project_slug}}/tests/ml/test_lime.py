@@ -15,12 +15,12 @@ import yaml
 from served import Server, assert_safe, hand_written, make_project
 
 from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 from {{ cookiecutter.package_name }}.ml import lime_explainer, local_explain, train
 from {{ cookiecutter.package_name }}.ml.data import TEST, TRAIN
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.ml.task import outputs, targets
 from {{ cookiecutter.package_name }}.serving.model import load_model
-from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 
 @pytest.fixture(scope="module")

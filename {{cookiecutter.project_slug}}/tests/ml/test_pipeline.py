@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from conftest import binary_only, feature_of, project_params, project_schema, read_data, write_data
+from conftest import binary_only, feature_of, project_params, project_schema, read_data, train_copy, write_data
 
 from {{ cookiecutter.package_name }}.core.config import load_params
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
@@ -52,10 +52,9 @@ def test_a_positive_class_written_as_a_number_or_boolean_is_read_as_its_label_te
 def test_missing_values_of_a_nullable_column_are_filled_in_by_the_model(project):
     """A feature declared `nullable: true` may miss values: validate passes them, the model fills them in with the
     training median (a number) or most frequent value (a category), and the batch check passes a row without it."""
-    import joblib
     import numpy as np
 
-    from {{ cookiecutter.package_name }}.ml.schema import check_frame, load_contract
+    from {{ cookiecutter.package_name }}.ml.schema import check_frame
     from {{ cookiecutter.package_name }}.serving.request import request_model
 
     params = load_params(project)
@@ -68,10 +67,7 @@ def test_missing_values_of_a_nullable_column_are_filled_in_by_the_model(project)
     for name in columns:
         schema["columns"][name]["nullable"] = True
     (project / params.validate.schema).write_text(yaml.safe_dump(schema, sort_keys=False))
-    for step in (data.ingest, validate.validate, data.split, train.train):
-        step(project, params)
-    model = joblib.load(project / train.MODEL)
-    contract = load_contract(project)
+    model, _, contract = train_copy(project)
 
     test = pd.read_parquet(project / data.TEST).dropna(subset=columns).head(1)
     blank, reasons = check_frame(test.assign(**{name: None for name in columns}), contract)

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 from {{ cookiecutter.package_name }}.ml import data
 from {{ cookiecutter.package_name }}.ml.schema import Contract, load_contract
 from {{ cookiecutter.package_name }}.serving import monitor
-from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 MONITORING = PROJECT / "monitoring"

@@ -27,12 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from served import PACKAGE, PROJECT, SENTINEL, Server, assert_safe, bounded_number, hand_written, hostile_request
 
 from {{ cookiecutter.package_name }}.core.errors import ProjectError
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 from {{ cookiecutter.package_name }}.ml import data
 from {{ cookiecutter.package_name }}.ml.schema import load_contract
 from {{ cookiecutter.package_name }}.ops import package
 from {{ cookiecutter.package_name }}.serving import monitor, service
 from {{ cookiecutter.package_name }}.serving.model import load_model
-from {{ cookiecutter.package_name }}.serving.settings import load_settings
 
 
 @pytest.fixture(scope="module")

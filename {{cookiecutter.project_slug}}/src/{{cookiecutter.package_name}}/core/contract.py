@@ -18,7 +18,6 @@ INGESTED = Path("data/interim/dataset.parquet")
 TRAIN = Path("data/processed/train.parquet")
 TEST = Path("data/processed/test.parquet")
 BEST_PARAMS = Path("reports/tune/best_params.json")  # the hyperparameters train uses (tuned or from params.yaml)
-SERVING_SETTINGS = Path("serving.yaml")  # serving/settings.py; evaluate times a request of service.max_records
 MODEL = Path("models/model.joblib")  # the candidate: the fitted pipeline, as train wrote it
 
 # --------------------------------------------------------------------------- evidence (what the gate reads)

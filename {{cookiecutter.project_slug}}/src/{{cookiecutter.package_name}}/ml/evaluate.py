@@ -7,21 +7,11 @@ import time
 from pathlib import Path
 
 from ..core import tracking
-from ..core.config import Params, model_name, read_yaml
-from ..core.contract import (
-    EXPLAIN_DIR,
-    FAIRNESS,
-    LINEAGE,
-    METRICS,
-    MODEL,
-    PLOTS,
-    SERVING_SETTINGS,
-    TEST,
-    TOP_FEATURES,
-    VALIDATION,
-)
+from ..core.config import Params, model_name
+from ..core.contract import EXPLAIN_DIR, FAIRNESS, LINEAGE, METRICS, MODEL, PLOTS, TEST, TOP_FEATURES, VALIDATION
 from ..core.errors import ProjectError
 from ..core.files import write_json
+from ..core.settings import load_settings
 from . import explain, fairness, metric_registry
 from .compiled import on_runtime
 from .data import stage_input
@@ -59,16 +49,6 @@ def latency_p95_ms(model, rows: Rows, repeats: int, rounds: int = 5, task: str =
                 timings.append((time.perf_counter() - start) * 1000)
             p95s.append(np.percentile(timings, 95))
     return float(np.median(p95s))
-
-
-def batch_records(root: Path) -> int:
-    """service.max_records in serving.yaml: the most records the service scores in one request."""
-    settings = read_yaml(root / SERVING_SETTINGS)
-    service = settings.get("service") if isinstance(settings, dict) else None
-    records = service.get("max_records") if isinstance(service, dict) else None
-    if not isinstance(records, int) or isinstance(records, bool) or records < 1:
-        raise ProjectError(f"{SERVING_SETTINGS}: service.max_records must be a whole number of at least 1")
-    return records
 
 
 def timed_rows(features, size: int) -> Rows:
@@ -197,6 +177,7 @@ def evaluate(root: Path, params: Params) -> None:
     for stale in (LINEAGE, FAIRNESS, TOP_FEATURES):
         (root / stale).unlink(missing_ok=True)
     model = joblib.load(stage_input(root, MODEL))
+    request_records = load_settings(root).service.max_records  # a bad serving.yaml stops evaluate before any work
     test = pd.read_parquet(stage_input(root, TEST))
     task = params.data.task
     features = test[list(model.feature_names_in_)]
@@ -211,7 +192,7 @@ def evaluate(root: Path, params: Params) -> None:
     repeats = params.evaluate.latency_repeats
     measured["latency_p95_ms"] = latency_p95_ms(served, timed_rows(features, 1), repeats, task=task)
     # A full request: fewer calls (each costs about as much as hundreds of single rows), at least 15.
-    batch = timed_rows(features, batch_records(root))
+    batch = timed_rows(features, request_records)
     measured["latency_batch_p95_ms"] = latency_p95_ms(served, batch, repeats // 10, rounds=3, task=task, least=5)
     measured["model_size_mb"] = (root / MODEL).stat().st_size / 2**20
     measured = {name: round(float(value), 6) for name, value in measured.items()}

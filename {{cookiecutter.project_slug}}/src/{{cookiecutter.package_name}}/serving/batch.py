@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.errors import ProjectError
+from ..core.settings import load_settings
 from ..ml.schema import check_frame, load_contract
 from .model import as_columns, load_model, score
-from .settings import load_settings
 
 SUFFIXES = (".csv", ".parquet")
 # Text read as a missing value in a CSV: pandas' default set, written out so that the Spark engine,

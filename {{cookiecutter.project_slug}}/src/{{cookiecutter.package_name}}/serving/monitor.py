@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ProjectError
+from ..core.settings import load_settings
 from ..ml.data import read_table
 from ..ml.schema import Contract, check_frame, load_contract
 from .model import load_model, score
-from .settings import load_settings
 
 REPORT_JSON = Path("reports/drift.json")
 REPORT_MD = Path("reports/drift.md")

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..core.config import load_params, model_name
 from ..core.contract import MODEL_INFO, PREDICTIONS, SCORES, VALIDATION_FAILURES, project_root
+from ..core.settings import load_settings
 from ..ml.lean import Rows
 from ..ml.lime_explainer import for_service
 from ..ml.schema import Contract, example_record, load_contract
@@ -33,7 +34,6 @@ from ..ml.validate import load_schema
 from .guard import Guard, install_redaction
 from .model import as_records, load_model, score
 from .request import request_model
-from .settings import load_settings
 
 SERVICE_ATTRIBUTE = "Scorer"
 # The predicted probability's buckets (binary: the positive class's; multiclass: the chosen class's): tenths, so a

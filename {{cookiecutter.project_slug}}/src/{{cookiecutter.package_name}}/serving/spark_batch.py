@@ -33,11 +33,11 @@ from pathlib import Path
 
 from ..core import tracking
 from ..core.errors import ProjectError
+from ..core.settings import load_settings
 from ..ml.schema import Contract, load_contract
 from ..ml.task import classes
 from . import batch
 from .model import load_model
-from .settings import load_settings
 
 MASTER = "local[*]"  # every core of this machine; the merge into one output file needs a local filesystem
 BLOCK = "__split_start__"  # internal column: the byte offset of the split a row was read from

@@ -1,6 +1,8 @@
 """The serving settings: limits of the service, batch scoring, drift checks and POST /explain.
 
-They live in serving.yaml, which DVC does not read: changing a timeout must not retrain the model.
+They live in serving.yaml, which DVC does not read: changing a timeout must not retrain the model (evaluate reads
+service.max_records, the one value its latency evidence depends on, and declares just that). Here in core, as the
+service, batch, drift and evaluate all read them.
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.config import build, read_yaml
-from ..core.contract import SERVING_SETTINGS
-from ..core.errors import ProjectError
+from .config import build, read_yaml
+from .errors import ProjectError
 
-SETTINGS_FILE = str(SERVING_SETTINGS)
+SETTINGS_FILE = "serving.yaml"
 SETTINGS_ENV = "SERVING_CONFIG"  # another settings file, e.g. per environment (relative to the project root)
 
 
@@ -80,6 +81,7 @@ def load_settings(root: Path) -> Settings:
         for name, value in vars(values).items():
             if isinstance(value, int | float) and value < 0:
                 raise ProjectError(f"{source}: '{section}.{name}' must not be negative, got {value!r}")
-    if settings.service.workers < 1 or settings.service.max_concurrency < 1 or settings.batch.chunk_rows < 1:
-        raise ProjectError(f"{source}: workers, max_concurrency and chunk_rows must be at least 1")
+    service = settings.service
+    if min(service.workers, service.max_concurrency, service.max_records, settings.batch.chunk_rows) < 1:
+        raise ProjectError(f"{source}: workers, max_concurrency, max_records and chunk_rows must be at least 1")
     return settings
